@@ -1,0 +1,1 @@
+"""Bridges to the outside: Matrix, MCP, the terminal. Depend on hub; hub never imports them."""

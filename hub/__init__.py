@@ -1,0 +1,1 @@
+"""sovhub: the core. Never imports bridges/ (they depend on hub, not the other way)."""

@@ -1,0 +1,1 @@
+"""The skills: each module registers skills into the hub registry. Depends on hub only."""
