@@ -1,0 +1,206 @@
+"""Load YAML into HubConfig with errors that name the YAML path and line.
+
+Secrets are never required literally in YAML: `api_key_file: /run/secrets/x` reads a file,
+`api_key_env: NAME` reads an environment variable, and `SOVHUB_LLM__CLOUD__API_KEY=...` overrides
+any key (double underscore between levels).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from hub.config.model import HubConfig
+from hub.errors import ConfigError
+
+ENV_PREFIX = "SOVHUB_"
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.path}: {self.message}{where}"
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    for op, sym in (("greater_than", ">"), ("greater_than_equal", ">="), ("less_than", "<"),
+                    ("less_than_equal", "<=")):
+        if kind == op:
+            bound = next(iter(ctx.values()), "?")
+            if isinstance(bound, float) and bound.is_integer():
+                bound = int(bound)
+            return f"must be {sym} {bound}"
+    msg = err["msg"]
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+
+
+def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
+    """Follow loc through the ruamel document; the line of the deepest key found (1-based)."""
+    node, line = doc, None
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        if isinstance(node, Mapping) and part in node:
+            if lc is not None:
+                try:
+                    line = lc.key(part)[0] + 1
+                except (KeyError, TypeError, AttributeError):
+                    pass
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            if lc is not None:
+                try:
+                    line = lc.item(part)[0] + 1
+                except (KeyError, TypeError, AttributeError):
+                    pass
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _resolve_secrets(node: Any, path: str, issues: list[ConfigIssue], doc: Any, loc: tuple) -> Any:
+    """Replace `x_file:` / `x_env:` keys by `x:` with the secret's value."""
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and key.endswith("_file") and isinstance(value, str):
+                target = key[: -len("_file")]
+                try:
+                    out[target] = Path(value).expanduser().read_text().strip()
+                except OSError as exc:
+                    issues.append(ConfigIssue(sub, f"cannot read secret file {value}: {exc.strerror}",
+                                              _line_of(doc, (*loc, key))))
+            elif isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
+                target = key[: -len("_env")]
+                if value in os.environ:
+                    out[target] = os.environ[value]
+                else:
+                    issues.append(ConfigIssue(sub, f"environment variable {value} is not set",
+                                              _line_of(doc, (*loc, key))))
+            else:
+                out[key] = _resolve_secrets(value, sub, issues, doc, (*loc, key))
+        return out
+    if isinstance(node, list):
+        return [_resolve_secrets(v, f"{path}[{i}]", issues, doc, (*loc, i)) for i, v in enumerate(node)]
+    return node
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "SOVHUB_CONFIG":
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        if not keys or keys[0] not in HubConfig.model_fields:
+            continue
+        node = data
+        for key in keys[:-1]:
+            nxt = node.get(key)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[key] = nxt
+            node = nxt
+        try:
+            node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            node[keys[-1]] = raw
+
+
+def _parse(text: str, source: str) -> tuple[Any, list[ConfigIssue]]:
+    try:
+        doc = YAML(typ="rt").load(io.StringIO(text))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        return None, [ConfigIssue(source, f"not valid YAML: {getattr(exc, 'problem', exc)}", line)]
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        return None, [ConfigIssue(source, "the top level must be a mapping of sections", 1)]
+    return doc, []
+
+
+def _validate(text: str, source: str, environ: Mapping[str, str]) -> tuple[HubConfig | None, list[ConfigIssue]]:
+    doc, issues = _parse(text, source)
+    if doc is None:
+        return None, issues
+    data = _resolve_secrets(doc, "", issues, doc, ())
+    _apply_env(data, environ)
+    try:
+        config = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+            issues.append(ConfigIssue(path or source, _message(err), _line_of(doc, loc)))
+        return None, sorted(issues, key=lambda i: (i.line is None, i.line or 0))
+    return (config if not issues else None), issues
+
+
+def default_config_text() -> str:
+    """The embedded defaults the demo runs on (no accounts, no GPU)."""
+    return (Path(__file__).with_name("defaults.yaml")).read_text()
+
+
+def check_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """Every problem in a config file, each with its YAML path and line; [] when it is valid."""
+    if path is None:
+        return _validate(default_config_text(), "<defaults>", environ if environ is not None else os.environ)[1]
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        return [ConfigIssue(str(p), f"cannot read config: {exc.strerror}")]
+    return _validate(text, str(p), environ if environ is not None else os.environ)[1]
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> HubConfig:
+    """Load and validate; ConfigError lists every issue. `None` loads the embedded defaults."""
+    env = environ if environ is not None else os.environ
+    if path is None:
+        text, source = default_config_text(), "<defaults>"
+    else:
+        try:
+            text, source = Path(path).read_text(), str(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    config, issues = _validate(text, source, env)
+    if issues or config is None:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {i}" for i in issues))
+    if overrides:
+        config = _merge(config, overrides)
+    return config
+
+
+def _merge(config: HubConfig, overrides: Mapping[str, Any]) -> HubConfig:
+    data = config.model_dump(mode="python", round_trip=True)
+
+    def deep(dst: dict, src: Mapping) -> None:
+        for k, v in src.items():
+            if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+                deep(dst[k], v)
+            else:
+                dst[k] = v
+
+    deep(data, overrides)
+    return HubConfig.model_validate(data)

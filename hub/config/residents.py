@@ -1,0 +1,73 @@
+"""`residents:` the GPU pool and the model servers that take turns in it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from hub.config.base import Section
+
+
+class ProbeConfig(Section):
+    url: str
+    status: int = 200
+
+
+class DriverConfig(Section):
+    type: Literal["docker", "process", "http_release"] = "docker"
+    container: str | None = None
+    compose_service: str | None = None
+    command: list[str] = Field(default_factory=list)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class ResidentConfig(Section):
+    kind: Literal["llm", "image", "tts", "other"]
+    memory_gb: float = Field(gt=0)
+    base_url: str
+    driver: DriverConfig = Field(default_factory=DriverConfig)
+    ready: ProbeConfig
+    warmup: bool = True
+    start_timeout_s: float = Field(1800, gt=0)
+    stall_timeout_s: float = Field(300, gt=0)
+    stop_timeout_s: float = Field(60, gt=0)
+    swap_seconds: float = Field(60, gt=0, description="initial guess; learned from measured swaps")
+    default: bool = False
+    pinned: bool = False
+
+
+class PoolConfig(Section):
+    memory_gb: float = Field(128, gt=0)
+    reserve_gb: float = Field(8, ge=0)
+
+
+class ResidentsConfig(Section):
+    """`pool`, `max_wait_s` and `min_residency_s` are settings; every other key names a resident."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+    __pydantic_extra__: dict[str, ResidentConfig] = Field(init=False)
+
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    max_wait_s: dict[str, float] = Field(
+        default_factory=lambda: {"interactive": 300, "skill": 1800, "scheduled": 7200})
+    min_residency_s: float = Field(60, ge=0)
+
+    @property
+    def servers(self) -> dict[str, ResidentConfig]:
+        return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def default_resident(self) -> str | None:
+        return next((name for name, r in self.servers.items() if r.default), None)
+
+    @model_validator(mode="after")
+    def one_default(self) -> ResidentsConfig:
+        defaults = [name for name, r in self.servers.items() if r.default]
+        if len(defaults) > 1:
+            raise ValueError(f"only one resident may be the default, got {', '.join(defaults)}")
+        for name, r in self.servers.items():
+            if r.memory_gb > self.pool.memory_gb - self.pool.reserve_gb:
+                raise ValueError(f"{name}: memory_gb {r.memory_gb} exceeds the pool budget")
+        return self

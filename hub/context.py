@@ -1,0 +1,50 @@
+"""Context: who and what caused an event, a job or a cost row (Home Assistant style).
+
+Every outcome carries one, so a reply, a swap or a failed job can be traced back to the message,
+MCP call or schedule that started it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+Origin = Literal["matrix", "mcp", "cron", "cli", "http"]
+ORIGINS: tuple[str, ...] = ("matrix", "mcp", "cron", "cli", "http")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class Context:
+    origin: str
+    user: str | None = None
+    parent_id: str | None = None
+    id: str = field(default_factory=new_id)
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.origin not in ORIGINS:
+            raise ValueError(f"unknown context origin {self.origin!r} (expected one of {', '.join(ORIGINS)})")
+
+    @classmethod
+    def new(cls, origin: str, user: str | None = None, parent: Context | None = None) -> Context:
+        return cls(origin=origin, user=user, parent_id=parent.id if parent else None)
+
+    def child(self, origin: str | None = None, user: str | None = None) -> Context:
+        """A context caused by this one (a tool call inside a turn, a job step)."""
+        return replace(
+            self, origin=origin or self.origin, user=user or self.user, parent_id=self.id,
+            id=new_id(), created_at=time.time(),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Context:
+        return cls(**{k: data[k] for k in ("origin", "user", "parent_id", "id", "created_at") if k in data})

@@ -1,0 +1,128 @@
+"""The Hub: one object owning the bus, the skill registry, the store, jobs and the GPU arbiter.
+
+Components inside the hub (scheduler, chat, schedules) attach themselves at start; bridges are
+loaded by `hub.runtime` through entry points, so the hub never imports a bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from hub.config import HubConfig
+from hub.context import Context
+from hub.events import EventBus
+from hub.gpu_api import DirectArbiter, GpuArbiter
+from hub.jobs import Approver, JobHandle, JobManager
+from hub.registry import Permission, SkillRegistry
+from hub.store import Store
+
+log = logging.getLogger(__name__)
+
+# Order matters: the chat router reads the scheduler; schedules run skills through both.
+COMPONENTS: tuple[str, ...] = ("hub.scheduler.component", "hub.chat.component", "hub.schedules.component")
+
+
+def _import_component(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            return None  # that component is not part of this build
+        raise
+
+
+class Hub:
+    def __init__(self, config: HubConfig, store: Store, skills: SkillRegistry) -> None:
+        self.config = config
+        self.store = store
+        self.skills = skills
+        self.bus = EventBus()
+        self.jobs = JobManager(self)
+        self.gpu: GpuArbiter = DirectArbiter({n: r.base_url for n, r in config.residents.servers.items()})
+        self.chat: Any = None
+        self.schedules: Any = None
+        self.started_at = time.time()
+        self.components: list[Any] = []
+        self.extras: dict[str, Any] = {}
+
+    @classmethod
+    async def start(cls, config: HubConfig, *, skills: SkillRegistry | None = None,
+                    components: tuple[str, ...] = COMPONENTS, resume_jobs: bool = True) -> Hub:
+        if skills is None:
+            skills = SkillRegistry()
+            enabled = set(config.skills.enabled) if config.skills.enabled is not None else None
+            skills.discover("skills", enabled)
+        store = await Store.open(config.storage.db_path)
+        hub = cls(config, store, skills)
+        try:
+            for name in components:
+                module = _import_component(name)
+                if module is not None:
+                    await module.setup(hub)
+                    hub.components.append(module)
+            if resume_jobs:
+                await hub.jobs.resume_after_restart()
+        except BaseException:
+            await hub.stop()
+            raise
+        await hub.bus.fire("hub_started", {}, Context.new("cli"))
+        return hub
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Bounded shutdown: jobs, then components in reverse order, then the store."""
+        await self.bus.fire("hub_stopping", {}, Context.new("cli"))
+        await self.jobs.shutdown(timeout)
+        for module in reversed(self.components):
+            try:
+                await asyncio.wait_for(module.teardown(self), timeout)
+            except Exception:
+                log.exception("component %s did not stop cleanly", module.__name__)
+        self.components.clear()
+        await self.store.close()
+
+    async def start_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
+                          grant: Permission = Permission.write, approver: Approver | None = None,
+                          job_class: str | None = None, priority: int = 0) -> JobHandle:
+        return await self.jobs.start(name, params, context, grant=grant, approver=approver,
+                                     job_class=job_class, priority=priority)
+
+    async def run_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
+                        grant: Permission = Permission.write, approver: Approver | None = None,
+                        job_class: str | None = None, priority: int = 0) -> BaseModel:
+        """The one path every caller uses: validate, check, record, run, record the outcome."""
+        handle = await self.start_skill(name, params, context, grant=grant, approver=approver,
+                                        job_class=job_class, priority=priority)
+        return await handle.wait()
+
+    async def status(self) -> dict[str, Any]:
+        """A summary for `sovhub status`, `/status` and the status page."""
+        gpu = self.gpu.snapshot()
+        rows = await self.store.db.execute_fetchall("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        out: dict[str, Any] = {
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "skills": len(self.skills),
+            "jobs": {r[0]: r[1] for r in rows},
+            "running": [{"job_id": h.id, "skill": h.skill.name, "status": h.status}
+                        for h in self.jobs.active.values()],
+            "gpu": {"resident": gpu.resident, "state": gpu.state, "queue": len(gpu.queue),
+                    "busy_with": gpu.busy_with},
+        }
+        if self.chat is not None and hasattr(self.chat, "budget"):
+            try:
+                budget = await self.chat.budget()
+                out["spend"] = budget.__dict__ if hasattr(budget, "__dict__") else budget
+            except Exception as exc:
+                out["spend"] = {"error": str(exc)}
+        for key, provider in self.extras.items():
+            if callable(getattr(provider, "status", None)):
+                try:
+                    out[key] = provider.status()
+                except Exception as exc:
+                    out[key] = {"error": str(exc)}
+        return out

@@ -1,0 +1,389 @@
+"""Jobs: every skill run, from any origin, is a job row with its events in SQLite.
+
+One path (`JobManager.start`) validates, checks permission and approval, records, leases the GPU
+resident when the skill needs one, runs with a timeout and progress, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from hub.context import Context, new_id
+from hub.errors import (
+    ApprovalDenied,
+    HubError,
+    InvalidParams,
+    JobCancelled,
+    PermissionDenied,
+    SkillFailed,
+    SkillTimeout,
+    UnknownJob,
+)
+from hub.gpu_api import Lease
+from hub.registry import Permission, Skill
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+log = logging.getLogger(__name__)
+
+Approver = Callable[[Skill, BaseModel, Context], Awaitable[bool]]
+FINAL = ("succeeded", "failed", "cancelled", "rejected", "refused", "denied")
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: float
+    total: float | None = None
+    message: str = ""
+
+
+@dataclass
+class JobRecord:
+    id: str
+    skill: str
+    status: str
+    params: dict[str, Any]
+    context: Context
+    resident: str | None
+    job_class: str
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class SkillRun:
+    """What a skill handler gets: its job, its context, progress, GPU leases, a scratch directory."""
+
+    def __init__(self, hub: Hub, skill: Skill, job_id: str, context: Context, handle: JobHandle) -> None:
+        self.hub = hub
+        self.skill = skill
+        self.job_id = job_id
+        self.context = context
+        self._handle = handle
+        self._artifacts: Path | None = None
+
+    @property
+    def config(self):
+        return self.hub.config
+
+    @property
+    def artifacts_dir(self) -> Path:
+        if self._artifacts is None:
+            self._artifacts = self.hub.config.storage.artifacts_dir / self.job_id
+            self._artifacts.mkdir(parents=True, exist_ok=True)
+        return self._artifacts
+
+    async def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        progress = Progress(done, total, message)
+        self._handle.progress = progress
+        await self.hub.jobs.add_event(self.job_id, "progress",
+                                      {"done": done, "total": total, "message": message})
+        await self.hub.bus.fire("job_progress", {"job_id": self.job_id, "skill": self.skill.name,
+                                                 "done": done, "total": total, "message": message},
+                                self.context)
+        for callback in list(self._handle._progress_callbacks):
+            try:
+                result = callback(progress)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("progress callback failed for job %s", self.job_id)
+
+    async def log(self, message: str, **data: Any) -> None:
+        await self.hub.jobs.add_event(self.job_id, "log", {"message": message, **data})
+
+    @contextlib.asynccontextmanager
+    async def use_resident(self, name: str, est_seconds: float | None = None,
+                           then: str | None = None) -> AsyncIterator[Lease]:
+        """Hold the GPU resident `name` for a step of this job (queues behind swaps)."""
+        await self.hub.jobs.add_event(self.job_id, "lease_wait", {"resident": name})
+        async with self.hub.gpu.lease(
+            name, job_id=self.job_id, context=self.context, job_class=self._handle.job_class,
+            priority=self._handle.priority, est_seconds=est_seconds or self.skill.est_seconds, then=then,
+            label=self.skill.name,
+        ) as lease:
+            await self.hub.jobs.add_event(self.job_id, "lease_granted", {"resident": name})
+            yield lease
+
+
+class JobHandle:
+    def __init__(self, job_id: str, skill: Skill, context: Context, job_class: str, priority: int) -> None:
+        self.id = job_id
+        self.skill = skill
+        self.context = context
+        self.job_class = job_class
+        self.priority = priority
+        self.status = "queued"
+        self.progress: Progress | None = None
+        self.result: BaseModel | None = None
+        self.error: str | None = None
+        self._done: asyncio.Future[BaseModel] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task | None = None
+        self._progress_callbacks: list[Callable[[Progress], Any]] = []
+
+    def on_progress(self, callback: Callable[[Progress], Any]) -> Callable[[], None]:
+        self._progress_callbacks.append(callback)
+        return lambda: self._progress_callbacks.remove(callback) if callback in self._progress_callbacks else None
+
+    @property
+    def done(self) -> bool:
+        return self._done.done()
+
+    async def wait(self, timeout: float | None = None) -> BaseModel:
+        """The result; raises the job's error. On timeout raises TimeoutError and the job goes on."""
+        if timeout is None:
+            return await asyncio.shield(self._done)
+        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+    async def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+@dataclass
+class _Start:
+    skill: Skill
+    raw_params: dict[str, Any]
+    context: Context
+    grant: Permission
+    approver: Approver | None
+    job_class: str
+    priority: int
+    job_id: str = field(default_factory=new_id)
+
+
+class JobManager:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.active: dict[str, JobHandle] = {}
+        self._stopping = False
+
+    @property
+    def db(self):
+        return self.hub.store.db
+
+    # -- the one path ----------------------------------------------------------------------------
+    async def start(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
+                    grant: Permission = Permission.write, approver: Approver | None = None,
+                    job_class: str | None = None, priority: int = 0, job_id: str | None = None,
+                    resume: bool = False) -> JobHandle:
+        skill = self.hub.skills.get(name)
+        raw = params.model_dump(mode="json") if isinstance(params, BaseModel) else dict(params or {})
+        klass = job_class or ("scheduled" if context.origin == "cron" else skill.job_class)
+        start = _Start(skill, raw, context, grant, approver, klass, priority, job_id or new_id())
+        if resume:
+            await self._set_status(start.job_id, "queued")
+            await self.add_event(start.job_id, "requeued", {"reason": "hub restart"})
+        else:
+            await self._insert(start)
+        try:
+            model = skill.validate_params(raw)
+        except InvalidParams as exc:
+            await self._finish_early(start, "rejected", str(exc))
+            raise
+        if skill.permission > grant:
+            msg = (f"{skill.name} needs {skill.permission.name} permission; this caller has "
+                   f"{Permission(grant).name}")
+            await self._finish_early(start, "refused", msg)
+            raise PermissionDenied(msg)
+        handle = JobHandle(start.job_id, skill, context, klass, priority)
+        self.active[handle.id] = handle
+        handle._task = asyncio.create_task(self._run(start, model, handle), name=f"job-{handle.id}")
+        await self.hub.bus.fire("job_queued", {"job_id": handle.id, "skill": skill.name,
+                                               "job_class": klass}, context)
+        return handle
+
+    async def _run(self, start: _Start, params: BaseModel, handle: JobHandle) -> None:
+        skill, ctx = start.skill, start.context
+        try:
+            if skill.permission is Permission.destructive and start.approver is not None:
+                await self._set_status(handle.id, "waiting_approval")
+                await self.add_event(handle.id, "approval_requested", {})
+                approved = await start.approver(skill, params, ctx)
+                await self.add_event(handle.id, "approval", {"approved": bool(approved)})
+                if not approved:
+                    raise ApprovalDenied(f"{skill.name} was not approved")
+            run = SkillRun(self.hub, skill, handle.id, ctx, handle)
+            if skill.resident:
+                async with run.use_resident(skill.resident):
+                    result = await self._execute(run, params, handle)
+            else:
+                result = await self._execute(run, params, handle)
+        except asyncio.CancelledError:
+            if self._stopping and handle.status == "queued":
+                return  # stays queued in SQLite: it runs again after the restart
+            if self._stopping:
+                await self._complete(handle, "failed", error="interrupted by hub shutdown")
+                handle._done.set_exception(SkillFailed(f"job {handle.id} was interrupted by hub shutdown"))
+                return
+            await self._complete(handle, "cancelled", error="cancelled")
+            handle._done.set_exception(JobCancelled(f"job {handle.id} ({skill.name}) was cancelled"))
+            return
+        except ApprovalDenied as exc:
+            await self._complete(handle, "denied", error=str(exc))
+            handle._done.set_exception(exc)
+            return
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, HubError):
+                log.exception("skill %s failed (job %s)", skill.name, handle.id)
+            await self._complete(handle, "failed", error=message)
+            handle._done.set_exception(exc if isinstance(exc, HubError) else SkillFailed(
+                f"{skill.name} failed: {message}"))
+            return
+        finally:
+            self.active.pop(handle.id, None)
+        handle.result = result
+        await self._complete(handle, "succeeded", result=result)
+        handle._done.set_result(result)
+
+    async def _execute(self, run: SkillRun, params: BaseModel, handle: JobHandle) -> BaseModel:
+        skill = run.skill
+        handle.status = "running"
+        now = time.time()
+        await self.db.execute("UPDATE jobs SET status='running', started_at=? WHERE id=?", (now, handle.id))
+        await self.add_event(handle.id, "started", {})
+        await self.hub.bus.fire("job_started", {"job_id": handle.id, "skill": skill.name}, run.context)
+        try:
+            async with asyncio.timeout(skill.timeout_s):
+                out = await skill.handler(run, params)
+        except TimeoutError:
+            raise SkillTimeout(f"{skill.name} timed out after {skill.timeout_s:g} s") from None
+        if isinstance(out, skill.result):
+            return out
+        try:
+            return skill.result.model_validate(out.model_dump() if isinstance(out, BaseModel) else out)
+        except ValidationError as exc:
+            raise SkillFailed(f"{skill.name} returned an invalid result: {exc.errors()[0]['msg']}") from None
+
+    # -- persistence -----------------------------------------------------------------------------
+    async def _insert(self, s: _Start) -> None:
+        ctx = s.context
+        await self.db.execute(
+            "INSERT INTO jobs(id, skill, params, status, context, origin, user, parent_id, resident, job_class,"
+            " priority, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (s.job_id, s.skill.name, json.dumps(s.raw_params, default=str), json.dumps(ctx.as_dict()),
+             ctx.origin, ctx.user, ctx.id, s.skill.resident, s.job_class, s.priority, time.time()))
+        await self.add_event(s.job_id, "queued", {"origin": ctx.origin, "user": ctx.user})
+
+    async def _finish_early(self, s: _Start, status: str, error: str) -> None:
+        await self.db.execute("UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?",
+                              (status, error, time.time(), s.job_id))
+        await self.add_event(s.job_id, status, {"error": error})
+        await self.hub.bus.fire("job_finished", {"job_id": s.job_id, "skill": s.skill.name, "status": status,
+                                                 "error": error}, s.context)
+
+    async def _set_status(self, job_id: str, status: str) -> None:
+        handle = self.active.get(job_id)
+        if handle:
+            handle.status = status
+        await self.db.execute("UPDATE jobs SET status=? WHERE id=?", (status, job_id))
+
+    async def _complete(self, handle: JobHandle, status: str, *, result: BaseModel | None = None,
+                        error: str | None = None) -> None:
+        handle.status, handle.error = status, error
+        payload = result.model_dump_json() if result is not None else None
+        await self.db.execute("UPDATE jobs SET status=?, result=?, error=?, finished_at=? WHERE id=?",
+                              (status, payload, error, time.time(), handle.id))
+        await self.add_event(handle.id, status, {"error": error} if error else {})
+        await self.hub.bus.fire("job_finished", {"job_id": handle.id, "skill": handle.skill.name,
+                                                 "status": status, "error": error}, handle.context)
+
+    async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
+        await self.db.execute("INSERT INTO job_events(job_id, at, type, data) VALUES (?, ?, ?, ?)",
+                              (job_id, time.time(), type_, json.dumps(data, default=str)))
+
+    # -- queries ---------------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: Any) -> JobRecord:
+        return JobRecord(
+            id=row["id"], skill=row["skill"], status=row["status"], params=json.loads(row["params"]),
+            context=Context.from_dict(json.loads(row["context"])), resident=row["resident"],
+            job_class=row["job_class"], result=json.loads(row["result"]) if row["result"] else None,
+            error=row["error"], created_at=row["created_at"], started_at=row["started_at"],
+            finished_at=row["finished_at"])
+
+    async def get(self, job_id: str) -> JobRecord:
+        rows = await self.db.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise UnknownJob(f"no job {job_id!r}")
+        return self._record(rows[0])
+
+    async def list(self, limit: int = 20, status: str | None = None) -> list[JobRecord]:
+        if status:
+            rows = await self.db.execute_fetchall(
+                "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?", (status, limit))
+        else:
+            rows = await self.db.execute_fetchall("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [self._record(r) for r in rows]
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            "SELECT at, type, data FROM job_events WHERE job_id = ? ORDER BY id", (job_id,))
+        return [{"at": r[0], "type": r[1], "data": json.loads(r[2])} for r in rows]
+
+    async def cancel(self, job_id: str) -> str:
+        handle = self.active.get(job_id)
+        if handle is not None:
+            await handle.cancel()
+            return "cancelled"
+        record = await self.get(job_id)
+        if record.status in FINAL:
+            return record.status
+        await self.db.execute("UPDATE jobs SET status='cancelled', error='cancelled', finished_at=? WHERE id=?",
+                              (time.time(), job_id))
+        await self.add_event(job_id, "cancelled", {})
+        return "cancelled"
+
+    async def resume_after_restart(self) -> None:
+        """Queued jobs from before a restart run again; running ones are failed with a notice."""
+        rows = await self.db.execute_fetchall(
+            "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'waiting_approval') ORDER BY created_at")
+        for row in rows:
+            record = self._record(row)
+            if record.status != "queued" or record.skill not in self.hub.skills:
+                note = ("interrupted by a hub restart" if record.skill in self.hub.skills
+                        else "its skill is no longer available")
+                await self.db.execute("UPDATE jobs SET status='failed', error=?, finished_at=? WHERE id=?",
+                                      (note, time.time(), record.id))
+                await self.add_event(record.id, "failed", {"error": note})
+                await self.hub.bus.fire("job_finished", {"job_id": record.id, "skill": record.skill,
+                                                         "status": "failed", "error": note}, record.context)
+                continue
+            try:
+                await self.start(record.skill, record.params, record.context, grant=Permission.destructive,
+                                 job_class=record.job_class, job_id=record.id, resume=True)
+            except HubError as exc:
+                log.warning("could not resume job %s: %s", record.id, exc)
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel what still runs, bounded in time."""
+        self._stopping = True
+        handles = list(self.active.values())
+        for handle in handles:
+            if handle._task and not handle._task.done():
+                handle._task.cancel()
+        tasks = [h._task for h in handles if h._task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)

@@ -1,0 +1,71 @@
+"""Run a hub with its bridges until stopped: the imperative shell of `sovhub run` and `sovhub demo`.
+
+Bridges (Matrix, MCP, status page) are found through the `sovhub.bridges` entry points, so the
+hub never imports a bridge by name. Each bridge module has `setup(hub)` and `teardown(hub)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from importlib.metadata import entry_points
+from typing import Any
+
+from hub.config import HubConfig
+from hub.core import Hub
+
+log = logging.getLogger(__name__)
+
+
+def bridge_modules(only: set[str] | None = None) -> list[tuple[str, Any]]:
+    found = []
+    for ep in sorted(entry_points(group="sovhub.bridges"), key=lambda e: e.name):
+        if only is not None and ep.name not in only:
+            continue
+        try:
+            found.append((ep.name, ep.load()))
+        except ModuleNotFoundError as exc:
+            log.debug("bridge %s is not available: %s", ep.name, exc)
+    return found
+
+
+async def start_bridges(hub: Hub, only: set[str] | None = None) -> list[tuple[str, Any]]:
+    started = []
+    for name, module in bridge_modules(only):
+        enabled = getattr(module, "enabled", None)
+        if callable(enabled) and not enabled(hub.config):
+            continue
+        await module.setup(hub)
+        started.append((name, module))
+        log.info("bridge %s started", name)
+    return started
+
+
+async def stop_bridges(hub: Hub, started: list[tuple[str, Any]], timeout: float = 10.0) -> None:
+    for name, module in reversed(started):
+        try:
+            await asyncio.wait_for(module.teardown(hub), timeout)
+        except Exception:
+            log.exception("bridge %s did not stop cleanly", name)
+
+
+async def run_forever(config: HubConfig, stop: asyncio.Event | None = None) -> None:
+    """Start the hub and every enabled bridge; stop cleanly on SIGINT/SIGTERM."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    hub = await Hub.start(config)
+    started: list[tuple[str, Any]] = []
+    try:
+        started = await start_bridges(hub)
+        log.info("sovhub is running (%d skills, bridges: %s)", len(hub.skills),
+                 ", ".join(n for n, _ in started) or "none")
+        await stop.wait()
+    finally:
+        await stop_bridges(hub, started)
+        await hub.stop()

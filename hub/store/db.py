@@ -1,0 +1,147 @@
+"""Open the SQLite file and bring every component's schema forward.
+
+Forward-only, per-component migrations: a DB written by a newer sovhub (a component at a version we
+do not know) or a file that is not a sound SQLite DB is refused and never touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hub.errors import StoreError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def known_migrations() -> dict[str, list[str]]:
+    """Each module under hub/store/schema/ is a component with its MIGRATIONS list."""
+    import hub.store.schema as schema_pkg
+
+    found: dict[str, list[str]] = {}
+    for info in pkgutil.iter_modules(schema_pkg.__path__):
+        module = importlib.import_module(f"hub.store.schema.{info.name}")
+        found[info.name] = list(getattr(module, "MIGRATIONS", []))
+    return found
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a SQLite database (corrupted or another file); it was left untouched")
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, migrations: dict[str, list[str]] | None = None) -> Store:
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _check_file(path)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        db.row_factory = aiosqlite.Row
+        store = cls(db, path)
+        try:
+            await store._check_integrity()
+            await store._migrate(migrations if migrations is not None else known_migrations())
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def _check_integrity(self) -> None:
+        try:
+            rows = await self.db.execute_fetchall("PRAGMA quick_check")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is corrupted ({exc}); it was left untouched") from None
+        if rows and rows[0][0] != "ok":
+            raise StoreError(f"{self.path} failed its integrity check ({rows[0][0]}); it was left untouched")
+
+    async def _migrate(self, migrations: dict[str, list[str]]) -> None:
+        db = self.db
+        exists = await db.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_versions'")
+        current: dict[str, int] = {}
+        if exists:
+            current = {r[0]: r[1] for r in await db.execute_fetchall(
+                "SELECT component, version FROM schema_versions")}
+        newer = [f"{c} v{v} (this sovhub knows v{len(migrations.get(c, []))})"
+                 for c, v in current.items() if v > len(migrations.get(c, []))]
+        if newer:
+            raise StoreError(
+                f"{self.path} was written by a newer sovhub: {', '.join(newer)}; refusing to open it "
+                "(it was left untouched); upgrade sovhub or point storage.data_dir elsewhere")
+        pending = [(c, v) for c, steps in sorted(migrations.items())
+                   for v in range(current.get(c, 0) + 1, len(steps) + 1)]
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        if not pending:
+            return
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+                " applied_at REAL NOT NULL)")
+            for component, version in pending:
+                for statement in _split(migrations[component][version - 1]):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_versions(component, version, applied_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(component) DO UPDATE SET version=excluded.version, applied_at=excluded.applied_at",
+                    (component, version, time.time()))
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def versions(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self.db.execute_fetchall("SELECT component, version FROM schema_versions")}
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # -- key-value state -------------------------------------------------------------------------
+    async def kv_get(self, key: str, default: Any = None) -> Any:
+        rows = await self.db.execute_fetchall("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    async def kv_set(self, key: str, value: Any) -> None:
+        await self.db.execute(
+            "INSERT INTO kv(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "value=excluded.value, updated_at=excluded.updated_at", (key, json.dumps(value), time.time()))
+
+    # -- idempotency -------------------------------------------------------------------------------
+    async def mark_processed(self, source: str, event_id: str, outcome: str = "") -> bool:
+        """Record an event as handled; False when it was already recorded (do not handle it again)."""
+        cur = await self.db.execute(
+            "INSERT OR IGNORE INTO processed_events(source, event_id, at, outcome) VALUES (?, ?, ?, ?)",
+            (source, event_id, time.time(), outcome))
+        return cur.rowcount == 1
+
+    async def is_processed(self, source: str, event_id: str) -> bool:
+        rows = await self.db.execute_fetchall(
+            "SELECT 1 FROM processed_events WHERE source = ? AND event_id = ?", (source, event_id))
+        return bool(rows)
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration script into statements (no triggers with inner semicolons in our schemas)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

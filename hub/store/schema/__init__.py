@@ -1,0 +1,1 @@
+"""Migrations, one module per component: `MIGRATIONS: list[str]`, append only, never edited."""
