@@ -1,0 +1,207 @@
+"""The built-in command handlers. Each takes (env, parsed) and answers through env.io."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from hub.commands.parser import Parsed, Signature, UsageError, parse_args
+from hub.commands.settings import POLICIES, SETTINGS
+from hub.commands.skillargs import result_files, result_text, skill_params
+from hub.errors import HubError, UnknownSkill
+
+if TYPE_CHECKING:
+    from hub.commands.env import CommandEnv
+    from hub.registry import Skill
+
+MODEL_ALIASES = {"claude": "cloud", "cloud": "cloud", "local": "local", "auto": "auto",
+                 "local-only": "local-only"}
+
+
+def _chat(env: CommandEnv):
+    if env.hub.chat is None:
+        raise HubError("the chat service is not running in this hub")
+    return env.hub.chat
+
+
+# -- conversation ----------------------------------------------------------------------------------
+async def cmd_new(env: CommandEnv, args: Parsed) -> None:
+    await _chat(env).new_conversation(env.conversation)
+    await env.io.reply("New conversation started: earlier messages are forgotten here.")
+
+
+async def cmd_compact(env: CommandEnv, args: Parsed) -> None:
+    summary = await _chat(env).compact(env.conversation)
+    await env.io.reply(f"Conversation compacted.\n\n{summary}" if summary else "Conversation compacted.")
+
+
+async def cmd_why(env: CommandEnv, args: Parsed) -> None:
+    await env.io.reply(_chat(env).why(env.conversation) or "No turn has been routed here yet.")
+
+
+async def cmd_budget(env: CommandEnv, args: Parsed) -> None:
+    b = await _chat(env).budget()
+    await env.io.reply(
+        f"Cloud spend: **${b.spent_today_usd:.2f}** today of ${b.daily_cap_usd:.2f}, "
+        f"**${b.spent_month_usd:.2f}** this month of ${b.monthly_cap_usd:.2f}.")
+
+
+async def cmd_model(env: CommandEnv, args: Parsed) -> None:
+    if env.settings is None:
+        raise HubError("per-room settings are not available here")
+    room = env.conversation.room
+    choice = args.values.get("policy")
+    if not choice:
+        current = await env.settings.get(room, "policy") or env.hub.config.routing.default_policy
+        await env.io.reply(f"Model policy here: **{current}** (choices: {', '.join(POLICIES)}).")
+        return
+    policy = MODEL_ALIASES[choice]
+    await env.settings.set(room, "policy", policy)
+    await env.io.reply(f"Model policy for this room is now **{policy}**.")
+
+
+async def _forced_turn(env: CommandEnv, args: Parsed, override: str) -> None:
+    if env.run_turn is None:
+        raise HubError("chat turns are not available here")
+    await env.run_turn(args.values["text"], override)
+
+
+async def cmd_local(env: CommandEnv, args: Parsed) -> None:
+    await _forced_turn(env, args, "local")
+
+
+async def cmd_claude(env: CommandEnv, args: Parsed) -> None:
+    await _forced_turn(env, args, "cloud")
+
+
+# -- hub state -------------------------------------------------------------------------------------
+def _fmt_status(data: dict[str, Any]) -> str:
+    gpu = data.get("gpu", {})
+    jobs = data.get("jobs", {})
+    lines = [
+        f"**sovhub** up {data.get('uptime_s', 0):.0f} s · {data.get('skills', 0)} skills",
+        f"GPU: {gpu.get('resident') or 'nothing resident'} ({gpu.get('state', '?')}), "
+        f"queue {gpu.get('queue', 0)}",
+        "Jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(jobs.items())) or "none"),
+    ]
+    running = data.get("running") or []
+    if running:
+        lines.append("Running: " + ", ".join(f"{r['skill']} ({r['job_id']})" for r in running))
+    spend = data.get("spend")
+    if isinstance(spend, dict) and "spent_today_usd" in spend:
+        lines.append(f"Spend: ${spend['spent_today_usd']:.2f} today, ${spend.get('spent_month_usd', 0):.2f} month")
+    for key, value in data.items():
+        if key in ("uptime_s", "skills", "jobs", "running", "gpu", "spend"):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        lines.append(f"{key}: {value}")
+    return "\n".join(f"- {line}" if i else line for i, line in enumerate(lines))
+
+
+async def cmd_status(env: CommandEnv, args: Parsed) -> None:
+    data = await env.hub.status()
+    if env.status_extra is not None:
+        data.update(env.status_extra())
+    await env.io.reply(_fmt_status(data))
+
+
+async def cmd_jobs(env: CommandEnv, args: Parsed) -> None:
+    records = await env.hub.jobs.list(limit=10)
+    if not records:
+        await env.io.reply("No jobs yet.")
+        return
+    now = time.time()
+    lines = [f"- `{r.id}` {r.skill} — **{r.status}** ({now - r.created_at:.0f} s ago)"
+             + (f": {r.error}" if r.error else "") for r in records]
+    await env.io.reply("Recent jobs:\n" + "\n".join(lines))
+
+
+async def cmd_cancel(env: CommandEnv, args: Parsed) -> None:
+    outcome = await env.hub.jobs.cancel(args.values["job"])
+    await env.io.reply(f"Job `{args.values['job']}`: {outcome}.")
+
+
+async def cmd_skills(env: CommandEnv, args: Parsed) -> None:
+    lines = []
+    for s in env.hub.skills:
+        alias = f" (/{s.command})" if s.command else ""
+        lines.append(f"- **{s.name}**{alias} [{s.permission.name}]: {s.description.splitlines()[0]}")
+    await env.io.reply("Skills:\n" + "\n".join(lines) if lines else "No skills are installed.")
+
+
+async def cmd_settings(env: CommandEnv, args: Parsed) -> None:
+    if env.settings is None:
+        raise HubError("per-room settings are not available here")
+    room = env.conversation.room
+    key, value = args.values.get("key"), args.values.get("value")
+    if key and value:
+        if key == "policy":
+            value = MODEL_ALIASES.get(value, value)
+        await env.settings.set(room, key, value)
+        await env.io.reply(f"{key} = **{value}** for this room.")
+        return
+    if key and key not in SETTINGS:
+        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
+    current = await env.settings.all(room)
+    shown = [k for k in SETTINGS if not key or k == key]
+    await env.io.reply("Room settings:\n" + "\n".join(
+        f"- **{k}**: {current[k] if current[k] is not None else '(default)'} — {SETTINGS[k][2]}" for k in shown))
+
+
+async def cmd_schedule(env: CommandEnv, args: Parsed) -> None:
+    schedules = env.hub.schedules
+    if schedules is None:
+        raise HubError("schedules are not available in this hub")
+    handler = getattr(schedules, "chat_command", None)
+    if handler is None:
+        raise HubError("this hub's scheduler has no chat commands")
+    text = await handler(args.values["action"], args.values.get("args") or "", env.context,
+                         room=env.conversation.room)
+    await env.io.reply(str(text))
+
+
+# -- skills ----------------------------------------------------------------------------------------
+async def run_skill_command(env: CommandEnv, skill: Skill, params: dict[str, Any]) -> None:
+    """Run a skill through the hub's one path; long skills get ⏳/✅/❌ and a progress line."""
+    long = skill.long_running
+    handle = await env.hub.start_skill(skill.name, params, env.context, grant=env.grant, approver=env.approver)
+    if long:
+        await env.io.job_state("started")
+        last = [0.0]
+
+        async def on_progress(p) -> None:
+            now = time.monotonic()
+            if now - last[0] < 1.0 and (p.total is None or p.done < p.total):
+                return
+            last[0] = now
+            frac = f" {p.done:g}/{p.total:g}" if p.total else ""
+            await env.io.progress(f"⚙️ {skill.name}{frac} · {p.message}".rstrip(" ·"))
+
+        handle.on_progress(on_progress)
+    try:
+        result = await handle.wait()
+    except (HubError, asyncio.CancelledError) as exc:
+        if long:
+            await env.io.job_state("failed")
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise HubError(f"{skill.name} (job {handle.id}): {exc}") from None
+    if long:
+        await env.io.job_state("succeeded")
+    files = result_files(result)
+    for path, kind in files:
+        await env.io.send_file(path, kind=kind, caption=f"{skill.name}: {path.name}")
+    if not files or len(type(result).model_fields) > 1:
+        await env.io.reply(result_text(skill, result))
+
+
+async def cmd_run(env: CommandEnv, args: Parsed) -> None:
+    try:
+        skill = env.hub.skills.get(args.values["skill"])
+    except UnknownSkill as exc:
+        raise UsageError(str(exc)) from None
+    sig = Signature("run", extra_kv=True)
+    params = skill_params(skill, parse_args(sig, " ".join(f"{k}={v}" for k, v in args.extra.items())))
+    await run_skill_command(env, skill, params)

@@ -1,0 +1,209 @@
+"""Slash commands: one table, generated help, usage errors, skills through the one registry path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field
+
+from hub.commands import CommandEnv, RoomSettings, dispatch, help_text, is_command
+from hub.commands.parser import Arg, Signature, UsageError, parse_args, split_command
+from hub.commands.skillargs import skill_signature
+from hub.config.model import HubConfig
+from hub.context import Context
+from hub.core import Hub
+from hub.jobs import SkillRun
+from hub.registry import skill
+from tests.helpers_skills import test_registry
+
+
+class DrawParams(BaseModel):
+    prompt: str = Field(description="what to draw")
+    size: str = Field("1024x1024", description="WxH")
+    steps: int = 4
+
+
+class DrawResult(BaseModel):
+    path: str
+
+
+@skill(name="draw", description="Draw a picture (test)", params=DrawParams, result=DrawResult,
+       long_running=True, command="image")
+async def draw(run: SkillRun, params: DrawParams) -> DrawResult:
+    await run.progress(1, 2, "sampling")
+    out = run.artifacts_dir / "out.png"
+    out.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    await run.progress(2, 2, "saved")
+    return DrawResult(path=str(out))
+
+
+class RecordingIO:
+    """A CommandIO that records what a bridge would have shown."""
+
+    def __init__(self) -> None:
+        self.replies: list[str] = []
+        self.states: list[str] = []
+        self.progress_lines: list[str] = []
+        self.files: list[tuple[Path, str, str]] = []
+
+    async def reply(self, text: str) -> None:
+        self.replies.append(text)
+
+    async def job_state(self, state: str) -> None:
+        self.states.append(state)
+
+    async def progress(self, text: str) -> None:
+        self.progress_lines.append(text)
+
+    async def send_file(self, path: Path, *, kind: str, caption: str) -> None:
+        self.files.append((path, kind, caption))
+
+
+class Key:
+    def __init__(self, room: str) -> None:
+        self.bridge, self.room, self.thread = "test", room, None
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    registry = test_registry()
+    registry.register(draw)
+    config = HubConfig.model_validate({"storage": {"data_dir": str(tmp_path)}})
+    h = await Hub.start(config, skills=registry, components=())
+    yield h
+    await h.stop()
+
+
+def make_env(hub, role="user", approver=None) -> tuple[CommandEnv, RecordingIO]:
+    io = RecordingIO()
+    env = CommandEnv(hub=hub, context=Context.new("matrix", user="@a:localhost"), io=io,
+                     conversation=Key("!room:localhost"), role=role,
+                     settings=RoomSettings(hub.store, "test"), approver=approver)
+    return env, io
+
+
+def test_split_command_recognises_slash_and_rejects_plain_text():
+    assert split_command("/image a red fox") == ("image", "a red fox")
+    assert split_command("/help") == ("help", "")
+    assert split_command("hello /help") is None
+    assert is_command("/status") and not is_command("what is /status?")
+
+
+def test_parser_reports_missing_argument_with_usage_line():
+    sig = Signature("cancel", (Arg("job"),))
+    with pytest.raises(UsageError) as err:
+        parse_args(sig, "")
+    assert "usage: /cancel <job>" in str(err.value) and "missing <job>" in str(err.value)
+
+
+def test_parser_checks_choices_and_unknown_options():
+    sig = Signature("model", (Arg("policy", required=False, choices=("local", "claude", "auto")),))
+    assert parse_args(sig, "local").values["policy"] == "local"
+    with pytest.raises(UsageError, match="must be one of local, claude, auto"):
+        parse_args(sig, "gpt")
+    with pytest.raises(UsageError, match="unknown option --fast"):
+        parse_args(sig, "--fast 1")
+
+
+def test_skill_usage_is_derived_from_its_params_model():
+    sig = skill_signature(draw)
+    assert sig.usage() == "usage: /image <prompt> [--size 1024x1024] [--steps 4]"
+    parsed = parse_args(sig, 'a "red fox" --size 512x512 steps=2')
+    assert parsed.values == {"prompt": "a red fox", "size": "512x512", "steps": "2"}
+
+
+async def test_help_is_generated_from_table_and_registry_aliases(hub):
+    text = help_text(hub.skills, "owner")
+    for name in ("/help", "/new", "/model", "/status", "/jobs", "/cancel <job>", "/run <skill>", "/schedule",
+                 "/image <prompt>"):
+        assert name in text
+    assert "/settings" not in help_text(hub.skills, "user")  # owner-only commands are hidden from users
+    env, io = make_env(hub)
+    await dispatch(env, "/help image")
+    assert io.replies[0].startswith("`/image <prompt> [--size 1024x1024] [--steps 4]`")
+
+
+async def test_skill_command_without_its_argument_gets_usage(hub):
+    env, io = make_env(hub)
+    assert await dispatch(env, "/image")
+    assert io.replies == ["missing <prompt>\nusage: /image <prompt> [--size 1024x1024] [--steps 4]"]
+
+
+async def test_unknown_command_is_a_clear_error_and_plain_text_is_not_a_command(hub):
+    env, io = make_env(hub)
+    assert await dispatch(env, "/frobnicate now")
+    assert io.replies == ["unknown command /frobnicate; /help lists them"]
+    assert not await dispatch(env, "just chatting")
+
+
+async def test_image_command_runs_skill_through_registry_with_job_states_and_file(hub):
+    env, io = make_env(hub)
+    await dispatch(env, "/image a red fox --steps 2")
+    assert io.states == ["started", "succeeded"]
+    assert io.files and io.files[0][1] == "image" and io.files[0][0].read_bytes().startswith(b"\x89PNG")
+    assert io.progress_lines and "draw" in io.progress_lines[-1]
+    jobs = await hub.jobs.list()
+    assert jobs[0].skill == "draw" and jobs[0].status == "succeeded" and jobs[0].params["steps"] == "2"
+
+
+async def test_run_command_validates_params_and_names_the_field(hub):
+    env, io = make_env(hub)
+    await dispatch(env, "/run echo text=hi times=3")
+    assert "hi hi hi" in io.replies[-1]
+    await dispatch(env, "/run echo times=99 text=x")
+    assert "times" in io.replies[-1] and "⚠️" in io.replies[-1]
+    await dispatch(env, "/run echo text=x colour=red")
+    assert "no parameter 'colour'" in io.replies[-1]
+
+
+async def test_destructive_skill_is_refused_for_users_and_asks_owners(hub):
+    env, io = make_env(hub, role="user")
+    await dispatch(env, "/run wipe")
+    assert "needs destructive permission" in io.replies[-1]
+    asked = []
+
+    async def deny(skill, params, ctx):
+        asked.append(skill.name)
+        return False
+
+    env, io = make_env(hub, role="owner", approver=deny)
+    await dispatch(env, "/run wipe")
+    assert asked == ["wipe"] and "not approved" in io.replies[-1]
+
+
+async def test_model_and_settings_persist_per_room(hub):
+    env, io = make_env(hub, role="owner")
+    await dispatch(env, "/model claude")
+    assert await env.settings.get("!room:localhost", "policy") == "cloud"
+    await dispatch(env, "/settings thread_mode always")
+    await dispatch(env, "/settings")
+    assert "thread_mode**: always" in io.replies[-1] and "policy**: cloud" in io.replies[-1]
+    await dispatch(env, "/settings thread_mode sideways")
+    assert "must be one of" in io.replies[-1]
+    user_env, user_io = make_env(hub, role="user")
+    await dispatch(user_env, "/settings announce on")
+    assert "owners only" in user_io.replies[-1]
+
+
+async def test_jobs_cancel_status_and_skills_answer(hub):
+    env, io = make_env(hub)
+    await dispatch(env, "/run echo text=hey")
+    await dispatch(env, "/jobs")
+    assert "echo" in io.replies[-1] and "succeeded" in io.replies[-1]
+    job_id = (await hub.jobs.list())[0].id
+    await dispatch(env, f"/cancel {job_id}")
+    assert "succeeded" in io.replies[-1]
+    env.status_extra = lambda: {"matrix": {"undecryptable": 2}}
+    await dispatch(env, "/status")
+    assert "sovhub" in io.replies[-1] and "undecryptable 2" in io.replies[-1]
+    await dispatch(env, "/skills")
+    assert "**draw** (/image)" in io.replies[-1]
+
+
+async def test_chat_commands_say_clearly_when_no_chat_service(hub):
+    env, io = make_env(hub)
+    await dispatch(env, "/new")
+    assert io.replies == ["⚠️ the chat service is not running in this hub"]
+
+
