@@ -17,7 +17,7 @@ from hub.errors import HubError
 from hub.logs import collect_secrets, setup_logging
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 STATE = {"debug": False}

@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -77,32 +77,83 @@ def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _resolve_secrets(node: Any, path: str, issues: list[ConfigIssue], doc: Any, loc: tuple) -> Any:
-    """Replace `x_file:` / `x_env:` keys by `x:` with the secret's value."""
-    if isinstance(node, Mapping):
-        out: dict[str, Any] = {}
+def _sub_model(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (Optional[M], list[M], dict[str, M]), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _sub_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _child_model(model: Any, key: Any) -> Any:
+    if model is None:
+        return None
+    field = model.model_fields.get(key)
+    if field is not None:
+        return _sub_model(field.annotation)
+    if model.model_config.get("extra") == "allow":
+        return _sub_model(model.__annotations__.get("__pydantic_extra__"))
+    return None
+
+
+def _is_container_of_models(model: Any, key: Any) -> bool:
+    field = model.model_fields.get(key) if model is not None else None
+    return field is not None and get_origin(field.annotation) in (dict, list)
+
+
+@dataclass
+class _Resolver:
+    """Replaces `x_file:` / `x_env:` keys by `x:` with the secret's value, where `x` is a field."""
+
+    doc: Any
+    environ: Mapping[str, str]
+    strict: bool
+    issues: list[ConfigIssue]
+    warnings: list[ConfigIssue]
+
+    def resolve(self, node: Any, model: Any, path: str, loc: tuple) -> Any:
+        if isinstance(node, Mapping):
+            return {key: value for key, value in self._mapping(node, model, path, loc)}
+        if isinstance(node, list):
+            return [self.resolve(v, model, f"{path}[{i}]", (*loc, i)) for i, v in enumerate(node)]
+        return node
+
+    def _mapping(self, node: Mapping, model: Any, path: str, loc: tuple):
+        fields = model.model_fields if model is not None else {}
         for key, value in node.items():
             sub = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and key.endswith("_file") and isinstance(value, str):
-                target = key[: -len("_file")]
-                try:
-                    out[target] = Path(value).expanduser().read_text().strip()
-                except OSError as exc:
-                    issues.append(ConfigIssue(sub, f"cannot read secret file {value}: {exc.strerror}",
-                                              _line_of(doc, (*loc, key))))
-            elif isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
-                target = key[: -len("_env")]
-                if value in os.environ:
-                    out[target] = os.environ[value]
-                else:
-                    issues.append(ConfigIssue(sub, f"environment variable {value} is not set",
-                                              _line_of(doc, (*loc, key))))
+            suffix = next((s for s in ("_file", "_env") if isinstance(key, str) and key.endswith(s)), None)
+            target = key[: -len(suffix)] if suffix else None
+            if suffix and key not in fields and (model is None or target in fields) and isinstance(value, str):
+                secret = self._secret(suffix, value, sub, (*loc, key))
+                if secret is not None:
+                    yield target, secret
+                continue
+            child = _child_model(model, key)
+            if _is_container_of_models(model, key) and isinstance(value, Mapping):
+                yield key, {k: self.resolve(v, child, f"{sub}.{k}", (*loc, key, k)) for k, v in value.items()}
             else:
-                out[key] = _resolve_secrets(value, sub, issues, doc, (*loc, key))
-        return out
-    if isinstance(node, list):
-        return [_resolve_secrets(v, f"{path}[{i}]", issues, doc, (*loc, i)) for i, v in enumerate(node)]
-    return node
+                yield key, self.resolve(value, child, sub, (*loc, key))
+
+    def _secret(self, suffix: str, value: str, path: str, loc: tuple) -> str | None:
+        line = _line_of(self.doc, loc)
+        if suffix == "_file":
+            try:
+                return Path(value).expanduser().read_text().strip()
+            except OSError as exc:
+                problem = ConfigIssue(path, f"cannot read secret file {value}: {exc.strerror}", line)
+        elif value in self.environ:
+            return self.environ[value]
+        else:
+            problem = ConfigIssue(path, f"environment variable {value} is not set", line)
+        if self.strict:
+            self.issues.append(problem)
+            return None
+        self.warnings.append(problem)
+        return "<unset>"
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -139,11 +190,14 @@ def _parse(text: str, source: str) -> tuple[Any, list[ConfigIssue]]:
     return doc, []
 
 
-def _validate(text: str, source: str, environ: Mapping[str, str]) -> tuple[HubConfig | None, list[ConfigIssue]]:
+def _validate(text: str, source: str, environ: Mapping[str, str], strict: bool = True,
+              warnings: list[ConfigIssue] | None = None) -> tuple[HubConfig | None, list[ConfigIssue]]:
+    """strict=False (config check) accepts secrets that are missing on this machine, as warnings."""
     doc, issues = _parse(text, source)
     if doc is None:
         return None, issues
-    data = _resolve_secrets(doc, "", issues, doc, ())
+    resolver = _Resolver(doc, environ, strict, issues, warnings if warnings is not None else [])
+    data = resolver.resolve(doc, HubConfig, "", ())
     _apply_env(data, environ)
     try:
         config = HubConfig.model_validate(data)
@@ -161,16 +215,22 @@ def default_config_text() -> str:
     return (Path(__file__).with_name("defaults.yaml")).read_text()
 
 
-def check_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
-    """Every problem in a config file, each with its YAML path and line; [] when it is valid."""
+def check_config(path: str | Path | None, environ: Mapping[str, str] | None = None,
+                 warnings: list[ConfigIssue] | None = None) -> list[ConfigIssue]:
+    """Every problem in a config file, each with its YAML path and line; [] when it is valid.
+
+    Secrets that this machine does not have (an unset variable, a missing file) are warnings here:
+    the file is valid, the deployment is not complete.
+    """
+    env = environ if environ is not None else os.environ
     if path is None:
-        return _validate(default_config_text(), "<defaults>", environ if environ is not None else os.environ)[1]
+        return _validate(default_config_text(), "<defaults>", env, False, warnings)[1]
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         return [ConfigIssue(str(p), f"cannot read config: {exc.strerror}")]
-    return _validate(text, str(p), environ if environ is not None else os.environ)[1]
+    return _validate(text, str(p), env, False, warnings)[1]
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,

@@ -1,0 +1,124 @@
+"""run_skill: one path that validates, checks permission, records a job and its events."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.config import load_config
+from hub.context import Context
+from hub.core import Hub
+from hub.errors import ApprovalDenied, InvalidParams, JobCancelled, PermissionDenied, SkillFailed, SkillTimeout
+from hub.registry import Permission
+from tests.helpers_skills import test_registry
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    yield hub
+    await hub.stop()
+
+
+async def test_a_successful_run_leaves_a_job_row_with_its_events_and_context(hub):
+    ctx = Context.new("matrix", user="@alice:localhost")
+    result = await hub.run_skill("echo", {"text": "hi", "times": 2}, ctx)
+    assert result.text == "hi hi"
+    [job] = await hub.jobs.list()
+    assert job.status == "succeeded" and job.result == {"text": "hi hi"}
+    assert job.context.origin == "matrix" and job.context.user == "@alice:localhost" and job.context.id == ctx.id
+    types = [e["type"] for e in await hub.jobs.events(job.id)]
+    assert types == ["queued", "started", "progress", "succeeded"]
+
+
+async def test_bad_params_name_the_field_and_record_no_success(hub):
+    with pytest.raises(InvalidParams) as err:
+        await hub.run_skill("echo", {"text": "x", "times": 99}, Context.new("cli"))
+    assert "times" in str(err.value) and "less than or equal to 10" in str(err.value)
+    [job] = await hub.jobs.list()
+    assert job.status == "rejected" and "times" in job.error
+    assert [e["type"] for e in await hub.jobs.events(job.id)] == ["queued", "rejected"]
+
+
+async def test_destructive_skill_without_permission_is_refused(hub):
+    with pytest.raises(PermissionDenied, match="wipe needs destructive permission"):
+        await hub.run_skill("wipe", {}, Context.new("mcp"), grant=Permission.write)
+    [job] = await hub.jobs.list()
+    assert job.status == "refused"
+
+
+async def test_destructive_skill_runs_only_when_the_approver_says_yes(hub):
+    async def no(*_):
+        return False
+
+    async def yes(*_):
+        return True
+
+    with pytest.raises(ApprovalDenied):
+        await hub.run_skill("wipe", {}, Context.new("matrix"), grant=Permission.destructive, approver=no)
+    result = await hub.run_skill("wipe", {}, Context.new("matrix"), grant=Permission.destructive, approver=yes)
+    assert result.wiped is True
+    statuses = sorted(j.status for j in await hub.jobs.list())
+    assert statuses == ["denied", "succeeded"]
+
+
+async def test_failure_and_timeout_are_recorded_with_their_error(hub):
+    with pytest.raises(SkillFailed, match="the backend exploded"):
+        await hub.run_skill("boom", {}, Context.new("cli"))
+    with pytest.raises(SkillTimeout, match="timed out after 2 s"):
+        await hub.run_skill("nap", {"seconds": 5}, Context.new("cli"))
+    errors = {j.skill: (j.status, j.error) for j in await hub.jobs.list()}
+    assert errors["boom"][0] == "failed" and "exploded" in errors["boom"][1]
+    assert errors["nap"] == ("failed", "nap timed out after 2 s")
+
+
+async def test_progress_reaches_subscribers_and_a_job_can_be_cancelled(hub):
+    seen = []
+    handle = await hub.start_skill("nap", {"seconds": 1.5}, Context.new("cli"))
+    handle.on_progress(seen.append)
+    await asyncio.sleep(0.35)
+    assert seen and seen[-1].message == "napping"
+    assert await hub.jobs.cancel(handle.id) == "cancelled"
+    with pytest.raises(JobCancelled):
+        await handle.wait()
+    assert (await hub.jobs.get(handle.id)).status == "cancelled"
+
+
+async def test_events_on_the_bus_carry_the_callers_context(hub):
+    seen = []
+    hub.bus.listen("*", lambda e: seen.append((e.type, e.context.id)))
+    ctx = Context.new("cron", user="schedule:nightly")
+    await hub.run_skill("echo", {"text": "x"}, ctx)
+    assert ("job_queued", ctx.id) in seen and ("job_finished", ctx.id) in seen
+    [job] = await hub.jobs.list()
+    assert job.job_class == "scheduled"
+
+
+async def test_queued_jobs_survive_a_restart_and_run_again(tmp_path):
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    handle = await hub.start_skill("echo", {"text": "later"}, Context.new("cli"))
+    handle._task.cancel()  # simulate a crash before it ran: the row stays queued
+    hub.jobs._stopping = True
+    await asyncio.sleep(0.05)
+    await hub.stop()
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    try:
+        for _ in range(50):
+            job = await hub.jobs.get(handle.id)
+            if job.status == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        assert job.status == "succeeded" and job.result == {"text": "later"}
+        assert "requeued" in [e["type"] for e in await hub.jobs.events(handle.id)]
+    finally:
+        await hub.stop()
+
+
+async def test_unknown_skill_lists_the_known_ones(hub):
+    from hub.errors import UnknownSkill
+
+    with pytest.raises(UnknownSkill, match="known: boom, echo, nap, wipe"):
+        await hub.run_skill("nope", {}, Context.new("cli"))
