@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine: installs what the tests need, then runs them.
+#   bash tests/run.sh [pytest args...]
+# Installs (when missing): Debian packages docker.io, espeak-ng, ffmpeg, busybox-static, sqlite3,
+# chromium; the hub's venv (.venv) with its dev extras. The tests themselves start a real Synapse
+# (pip-installed into its own cached venv) and a private dockerd, and stop both at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+
+.venv/bin/ruff check .
+exec .venv/bin/pytest -p no:cacheprovider -q "$@"
