@@ -153,7 +153,7 @@ class _Resolver:
             self.issues.append(problem)
             return None
         self.warnings.append(problem)
-        return "<unset>"
+        return "<unset: secret not available on this machine>"
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
