@@ -1,0 +1,290 @@
+"""The sovhub policy: `decide(state, now) -> actions`, a pure function (no I/O, no wall clock).
+
+Rules, in the order they bind:
+1. a job that would cross its class's max wait (counting the swap it needs) forces that swap:
+   nothing more is dispatched to the residents in its way, they drain and are evicted;
+2. jobs are ranked by class, priority and age (aging); the best ones run when their resident is ready;
+3. resident-first within a bounded lookahead: lower-ranked jobs for the ready resident may overtake a
+   job that waits for a swap at most `lookahead` times (A A B B, not A B A B), and freely during the
+   resident's minimum residency;
+4. a declared follow-up (`then=`) keeps its place: it holds the resident (batches) or prefetches the
+   next one (pipelines stay adjacent);
+5. never evict with work in flight: drain first; a job running `busy_timeout_s` past its estimate
+   marks the server hung, and only then is it force-stopped;
+6. never exceed the memory budget: load only once the evicted residents' memory is back;
+7. idle: return to the default resident after idling about as long as that swap costs (rent or buy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hub.scheduler.model import (
+    Action,
+    Dispatch,
+    Fail,
+    ForceUnload,
+    Job,
+    Load,
+    Phase,
+    PolicyParams,
+    Reservation,
+    SchedState,
+    Unload,
+    WakeAt,
+)
+
+LOADED = (Phase.starting, Phase.ready, Phase.stopping)
+
+
+def effective_priority(job: Job | Reservation, params: PolicyParams, now: float) -> float:
+    origin = job.age_origin if isinstance(job, Job) else job.rank_since
+    return params.rank(job.job_class) + job.priority + params.aging_per_s * max(0.0, now - origin)
+
+
+def ranked(jobs: Iterable[Job], params: PolicyParams, now: float) -> list[Job]:
+    return sorted(jobs, key=lambda j: (-effective_priority(j, params, now), j.age_origin, j.enqueued_at, j.id))
+
+
+def remaining(job: Job, now: float) -> float:
+    return max(0.0, (job.started_at or now) + job.est_seconds - now)
+
+
+def hung(job: Job, params: PolicyParams, now: float) -> bool:
+    return job.started_at is not None and now >= job.started_at + job.est_seconds + params.busy_timeout_s
+
+
+def free_memory(state: SchedState) -> float:
+    used = sum(state.specs[n].memory_gb for n, r in state.residents.items() if r.phase in LOADED)
+    return state.params.memory_gb - state.params.reserve_gb - used
+
+
+def victims_for(state: SchedState, name: str, busy: set[str] | None = None) -> list[str] | None:
+    """Ready residents to evict so `name` fits; [] if it fits now, None if it cannot fit yet."""
+    need = state.specs[name].memory_gb - free_memory(state)
+    if need <= 0:
+        return []
+    if any(r.phase in (Phase.stopping, Phase.starting) for r in state.residents.values()):
+        return None  # memory is already on its way back (or committed): wait for that first
+    busy = busy or set()
+    cands = [n for n, r in state.residents.items()
+             if r.phase == Phase.ready and n != name and not state.specs[n].pinned]
+    cands.sort(key=lambda n: (n in busy, state.residents[n].last_active))
+    out: list[str] = []
+    for n in cands:
+        out.append(n)
+        need -= state.specs[n].memory_gb
+        if need <= 0:
+            return out
+    return None
+
+
+def swap_eta(state: SchedState, name: str, now: float) -> float:
+    """Seconds until `name` could be ready if we switched to it now."""
+    r = state.residents.get(name)
+    if r and r.phase == Phase.ready:
+        return 0.0
+    if r and r.phase == Phase.starting:
+        return max(0.0, r.since + state.cost_in(name) - now)
+    eta = state.cost_in(name)
+    if r and r.phase == Phase.stopping:
+        return eta + max(0.0, r.since + state.cost_out(name) - now)
+    victims = victims_for(state, name) or []
+    if victims:
+        drain = max((remaining(j, now) for v in victims for j in state.running_on(v)), default=0.0)
+        eta += drain + max(state.cost_out(v) for v in victims)
+    for other in state.residents.values():  # memory still coming back from an earlier stop
+        if other.phase == Phase.stopping:
+            eta += max(0.0, other.since + state.cost_out(other.name) - now)
+    return eta
+
+
+def deadline(job: Job, state: SchedState) -> float:
+    return job.enqueued_at + state.params.max_wait(job.job_class)
+
+
+def urgent_at(job: Job, state: SchedState, now: float) -> float:
+    """When this job must force its swap so it still starts within its max wait."""
+    return deadline(job, state) - swap_eta(state, job.resident, now) - state.params.urgency_margin_s
+
+
+def failed_reason(state: SchedState, job: Job) -> str | None:
+    if job.resident not in state.specs:
+        return f"unknown resident {job.resident!r} (known: {', '.join(sorted(state.specs))})"
+    r = state.residents.get(job.resident)
+    if r and r.phase == Phase.stopped and r.failed_at is not None and job.enqueued_at <= r.failed_at:
+        return f"resident {job.resident} failed to start: {r.error}"
+    return None
+
+
+def in_min_residency(state: SchedState, name: str, now: float) -> bool:
+    r = state.residents[name]
+    return r.phase == Phase.ready and now - r.since < state.params.min_residency_s
+
+
+def decide(state: SchedState, now: float) -> list[Action]:
+    """Everything the shell should do now, given the state; plus when to ask again."""
+    p = state.params
+    acts: list[Action] = []
+    wakes: list[float] = []
+    queue: list[Job] = []
+    for j in state.queue:
+        why = failed_reason(state, j)
+        if why:
+            acts.append(Fail(j.id, why))
+        else:
+            queue.append(j)
+    holds = [r for r in state.reservations if r.expires_at > now and r.resident in state.specs]
+    wakes += [r.expires_at for r in holds]
+    order = ranked(queue, p, now)
+    cap = {n: state.specs[n].concurrency - len(state.running_on(n))
+           for n, r in state.residents.items() if r.phase == Phase.ready}
+
+    # 1. the most pressing job that waits for a swap and is about to cross its max wait
+    waiting = [j for j in order if state.phase(j.resident) != Phase.ready]
+    forced: Job | None = None
+    for j in sorted(waiting, key=lambda j: deadline(j, state)):
+        if state.phase(j.resident) == Phase.starting:
+            continue
+        t = urgent_at(j, state, now)
+        if t <= now:
+            forced = j
+            break
+        wakes.append(t)
+    frozen: set[str] = set()  # residents that take no new work (in the way of a forced swap)
+    if forced is not None:
+        frozen = set(victims_for(state, forced.resident) or [])
+
+    # 2-3. dispatch in rank order; bounded overtaking of the best job that waits for a swap
+    blocker: Job | None = None
+    overtakes = 0
+    for j in order:
+        r = j.resident
+        ph = state.phase(r)
+        if ph != Phase.ready:
+            if blocker is None and ph in (Phase.stopped, Phase.stopping):
+                blocker = j
+            continue
+        if cap.get(r, 0) <= 0 or r in frozen:
+            continue
+        if blocker is not None and not j.continues and not in_min_residency(state, r, now):
+            if blocker.overtaken + overtakes >= p.lookahead:
+                continue
+            overtakes += 1
+        acts.append(Dispatch(j.id, r))
+        cap[r] -= 1
+
+    # 4-6. switch residents (a job dispatched just now keeps its resident busy)
+    busy = {a.resident for a in acts if isinstance(a, Dispatch)}
+    if forced is not None:
+        acts += _switch_to(state, forced.resident, now, f"{forced.id} near its max wait", wakes, busy)
+    elif blocker is not None:
+        victims = victims_for(state, blocker.resident)
+        if victims is not None:
+            dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
+            stay = _victims_with_work(state, victims, blocker, overtakes, order, dispatched, holds, now, wakes)
+            if not stay:
+                acts += _switch_to(state, blocker.resident, now, f"{blocker.id} waits", wakes, busy)
+    else:
+        # prefetch for a declared follow-up when nothing else waits for a swap
+        pre = next((h for h in sorted(holds, key=lambda h: h.rank_since)
+                    if state.phase(h.resident) in (Phase.stopped, Phase.stopping)), None)
+        if pre is not None and not queue:
+            victims = victims_for(state, pre.resident)
+            if victims is not None and not any(state.running_on(v) or v in busy for v in victims) \
+                    and not any(h.resident in victims for h in holds):
+                acts += _switch_to(state, pre.resident, now, f"follow-up of {pre.owner}", wakes, busy)
+        elif not queue and not holds and not state.running:
+            acts += _return_to_default(state, now, wakes)
+
+    future = [w for w in wakes if w > now]
+    if future:
+        acts.append(WakeAt(min(future)))
+    return acts
+
+
+def _victims_with_work(state, victims, blocker, overtakes, order, dispatched, holds, now, wakes) -> bool:
+    """Whether any resident in the way still has work it may do before the swap."""
+    p = state.params
+    bi = order.index(blocker)
+    for v in victims:
+        if any(h.resident == v for h in holds):
+            return True
+        minres = in_min_residency(state, v, now)
+        for i, j in enumerate(order):
+            if j.resident != v or j.id in dispatched:
+                continue
+            if i < bi or minres or j.continues or blocker.overtaken + overtakes < p.lookahead:
+                return True
+        if minres and state.running_on(v):
+            wakes.append(state.residents[v].since + p.min_residency_s)
+    return False
+
+
+def _switch_to(state: SchedState, name: str, now: float, reason: str, wakes: list[float],
+               busy: set[str]) -> list[Action]:
+    """Drain and evict what is in the way of `name`, then load it once memory allows."""
+    r = state.residents[name]
+    if r.phase != Phase.stopped:
+        return []
+    victims = victims_for(state, name)
+    if victims is None:
+        return []
+    if not victims:
+        return [Load(name, reason)]
+    acts: list[Action] = []
+    for v in victims:
+        running = state.running_on(v)
+        if v in busy:
+            continue
+        if not running:
+            acts.append(Unload(v, f"make room for {name}: {reason}"))
+        elif all(hung(j, state.params, now) for j in running):
+            acts.append(ForceUnload(v, tuple(j.id for j in running),
+                                    f"{v} busy past its timeout while {name} waits"))
+        else:
+            wakes.append(min(j.started_at + j.est_seconds + state.params.busy_timeout_s
+                             for j in running if not hung(j, state.params, now)))
+    return acts
+
+
+def _return_to_default(state: SchedState, now: float, wakes: list[float]) -> list[Action]:
+    """Rent or buy: idle about one swap-cost on a non-default resident, then go back to the default."""
+    d = state.default
+    if d is None or state.phase(d) != Phase.stopped:
+        return []
+    rd = state.residents[d]
+    if rd.failed_at is not None and now < rd.failed_at + state.cost_in(d):
+        wakes.append(rd.failed_at + state.cost_in(d))  # back off before retrying a failed start
+        return []
+    victims = victims_for(state, d)
+    if victims is None:
+        return []
+    if not victims:
+        return [Load(d, "default resident")]
+    idle_since = max(state.residents[v].last_active for v in victims)
+    idle_since = max(idle_since, max(state.residents[v].since for v in victims))
+    due = idle_since + state.params.rent_factor * state.cost_in(d)
+    if now < due:
+        wakes.append(due)
+        return []
+    return [Unload(v, f"idle {now - idle_since:.0f}s: return to default {d}") for v in victims]
+
+
+def eta_by_job(state: SchedState, now: float) -> dict[str, float]:
+    """Rough seconds until each queued job gets its lease (queue position and swap costs)."""
+    out: dict[str, float] = {}
+    ahead: dict[str, float] = {}
+    for j in ranked(state.queue, state.params, now):
+        spec = state.specs.get(j.resident)
+        if spec is None:
+            continue
+        base = swap_eta(state, j.resident, now)
+        if base == 0.0:
+            busy = min((remaining(x, now) for x in state.running_on(j.resident)), default=0.0)
+            if len(state.running_on(j.resident)) < spec.concurrency:
+                busy = 0.0
+            base = busy
+        out[j.id] = base + ahead.get(j.resident, 0.0) / max(1, spec.concurrency)
+        ahead[j.resident] = ahead.get(j.resident, 0.0) + j.est_seconds
+    return out

@@ -1,0 +1,158 @@
+"""Seedable workloads for the simulator: who asks for which resident, when, for how long.
+
+A trace is a list of sessions. A session is one hub job: one step (a chat turn, an image) or a
+pipeline of steps submitted one after another (an article: LLM, image, LLM; a podcast: LLM then
+many TTS chunks, since one TTS request caps its audio length). Each step except the last declares
+the resident of the next one (`then=`), as the hub's pipelines do; baselines ignore that.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hub.scheduler.model import ResidentSpec
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Step:
+    resident: str
+    est_s: float  # what the job declares
+    actual_s: float  # what it really takes in the simulation
+    think_s: float = 0.0  # client time between the previous step's end and this request
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    arrival: float
+    job_class: str
+    steps: tuple[Step, ...]
+    priority: float = 0.0
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Trace:
+    name: str
+    seed: int
+    horizon_s: float
+    sessions: tuple[Session, ...]
+    residents: tuple[ResidentSpec, ...]
+    load_s: dict[str, float] = field(default_factory=dict)  # true start-to-ready times
+    unload_s: dict[str, float] = field(default_factory=dict)  # true stop-to-memory-back times
+
+
+def gb10_residents() -> tuple[ResidentSpec, ...]:
+    """The three servers that take turns on the GB10 (any two exceed the 120 GB budget)."""
+    return (
+        ResidentSpec("sglang", "llm", memory_gb=94, default=True, concurrency=8, swap_in_s=180, swap_out_s=40),
+        ResidentSpec("comfyui", "image", memory_gb=64, concurrency=1, swap_in_s=30, swap_out_s=10),
+        ResidentSpec("tts", "tts", memory_gb=64, concurrency=2, swap_in_s=45, swap_out_s=10),
+    )
+
+
+LOAD_S = {"sglang": 180.0, "comfyui": 30.0, "tts": 45.0}
+UNLOAD_S = {"sglang": 40.0, "comfyui": 8.0, "tts": 8.0}
+
+
+class _Gen:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.sessions: list[Session] = []
+
+    def dur(self, mean: float, spread: float = 0.35) -> tuple[float, float]:
+        """(declared estimate, actual) for a job whose typical length is `mean` seconds."""
+        actual = mean * self.rng.lognormvariate(0.0, spread)
+        return mean, max(1.0, round(actual, 1))
+
+    def step(self, resident: str, mean: float, think: float = 0.0) -> Step:
+        est, actual = self.dur(mean)
+        return Step(resident, est, actual, think)
+
+    def add(self, kind: str, at: float, job_class: str, steps: list[Step], priority: float = 0.0):
+        self.sessions.append(Session(f"{kind}-{len(self.sessions)}", round(at, 1), job_class,
+                                     tuple(steps), priority, kind))
+
+    def poisson(self, rate_per_h: float, start: float, end: float):
+        t = start
+        while True:
+            t += self.rng.expovariate(rate_per_h / HOUR)
+            if t >= end:
+                return
+            yield t
+
+    def chat_conversations(self, rate_per_h: float, start: float, end: float) -> None:
+        """Conversations of 1-5 turns; a turn comes 20-120 s after the previous one."""
+        for t in self.poisson(rate_per_h, start, end):
+            for _ in range(self.rng.randint(1, 5)):
+                self.add("chat", t, "interactive", [self.step("sglang", 15)])
+                t += self.rng.uniform(20, 120)
+
+    def podcast(self, at: float, chunks: int, job_class: str = "skill", kind: str = "podcast") -> None:
+        steps = [self.step("sglang", 150)]
+        steps += [self.step("tts", 15) for _ in range(chunks)]
+        self.add(kind, at, job_class, steps)
+
+    def images(self, at: float, n: int, job_class: str = "skill", kind: str = "image") -> None:
+        self.add(kind, at, job_class, [self.step("comfyui", 20) for _ in range(n)])
+
+    def build(self, name: str, seed: int, horizon: float) -> Trace:
+        sessions = tuple(sorted(self.sessions, key=lambda s: (s.arrival, s.id)))
+        return Trace(name, seed, horizon, sessions, gb10_residents(), dict(LOAD_S), dict(UNLOAD_S))
+
+
+def mixed(seed: int = 1) -> Trace:
+    """A day: chat conversations; the 06:00 and 18:00 crons (article pipeline with its images, a
+    briefing podcast, a digest) that start together; podcast renders and images asked for in chat."""
+    g = _Gen(seed)
+    day = 24 * HOUR
+    g.chat_conversations(4, 7 * HOUR, 23 * HOUR)
+    for at in (6 * HOUR, 18 * HOUR):
+        article = [g.step("sglang", 240)] + [g.step("comfyui", 25) for _ in range(g.rng.randint(2, 4))]
+        g.add("article", at, "scheduled", [*article, g.step("sglang", 90)])
+        g.podcast(at, chunks=g.rng.randint(16, 30), job_class="scheduled", kind="briefing")
+    for t in sorted(g.rng.uniform(9 * HOUR, 21 * HOUR) for _ in range(2)):
+        g.podcast(t, chunks=g.rng.randint(16, 30))
+    for h in range(0, 24, 2):
+        g.add("digest", h * HOUR + 300, "scheduled", [g.step("sglang", 60)])
+    for t in g.poisson(0.5, 8 * HOUR, 22 * HOUR):
+        g.images(t, g.rng.randint(1, 4), kind="chat-image")
+    return g.build("mixed", seed, day)
+
+
+def bursty(seed: int = 1) -> Trace:
+    """Agent bursts that touch several residents at once (A B A A C A B C), plus some chat."""
+    g = _Gen(seed)
+    horizon = 6 * HOUR
+    g.chat_conversations(2, 0, horizon)
+    means = {"sglang": 40, "comfyui": 20, "tts": 30}
+    for t in g.poisson(3, 0, horizon):
+        for _ in range(g.rng.randint(4, 10)):
+            r = g.rng.choices(list(means), weights=[5, 3, 2])[0]
+            g.add("agent", t, "skill", [g.step(r, means[r])])
+            t += g.rng.uniform(0, 5)
+    return g.build("bursty", seed, horizon)
+
+
+def image_batch(seed: int = 1) -> Trace:
+    """A long image batch (one image after another) interleaved with interactive chat."""
+    g = _Gen(seed)
+    horizon = 4 * HOUR
+    g.chat_conversations(3, 0, horizon)
+    g.images(15 * 60, 120, kind="batch")
+    g.images(2.5 * HOUR, 60, kind="batch")
+    return g.build("image-batch", seed, horizon)
+
+
+TRACES: dict[str, Callable[[int], Trace]] = {"mixed": mixed, "bursty": bursty, "image-batch": image_batch}
+
+
+def make(name: str, seed: int = 1) -> Trace:
+    try:
+        return TRACES[name](seed)
+    except KeyError:
+        raise ValueError(f"unknown trace {name!r} (known: {', '.join(TRACES)})") from None

@@ -1,0 +1,280 @@
+"""The scheduling policy on hand-built states: pure function in, actions out (no clock, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hub.scheduler import reducers as R
+from hub.scheduler.model import (
+    Dispatch,
+    Fail,
+    ForceUnload,
+    Job,
+    Load,
+    Phase,
+    PolicyParams,
+    ResidentSpec,
+    Unload,
+    WakeAt,
+)
+from hub.scheduler.policy import decide, eta_by_job
+from hub.scheduler.simulator import simulate
+from hub.scheduler.traces import Session, Step, Trace
+
+SPECS = (
+    ResidentSpec("llm", "llm", memory_gb=90, default=True, concurrency=1, swap_in_s=100, swap_out_s=10),
+    ResidentSpec("img", "image", memory_gb=64, concurrency=1, swap_in_s=20, swap_out_s=5),
+    ResidentSpec("tts", "tts", memory_gb=64, concurrency=1, swap_in_s=30, swap_out_s=5),
+)
+
+
+def state(resident="llm", now=0.0, **params):
+    p = PolicyParams(memory_gb=128, reserve_gb=8, **params)
+    return R.initial_state(SPECS, p, now, {resident: Phase.ready} if resident else {})
+
+
+def job(jid, resident, at=0.0, cls="skill", est=10.0, **kw):
+    return Job(id=jid, resident=resident, job_class=cls, est_seconds=est, enqueued_at=at, **kw)
+
+
+def kinds(actions, kind):
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def settle(s, now):
+    """Apply the policy's dispatches and unloads the way the runtime would (no time passes)."""
+    acts = decide(s, now)
+    for a in acts:
+        if isinstance(a, Dispatch):
+            s = R.dispatch(s, a.job_id, now)
+        elif isinstance(a, Unload):
+            s = R.stop_started(s, a.resident, now)
+    return s, acts
+
+
+def test_jobs_for_the_ready_resident_start_at_once():
+    s = R.submit(state(), job("a1", "llm"))
+    assert kinds(decide(s, 1.0), Dispatch) == [Dispatch("a1", "llm")]
+
+
+def test_batches_a_a_b_b_not_a_b_a_b():
+    s = state()
+    for i, r in enumerate(["img", "llm", "img", "llm"]):
+        s = R.submit(s, job(f"j{i}", r, at=float(i)))
+    s, acts = settle(s, 5.0)
+    assert kinds(acts, Dispatch) == [Dispatch("j1", "llm")]  # the resident's job overtakes the swap
+    s = R.finish(s, "j1", 15.0)
+    s, acts = settle(s, 15.0)
+    assert kinds(acts, Dispatch) == [Dispatch("j3", "llm")]  # ... and the next one too (lookahead)
+    s = R.finish(s, "j3", 25.0)
+    s, acts = settle(s, 25.0)
+    assert kinds(acts, Unload) == [Unload("llm", kinds(acts, Unload)[0].reason)]  # now swap, once
+    s = R.stopped(s, "llm", 35.0)
+    acts = decide(s, 35.0)
+    assert kinds(acts, Load)[0].resident == "img"
+
+
+def test_lookahead_bounds_how_many_resident_jobs_overtake_a_waiting_swap():
+    s = state(lookahead=2, min_residency_s=0)
+    s = R.submit(s, job("b", "img", at=0.0))
+    dispatched = []
+    for i in range(5):  # a stream of resident jobs, one after another
+        s = R.submit(s, job(f"a{i}", "llm", at=1.0 + i))
+        s, acts = settle(s, 1.0 + i)
+        dispatched += [a.job_id for a in kinds(acts, Dispatch)]
+        if kinds(acts, Unload):
+            break
+        s = R.finish(s, f"a{i}", 1.5 + i)
+    assert dispatched == ["a0", "a1"]
+    assert s.phase("llm") == Phase.stopping
+
+
+def test_starvation_a_stream_of_resident_jobs_cannot_hold_a_swap_past_max_wait():
+    # interactive jobs outrank the skill job, so no lookahead applies; only max wait can save it
+    s = state(max_wait_s={"interactive": 300, "skill": 400, "scheduled": 900})
+    s = R.submit(s, job("b", "img", at=0.0))
+    t = 0.0
+    swapped_at = None
+    while t < 1000:
+        t += 5.0
+        s = R.submit(s, job(f"a{t}", "llm", at=t, cls="interactive", est=5))
+        s, acts = settle(s, t)
+        if kinds(acts, Unload):
+            swapped_at = t
+            break
+        for j in s.running:
+            s = R.finish(s, j.id, t + 4.0)
+    assert swapped_at is not None
+    # the swap starts early enough for `b` to get its lease within max wait (unload 10 s + load 20 s)
+    assert swapped_at + 10 + 20 <= 400
+
+
+def test_forced_swap_freezes_the_resident_in_its_way():
+    s = state(max_wait_s={"interactive": 300, "skill": 100, "scheduled": 900})
+    s = R.submit(s, job("b", "img", at=0.0))
+    s = R.submit(s, job("r", "llm", at=0.0, est=50))
+    s = R.dispatch(s, "r", 0.0)
+    s = R.submit(s, job("a", "llm", at=60.0, cls="interactive"))
+    acts = decide(s, 60.0)  # b must swap by 100-15-(drain+10+20): nothing new goes to llm
+    assert not kinds(acts, Dispatch)
+    assert not kinds(acts, Unload)  # r is still in flight: drain first
+
+
+def test_never_evicts_with_work_in_flight_until_the_busy_timeout():
+    s = state(busy_timeout_s=60, lookahead=0, min_residency_s=0)
+    s = R.submit(s, job("r", "llm", at=0.0, est=30))
+    s = R.dispatch(s, "r", 0.0)
+    s = R.submit(s, job("b", "img", at=1.0))
+    acts = decide(s, 50.0)
+    assert not kinds(acts, Unload) and not kinds(acts, ForceUnload)
+    assert WakeAt(90.0) in acts  # wakes when r would count as hung
+    acts = decide(s, 90.0)
+    assert kinds(acts, ForceUnload) == [ForceUnload("llm", ("r",), kinds(acts, ForceUnload)[0].reason)]
+
+
+def test_min_residency_lets_a_fresh_resident_serve_its_work_before_eviction():
+    s = state(resident="img", min_residency_s=60, lookahead=0)
+    s = R.submit(s, job("a", "llm", at=0.0, cls="interactive"))  # outranks the image jobs
+    for i in range(3):
+        s = R.submit(s, job(f"i{i}", "img", at=1.0))
+    acts = decide(s, 10.0)  # img became ready at 0: still within its minimum residency
+    assert kinds(acts, Dispatch) == [Dispatch("i0", "img")]
+    assert not kinds(acts, Unload)
+    s = R.dispatch(s, "i0", 10.0)
+    s = R.finish(s, "i0", 70.0)
+    acts = decide(s, 70.0)  # residency over, lookahead 0: the interactive job's swap goes first
+    assert not kinds(acts, Dispatch)
+    assert kinds(acts, Unload)[0].resident == "img"
+
+
+def test_idle_returns_to_the_default_after_about_one_swap_cost():
+    s = state(resident="img")
+    s = R.submit(s, job("i", "img", at=0.0))
+    s = R.dispatch(s, "i", 0.0)
+    s = R.finish(s, "i", 10.0)
+    acts = decide(s, 20.0)
+    assert not kinds(acts, Unload)
+    assert WakeAt(110.0) in acts  # idle since 10 + the default's 100 s swap-in
+    acts = decide(s, 110.0)
+    assert kinds(acts, Unload)[0].resident == "img"
+    s = R.stopped(R.stop_started(s, "img", 110.0), "img", 115.0)
+    assert kinds(decide(s, 115.0), Load) == [Load("llm", "default resident")]
+
+
+def test_empty_gpu_loads_the_default_at_once():
+    acts = decide(state(resident=None), 0.0)
+    assert kinds(acts, Load)[0].resident == "llm"
+
+
+def test_pipeline_follow_up_prefetches_its_resident_and_keeps_its_place():
+    s = state()
+    s = R.submit(s, job("p:0", "llm", at=0.0, owner="p", then="tts"))
+    s = R.dispatch(s, "p:0", 0.0)
+    s = R.submit(s, job("x", "img", at=5.0))  # another job that waits for a swap
+    s = R.finish(s, "p:0", 30.0)  # the script is written; the TTS step is declared, not yet asked
+    s, acts = settle(s, 30.0)
+    assert kinds(acts, Unload)[0].resident == "llm"
+    s = R.stopped(s, "llm", 40.0)
+    s = R.submit(s, job("p:1", "tts", at=40.0, owner="p"))
+    acts = decide(s, 40.0)
+    assert kinds(acts, Load)[0].resident == "tts"  # the pipeline's step (older) beats x
+
+
+def test_batch_continuation_holds_its_resident_against_a_waiting_swap():
+    s = state(resident="img", lookahead=0)
+    s = R.submit(s, job("b:0", "img", at=0.0, owner="b", then="img"))
+    s = R.dispatch(s, "b:0", 0.0)
+    s = R.submit(s, job("t", "tts", at=1.0))
+    s = R.finish(s, "b:0", 20.0)
+    acts = decide(s, 20.0)
+    assert not kinds(acts, Unload)  # the next image is on its way: hold, do not swap for `t`
+    s = R.submit(s, job("b:1", "img", at=20.0, owner="b", then="img"))
+    assert kinds(decide(s, 20.0), Dispatch) == [Dispatch("b:1", "img")]
+    s2 = R.finish(R.dispatch(s, "b:1", 20.0), "b:1", 40.0)
+    acts = decide(s2, 40.0 + s.params.anticipation_s)  # the follow-up never came: the hold lapses
+    assert kinds(acts, Unload)[0].resident == "img"
+
+
+def test_memory_budget_is_never_exceeded_and_stops_are_awaited():
+    s = state()
+    s = R.submit(s, job("b", "img", at=0.0))
+    s, acts = settle(s, 0.0)
+    assert kinds(acts, Unload) and not kinds(acts, Load)
+    assert not kinds(decide(s, 1.0), Load)  # llm still stopping: its memory is not back yet
+    s = R.stopped(s, "llm", 12.0)
+    assert kinds(decide(s, 12.0), Load)[0].resident == "img"
+
+
+def test_co_resident_when_memory_allows():
+    specs = (*SPECS, ResidentSpec("small", memory_gb=10))
+    s = R.initial_state(specs, PolicyParams(), 0.0, {"llm": Phase.ready})
+    s = R.submit(s, job("x", "small"))
+    acts = decide(s, 0.0)
+    assert kinds(acts, Load) == [Load("small", kinds(acts, Load)[0].reason)] and not kinds(acts, Unload)
+
+
+def test_failed_start_fails_its_waiting_jobs_with_the_reason():
+    s = state(resident=None)
+    s = R.submit(s, job("b", "img", at=0.0))
+    s = R.load_started(s, "img", 0.0)
+    s = R.load_failed(s, "img", 30.0, "readiness probe never answered 200 within 30 s")
+    fails = kinds(decide(s, 30.0), Fail)
+    assert fails == [Fail("b", "resident img failed to start: readiness probe never answered 200 within 30 s")]
+
+
+def test_unknown_resident_fails_clearly():
+    s = R.submit(state(), job("z", "nope"))
+    (f,) = kinds(decide(s, 0.0), Fail)
+    assert "unknown resident 'nope'" in f.reason
+
+
+def test_swap_cost_is_learned_as_a_moving_average():
+    s = state(resident=None)
+    s = R.ready(R.load_started(s, "llm", 0.0), "llm", 180.0)
+    assert s.cost_in("llm") == 180.0  # the first measurement replaces the prior guess
+    s = R.stopped(R.stop_started(s, "llm", 200.0), "llm", 260.0)
+    s = R.ready(R.load_started(s, "llm", 260.0), "llm", 260.0 + 80.0)
+    assert s.cost_in("llm") == 0.7 * 180.0 + 0.3 * 80.0
+    assert s.cost_out("llm") == 60.0
+
+
+def test_eta_counts_the_swap_and_the_queue_ahead():
+    s = state()
+    s = R.submit(s, job("b1", "img", at=0.0, est=20))
+    s = R.submit(s, job("b2", "img", at=1.0, est=20))
+    eta = eta_by_job(s, 2.0)
+    assert eta["b1"] == 10 + 20  # unload llm + load img
+    assert eta["b2"] == 10 + 20 + 20
+
+
+def test_decide_is_pure():
+    s = R.submit(R.submit(state(), job("a", "llm")), job("b", "img"))
+    before = replace(s)
+    assert decide(s, 3.0) == decide(s, 3.0)
+    assert s == before
+
+
+def _trace(sessions, horizon=3600.0):
+    return Trace("t", 0, horizon, tuple(sessions), SPECS, {"llm": 100, "img": 20, "tts": 30},
+                 {"llm": 10, "img": 5, "tts": 5})
+
+
+def test_thrash_alternating_requests_cost_one_swap_each_way_not_one_per_job():
+    # A B A B ... all queued at once: fifo swaps for every job, sovhub batches
+    sessions = [Session(f"s{i}", float(i), "skill", (Step("img" if i % 2 else "llm", 10, 10),))
+                for i in range(10)]
+    mine = simulate(_trace(sessions), "sovhub", PolicyParams(lookahead=10))
+    fifo = simulate(_trace(sessions), "fifo")
+    assert fifo["swaps"] >= 9
+    assert mine["swaps"] <= 2
+    assert mine["jobs_done"] == 10 and mine["gpu_idle_while_queued_s"] == 0
+
+
+def test_two_closed_loop_batches_do_not_ping_pong():
+    # two clients, each asking for its next step only after the previous one finished
+    img = Session("img", 0.0, "skill", tuple(Step("img", 10, 10) for _ in range(6)))
+    tts = Session("tts", 0.0, "skill", tuple(Step("tts", 10, 10) for _ in range(6)))
+    mine = simulate(_trace([img, tts]), "sovhub")
+    llama = simulate(_trace([img, tts]), "llama_swap")
+    assert mine["swaps"] <= 3  # img, tts, (back to default)
+    assert llama["swaps"] > 6
