@@ -1,0 +1,114 @@
+"""Docker access for the ops skills (blocking SDK calls: callers run them in a thread).
+
+The client comes from `skills.ops.docker_url` when set (tests point it at their own dockerd),
+else from the environment (`DOCKER_HOST` or the default socket).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from hub.errors import BackendDown
+
+
+def client(docker_url: str | None, timeout: float = 30) -> docker.DockerClient:
+    try:
+        if docker_url:
+            return docker.DockerClient(base_url=docker_url, timeout=int(timeout))
+        return docker.from_env(timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise BackendDown(f"cannot reach Docker ({docker_url or 'from environment'}): {exc}") from None
+
+
+@dataclass
+class ContainerInfo:
+    name: str
+    found: bool
+    status: str = "missing"  # created | running | restarting | exited | paused | dead | missing
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    restart_count: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    log_lines: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "found": self.found, "status": self.status, "exit_code": self.exit_code,
+                "oom_killed": self.oom_killed, "error": self.error, "started_at": self.started_at,
+                "finished_at": self.finished_at, "restart_count": self.restart_count}
+
+
+def inspect(docker_url: str | None, name: str, tail: int) -> ContainerInfo:
+    """State, environment and the last `tail` log lines of a container (found=False if absent)."""
+    dc = client(docker_url)
+    try:
+        try:
+            c = dc.containers.get(name)
+        except docker.errors.NotFound:
+            return ContainerInfo(name=name, found=False)
+        state = c.attrs.get("State", {})
+        env = {}
+        for item in (c.attrs.get("Config", {}) or {}).get("Env") or []:
+            key, _, value = item.partition("=")
+            env[key] = value
+        raw = c.logs(tail=tail, stdout=True, stderr=True)
+        lines = raw.decode("utf-8", errors="replace").splitlines()
+        return ContainerInfo(
+            name=name, found=True, status=state.get("Status", "unknown"), exit_code=state.get("ExitCode"),
+            oom_killed=bool(state.get("OOMKilled")), error=state.get("Error") or "",
+            started_at=state.get("StartedAt", ""), finished_at=state.get("FinishedAt", ""),
+            restart_count=int(c.attrs.get("RestartCount") or 0), env=env, log_lines=lines)
+    finally:
+        with contextlib.suppress(Exception):
+            dc.close()
+
+
+def container_id(docker_url: str | None, name: str) -> str:
+    dc = client(docker_url)
+    try:
+        return dc.containers.get(name).id
+    except docker.errors.NotFound:
+        raise BackendDown(f"no container named {name!r}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            dc.close()
+
+
+def restart(docker_url: str | None, name: str, stop_timeout: float) -> str:
+    """Restart (or start, when stopped) a container; returns its new StartedAt."""
+    dc = client(docker_url, timeout=max(30, stop_timeout + 30))
+    try:
+        try:
+            c = dc.containers.get(name)
+        except docker.errors.NotFound:
+            raise BackendDown(f"no container named {name!r}") from None
+        c.restart(timeout=int(stop_timeout))
+        c.reload()
+        return c.attrs.get("State", {}).get("StartedAt", "")
+    finally:
+        with contextlib.suppress(Exception):
+            dc.close()
+
+
+_CONTAINER_ID = re.compile(r"(?:/docker/containers/|/docker[-/]|/containers/)([0-9a-f]{64})")
+
+
+def own_container_ids(proc: Path = Path("/proc/self")) -> set[str]:
+    """Ids of the container this process runs in (empty when not in a container)."""
+    ids: set[str] = set()
+    for name in ("mountinfo", "cgroup"):
+        try:
+            text = (proc / name).read_text()
+        except OSError:
+            continue
+        ids.update(_CONTAINER_ID.findall(text))
+    return ids
