@@ -1,0 +1,44 @@
+"""`python -m bridges.matrix --config FILE`: the hub plus its Matrix bridge, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+
+async def _run(config_path: str | None) -> None:
+    from bridges.matrix import component
+    from hub.config import load_config
+    from hub.core import Hub
+
+    config = load_config(config_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    hub = await Hub.start(config)
+    try:
+        await component.setup(hub)
+        print("matrix bridge running", flush=True)
+        await stop.wait()
+    finally:
+        await component.teardown(hub)
+        await hub.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bridges.matrix")
+    parser.add_argument("--config", "-c", default=None)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("nio").setLevel(logging.WARNING)
+    asyncio.run(_run(args.config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Exactly-once: every message the bot must answer is written here before the sync token moves on.
+
+Order of writes (no multi-statement transaction on the shared connection): events first
+(`INSERT OR IGNORE`), then the sync token. A crash between the two replays the same sync, and the
+inbox ignores what it already has. An event is `pending` until its answer is finished; after a
+restart pending events are answered again, and the deterministic transaction ids of the reply make
+the homeserver return the message it already has instead of a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+TOKEN_KEY = "matrix.sync_token"
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    event_id: str
+    room_id: str
+    sender: str
+    ts: int
+    source: dict[str, Any]
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return self.source.get("content") or {}
+
+
+class Inbox:
+    def __init__(self, store) -> None:
+        self.store = store
+        self.db = store.db
+
+    async def sync_token(self) -> str | None:
+        return await self.store.kv_get(TOKEN_KEY)
+
+    async def save_token(self, token: str) -> None:
+        await self.store.kv_set(TOKEN_KEY, token)
+
+    async def add(self, events: list[InboxEvent]) -> list[InboxEvent]:
+        """Record events; returns only the ones not seen before (in the given order)."""
+        fresh = []
+        now = time.time()
+        for ev in events:
+            cur = await self.db.execute(
+                "INSERT OR IGNORE INTO matrix_inbox(event_id, room_id, sender, ts, source, state, received_at)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (ev.event_id, ev.room_id, ev.sender, ev.ts, json.dumps(ev.source), now))
+            if cur.rowcount == 1:
+                fresh.append(ev)
+        return fresh
+
+    async def finish(self, event_id: str, outcome: str = "answered") -> None:
+        await self.db.execute("UPDATE matrix_inbox SET state='done', done_at=?, outcome=? WHERE event_id=?",
+                              (time.time(), outcome, event_id))
+
+    async def pending(self) -> list[InboxEvent]:
+        rows = await self.db.execute_fetchall(
+            "SELECT event_id, room_id, sender, ts, source FROM matrix_inbox WHERE state='pending' ORDER BY ts, rowid")
+        return [InboxEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.execute_fetchall("SELECT state, COUNT(*) FROM matrix_inbox GROUP BY state")
+        return {r[0]: r[1] for r in rows}
+
+    # -- events the bot sent (replies to the bot, threads it takes part in) -------------------------
+    async def remember_sent(self, event_id: str, room_id: str, thread_root: str | None,
+                            in_reply_to: str | None) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO matrix_sent(event_id, room_id, thread_root, in_reply_to, at) VALUES (?, ?, ?, ?, ?)",
+            (event_id, room_id, thread_root, in_reply_to, time.time()))
+
+    async def is_ours(self, event_id: str) -> bool:
+        rows = await self.db.execute_fetchall("SELECT 1 FROM matrix_sent WHERE event_id=?", (event_id,))
+        return bool(rows)
+
+    async def in_our_thread(self, room_id: str, thread_root: str) -> bool:
+        rows = await self.db.execute_fetchall(
+            "SELECT 1 FROM matrix_sent WHERE room_id=? AND (thread_root=? OR event_id=?) LIMIT 1",
+            (room_id, thread_root, thread_root))
+        return bool(rows)
