@@ -1,0 +1,70 @@
+"""`python -m hub.sim NAME [--host H] [--port N] [--option k=v ...]` runs one stand-in.
+
+NAME is a module `hub.sim.NAME` exposing `create_app(**options)`; option values are parsed as
+JSON when they are valid JSON (numbers, lists, objects), else kept as strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import signal
+import sys
+
+from hub.sim.serve import AppServer
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--option wants key=value, got {pair!r}")
+        try:
+            options[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = value
+    return options
+
+
+async def _serve(name: str, host: str, port: int, options: dict) -> None:
+    module = importlib.import_module(f"hub.sim.{name}")
+    app = module.create_app(**options)
+    server = AppServer(app, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"{name} stand-in listening on {server.url}", flush=True)
+    await stop.wait()
+    await server.stop()
+    print(f"{name} stand-in stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hub.sim", description=__doc__)
+    parser.add_argument("name", help="stand-in module under hub.sim (sglang, anthropic, comfyui, tts, ...)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
+    parser.add_argument("--api-key", default=None, help="require this key (Bearer / x-api-key)")
+    parser.add_argument("--option", action="append", default=[], metavar="K=V")
+    args = parser.parse_args(argv)
+    options = parse_options(args.option)
+    if args.api_key:
+        options["api_key"] = args.api_key
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
+    try:
+        importlib.import_module(f"hub.sim.{args.name}")
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"no stand-in named {args.name!r} (hub.sim.{args.name}): {exc}") from exc
+    asyncio.run(_serve(args.name, args.host, args.port, options))
+
+
+if __name__ == "__main__":
+    main()
