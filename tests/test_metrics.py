@@ -1,0 +1,93 @@
+"""Prometheus `/metrics` of the hub: scraped over HTTP and parsed by the reference Python parser."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from bridges.status.metrics import HubMetrics
+from hub.context import Context
+from tests.status_helpers import add_cost, status_hub
+
+parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client is a dev extra")
+
+
+def _families(text: str) -> dict:
+    return {f.name: f for f in parser.text_string_to_metric_families(text)}
+
+
+def _value(fams: dict, family: str, sample: str | None = None, **labels: str) -> float:
+    for s in fams[family].samples:
+        if (sample is None or s.name == sample) and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise AssertionError(f"no sample {family} {labels}: {fams[family].samples[:4]}")
+
+
+async def _scrape(url: str) -> tuple[httpx.Response, dict]:
+    async with httpx.AsyncClient() as client:
+        resp = await client.get(url + "/metrics")
+    return resp, _families(resp.text)
+
+
+async def test_metrics_count_jobs_by_outcome_and_report_spend(tmp_path):
+    async with status_hub(tmp_path) as (hub, url):
+        ctx = Context.new("cli")
+        for _ in range(2):
+            await hub.run_skill("echo", {"text": "x"}, ctx)
+        with pytest.raises(Exception, match="exploded"):
+            await hub.run_skill("boom", {}, ctx)
+        await add_cost(hub, 0.25)
+        await add_cost(hub, 1.5, at=time.time() - 86400 * 40)  # an older month: not in today / this month
+        resp, fams = await _scrape(url)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert fams["sovhub_jobs"].type == "counter"
+    assert _value(fams, "sovhub_jobs", skill="echo", status="succeeded") == 2
+    assert _value(fams, "sovhub_jobs", skill="boom", status="failed") == 1
+    assert _value(fams, "sovhub_job_duration_seconds", "sovhub_job_duration_seconds_count", skill="echo") == 2
+    assert _value(fams, "sovhub_spend_usd", period="today") == pytest.approx(0.25)
+    assert _value(fams, "sovhub_spend_usd", period="month") == pytest.approx(0.25)
+    assert _value(fams, "sovhub_spend_cap_usd", period="today") == hub.config.routing.budget.daily_usd
+    assert _value(fams, "sovhub_up") == 1
+    assert _value(fams, "sovhub_gpu_queue_depth") == 0
+    assert _value(fams, "sovhub_jobs_running") == 0
+
+
+async def test_turns_are_counted_by_route_once_per_turn(tmp_path):
+    async with status_hub(tmp_path) as (hub, url):
+        for route, n in (("local", 3), ("cloud", 1)):
+            for _ in range(n):
+                ctx = Context.new("matrix", user="@a:x")
+                await hub.bus.fire("turn_routed", {"route": route, "reason": "test"}, ctx)
+                await hub.bus.fire("turn_finished", {"route": route, "input_tokens": 10, "output_tokens": 5,
+                                                     "cost_usd": 0.01 if route == "cloud" else 0.0}, ctx)
+        _, fams = await _scrape(url)
+    assert _value(fams, "sovhub_turns", route="local") == 3
+    assert _value(fams, "sovhub_turns", route="cloud") == 1
+    assert _value(fams, "sovhub_turn_tokens", route="local", direction="output") == 15
+    assert _value(fams, "sovhub_turn_cost_usd", route="cloud") == pytest.approx(0.01)
+
+
+def test_swap_history_becomes_counters_and_a_histogram_counted_once():
+    metrics = HubMetrics()
+    swaps = [{"resident": "comfyui", "phase": "in", "started": 100.0, "seconds": 42.0, "ok": True},
+             {"resident": "sglang", "phase": "out", "started": 90.0, "seconds": 8.0, "ok": True},
+             {"resident": 'we"ird\\name', "phase": "in", "started": 150.0, "seconds": 3.0, "ok": False}]
+    metrics.fold_swaps(swaps[:2])
+    metrics.fold_swaps(swaps)  # the snapshot's sliding window repeats older records
+    fams = _families(metrics.render({"gpu": {"resident": "comfyui", "state": "ready", "queue": [
+        {"job_id": "j1", "resident": "sglang", "job_class": "interactive"},
+        {"job_id": "j2", "resident": "sglang", "job_class": "skill"}]},
+        "residents": {"sglang": {}, "comfyui": {}}}))
+    assert _value(fams, "sovhub_gpu_swaps", resident="comfyui", phase="in", ok="true") == 1
+    assert _value(fams, "sovhub_gpu_swaps", resident='we"ird\\name', phase="in", ok="false") == 1
+    assert _value(fams, "sovhub_gpu_swap_seconds", "sovhub_gpu_swap_seconds_bucket",
+                  resident="comfyui", phase="in", le="60.0") == 1
+    assert _value(fams, "sovhub_gpu_swap_seconds", "sovhub_gpu_swap_seconds_bucket",
+                  resident="comfyui", phase="in", le="30.0") == 0
+    assert _value(fams, "sovhub_gpu_swap_seconds", "sovhub_gpu_swap_seconds_sum", resident="comfyui") == 42
+    assert _value(fams, "sovhub_gpu_queue_depth") == 2
+    assert _value(fams, "sovhub_gpu_queue_jobs", resident="sglang", job_class="interactive") == 1
+    assert _value(fams, "sovhub_gpu_resident", resident="comfyui") == 1
+    assert _value(fams, "sovhub_gpu_resident", resident="sglang") == 0
