@@ -261,3 +261,40 @@ async def test_first_start_ignores_history_then_answers_new_messages(rig):
     await owner.settle(0.5)
     assert len(owner.from_user(rig.bot.user_id, room)) == 1
     assert (await bridge.inbox.counts()) == {"done": 1}
+
+
+async def test_encrypted_room_commands_and_encrypted_image(rig):
+    bridge = await rig.start_bot()
+    owner = await rig.user(rig.owner)
+    room = await owner.create_room([rig.bot.user_id], name="secret", encrypted=True, wait_join=rig.bot.user_id)
+    mark = len(owner.seen)
+    await owner.send(room, "/help status")
+    reply = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.content.get("msgtype") == "m.notice",
+                                 after=mark)
+    assert reply.source.get("type") == "m.room.message" and "/status" in reply.content["body"]
+    assert type(reply.event).__name__ != "MegolmEvent"
+    await owner.send(room, "/image a secret dot")
+    image = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.content.get("msgtype") == "m.image")
+    assert "url" not in image.content and image.content["file"]["url"].startswith("mxc://")
+    resp = await owner.client.download(image.content["file"]["url"])
+    from nio.crypto import decrypt_attachment
+
+    f = image.content["file"]
+    plain = decrypt_attachment(resp.body, f["key"]["k"], f["hashes"]["sha256"], f["iv"])
+    assert plain == PNG_1x1
+    assert bridge.metrics["undecryptable"] == 0
+
+
+async def test_rate_limited_bot_honours_retry_after_and_answers_everything(rig):
+    headers = {"Authorization": f"Bearer {rig.synapse.admin.access_token}"}
+    async with httpx.AsyncClient(base_url=rig.synapse.url, headers=headers) as http:
+        resp = await http.post(f"/_synapse/admin/v1/users/{rig.bot.user_id}/override_ratelimit",
+                               json={"messages_per_second": 2, "burst_count": 1})
+        assert resp.status_code == 200, resp.text
+    await rig.start_bot()
+    owner = await rig.user(rig.owner)
+    room = await owner.create_room([rig.bot.user_id], name="limits", wait_join=rig.bot.user_id)
+    for i in range(4):
+        await owner.send(room, f"/help {['new', 'jobs', 'status', 'why'][i]}")
+    await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "/why" in s.content.get("body", ""))
+    assert len(owner.from_user(rig.bot.user_id, room)) == 4

@@ -300,8 +300,11 @@ class MatrixBridge:
         thread_root, _ = self._thread_of(ev)
         if not await self._is_directed(ev, body, thread_root):
             return "ignored: not addressed to the bot"
-        if thread_root is None and await self.settings.get(ev.room_id, "thread_mode") == "always":
+        mode = await self.settings.get(ev.room_id, "thread_mode")
+        if thread_root is None and mode == "always":
             thread_root = ev.event_id  # start a thread per question
+        elif mode == "off":
+            thread_root = None  # answer in the main timeline, as a reply
         rel = relation(thread_root, ev.event_id)
         context = Context.new(BRIDGE, user=ev.sender)
         conversation = self._conversation(ev.room_id, thread_root)
