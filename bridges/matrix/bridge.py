@@ -390,11 +390,14 @@ class MatrixBridge:
             "Sorry, I only answer people on my allow list. Ask my owner to add you."),
             txn_id=f"sovhub.{ev.event_id}.unknown")
 
-    async def announce(self, text: str) -> list[str]:
-        """Post to every room that receives schedule announcements (plus the configured one)."""
-        rooms = set(await self.settings.rooms_with("announce", "on"))
-        if self.config.announce_room:
-            rooms.add(self.config.announce_room)
+    async def announce(self, text: str, room: str | None = None) -> list[str]:
+        """Post to `room`, or to every room that receives announcements (plus the configured one)."""
+        if room:
+            rooms = {room}
+        else:
+            rooms = set(await self.settings.rooms_with("announce", "on"))
+            if self.config.announce_room:
+                rooms.add(self.config.announce_room)
         sent = []
         for room_id in sorted(rooms):
             if room_id in self.conn.client.rooms:

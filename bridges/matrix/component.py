@@ -14,11 +14,12 @@ async def setup(hub) -> None:
     await bridge.start()
 
     async def on_announce(event) -> None:
+        """Schedule announcements: to the schedule's room, else to rooms that opted in."""
         text = event.data.get("text")
         if text:
-            await bridge.announce(str(text))
+            await bridge.announce(str(text), room=event.data.get("room"))
 
-    hub.extras["matrix_unlisten"] = hub.bus.listen("announce", on_announce)
+    hub.extras["matrix_unlisten"] = hub.bus.listen("announcement", on_announce)
 
 
 async def teardown(hub) -> None:

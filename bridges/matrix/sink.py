@@ -58,10 +58,12 @@ class MatrixReplySink:
             if self.text.strip():
                 await self._render(final=False)
             return
+        if self._timer is not None and not self._timer.done():
+            return  # an edit is already scheduled; it will show this chunk too
         due = self._last_render + self.interval - time.monotonic()
         if due <= 0:
             await self._render(final=False)
-        elif self._timer is None or self._timer.done():
+        else:
             self._timer = asyncio.create_task(self._render_later(due))
 
     async def notice(self, text: str) -> None:
