@@ -1,0 +1,86 @@
+"""Who is calling and what they may do: tokens -> roles -> permission grants, tool annotations.
+
+Pure functions and one token verifier; the server asks `current_caller()` on every call.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastmcp.server.auth import AccessToken, TokenVerifier
+from fastmcp.server.dependencies import get_access_token
+from mcp_types import ToolAnnotations
+
+from hub.config.mcp import MCPConfig, MCPToken, bind_refusal, is_loopback
+from hub.errors import ConfigError
+from hub.registry import Permission
+
+ROLE_GRANT: dict[str, Permission] = {
+    "read": Permission.read,
+    "write": Permission.write,
+    "owner": Permission.destructive,
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The identity behind one MCP call: `name` becomes the Context's user."""
+
+    name: str
+    role: str
+
+    @property
+    def grant(self) -> Permission:
+        return ROLE_GRANT[self.role]
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+
+def annotations_for(permission: Permission, *, open_world: bool = False) -> ToolAnnotations:
+    """MCP hints from the permission level: read is safe to repeat, destructive says so."""
+    return ToolAnnotations(
+        read_only_hint=permission is Permission.read,
+        destructive_hint=permission is Permission.destructive,
+        idempotent_hint=permission is Permission.read,
+        open_world_hint=open_world,
+    )
+
+
+def check_bind(config: MCPConfig) -> None:
+    """Refuse to serve HTTP where other machines can reach it without a token."""
+    if not config.tokens and not is_loopback(config.host):
+        raise ConfigError(bind_refusal(config.host))
+
+
+class RoleTokenVerifier(TokenVerifier):
+    """Static bearer tokens from the config, compared in constant time; each maps to a role."""
+
+    def __init__(self, tokens: list[MCPToken]) -> None:
+        super().__init__()
+        self._tokens = [(t.token.get_secret_value().encode(), t.name, t.role) for t in tokens]
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        given = token.encode()
+        found = None
+        for secret, name, role in self._tokens:
+            if hmac.compare_digest(secret, given):
+                found = (name, role)
+        if found is None:
+            return None
+        name, role = found
+        return AccessToken(token=token, client_id=name, scopes=[role], claims={"name": name, "role": role})
+
+
+def current_caller(default: Caller | None) -> Caller:
+    """The caller of the running request: from its bearer token, else the transport's default."""
+    token = get_access_token()
+    if token is not None:
+        claims = token.claims or {}
+        return Caller(name=str(claims.get("name") or token.client_id), role=str(claims.get("role") or "read"))
+    if default is None:
+        # Cannot happen behind the auth middleware; fail closed if it ever does.
+        return Caller(name="unknown", role="read")
+    return default

@@ -1,0 +1,151 @@
+"""`sovhub mcp`: serve the hub's tools over stdio (what Vibe spawns); `http`, `tools`, `token` beside it.
+
+In stdio mode stdout carries only MCP messages: every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hub.cli.common import fail, get_config, run_async
+from hub.config import HubConfig
+from hub.registry import SkillRegistry
+
+app = typer.Typer(add_completion=False, help="The MCP server. With no command: serve over stdio (for Vibe etc.).")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config YAML (or $SOVHUB_CONFIG)")]
+RegistryOpt = Annotated[str | None, typer.Option(
+    "--registry", hidden=True, help="module:function returning a SkillRegistry (embedding, tests)")]
+
+
+def load_registry(spec: str | None) -> SkillRegistry | None:
+    if not spec:
+        return None
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr or "registry")
+    except (ImportError, AttributeError) as exc:
+        fail(f"--registry {spec}: {exc}")
+    registry = factory() if callable(factory) else factory
+    if not isinstance(registry, SkillRegistry):
+        fail(f"--registry {spec} did not give a SkillRegistry")
+    return registry
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context, config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
+    """Serve every skill as an MCP tool over stdio (stdout = protocol, stderr = logs)."""
+    ctx.obj = {"config": config, "registry": registry}
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = get_config(config)  # logging goes to stderr (or the configured file), never stdout
+    run_async(serve_stdio(cfg, load_registry(registry)))
+
+
+async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None:
+    """The mcp SDK diverts fd 1 to stderr while it serves, so a stray print cannot corrupt the stream."""
+    from bridges.mcp.access import Caller
+    from bridges.mcp.server import build_server
+    from hub.core import Hub
+
+    hub = await Hub.start(config, skills=registry)
+    try:
+        mcp = build_server(hub, default_caller=Caller("stdio", config.mcp.stdio_role), with_auth=False)
+        await mcp.run_stdio_async(show_banner=False)
+    finally:
+        await hub.stop()
+
+
+@app.command("http")
+def http(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="override mcp.host")] = None,
+    port: Annotated[int | None, typer.Option(help="override mcp.port (0 = any free port)")] = None,
+) -> None:
+    """Serve only the MCP bridge over streamable HTTP (no Matrix, no status page)."""
+    cfg = get_config(ctx.obj["config"])
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        cfg = cfg.model_copy(update={"mcp": cfg.mcp.model_copy(update=overrides)})
+    run_async(serve_http(cfg, load_registry(ctx.obj["registry"])))
+
+
+async def serve_http(config: HubConfig, registry: SkillRegistry | None) -> None:
+    import signal
+
+    from bridges.mcp.access import check_bind
+    from bridges.mcp.bridge import MCPBridge
+    from hub.core import Hub
+
+    check_bind(config.mcp)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    hub = await Hub.start(config, skills=registry)
+    bridge = MCPBridge(hub)
+    try:
+        await bridge.start()
+        hub.extras["mcp"] = bridge
+        print(f"MCP server on {bridge.url}", file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await bridge.stop()
+        await hub.stop()
+
+
+@app.command("tools")
+def tools(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The tools an MCP client sees (from the skill registry), with their permission hints."""
+    from fastmcp import Client
+
+    from bridges.mcp.access import Caller
+    from bridges.mcp.server import build_server
+    from hub.core import Hub
+
+    cfg = get_config(ctx.obj["config"])
+
+    async def listing() -> list[dict[str, Any]]:
+        hub = await Hub.start(cfg, skills=load_registry(ctx.obj["registry"]), components=(), resume_jobs=False)
+        try:
+            server = build_server(hub, default_caller=Caller("cli", "read"), with_auth=False)
+            async with Client(server) as client:
+                listed = await client.list_tools()
+        finally:
+            await hub.stop()
+        return [{"name": t.name, "description": t.description,
+                 "annotations": t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {},
+                 "input_schema": t.input_schema} for t in listed]
+
+    listed = run_async(listing())
+    if as_json:
+        print(json.dumps(listed, indent=2))
+        return
+    for t in listed:
+        hints = ", ".join(k.removesuffix("Hint") for k, v in t["annotations"].items() if v is True)
+        print(f"{t['name']:<20} [{hints}] {(t['description'] or '').splitlines()[0]}")
+
+
+@app.command("token")
+def token(name: Annotated[str, typer.Argument(help="who will hold it")] = "vibe",
+          role: Annotated[str, typer.Option(help="read, write or owner")] = "write") -> None:
+    """Print a new random bearer token and the config lines that enable it."""
+    if role not in ("read", "write", "owner"):
+        fail(f"unknown role {role!r} (read, write or owner)")
+    value = secrets.token_urlsafe(32)
+    print(value)
+    print(f"# in the config (or keep the value in a file and use token_file:):\nmcp:\n  tokens:\n"
+          f"    - name: {name}\n      role: {role}\n      token_env: SOVHUB_MCP_TOKEN_{name.upper()}",
+          file=sys.stderr)

@@ -1,0 +1,41 @@
+"""Build the FastMCP server from the hub: every registry skill plus the bridge's own tools."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastmcp import FastMCP
+
+from bridges.mcp.access import Caller, RoleTokenVerifier
+from bridges.mcp.hub_tools import HUB_TOOL_NAMES, add_hub_tools
+from bridges.mcp.skill_tools import CallStats, SkillTool
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+INSTRUCTIONS = (
+    "sovhub: the tools of a self-hosted AI box. Each tool is one of the hub's skills; a long one may "
+    "answer with a job id (pending=true): fetch its result later with job_result. ask / ask_local put a "
+    "question to the hub's assistant."
+)
+
+
+def build_server(hub: Hub, *, default_caller: Caller | None, with_auth: bool,
+                 stats: CallStats | None = None) -> FastMCP:
+    """A FastMCP server whose tools come from `hub.skills` (never a hand-kept list).
+
+    `with_auth` puts the configured bearer tokens in front (HTTP); `default_caller` is who a call
+    without a token is (stdio's spawner, or a token-less loopback HTTP client).
+    """
+    config = hub.config.mcp
+    clash = sorted(s.name for s in hub.skills if s.name in HUB_TOOL_NAMES)
+    if clash:
+        raise ValueError(f"skills {', '.join(clash)} clash with the MCP bridge's own tools; rename them")
+    auth = RoleTokenVerifier(config.tokens) if with_auth and config.tokens else None
+    mcp = FastMCP("sovhub", instructions=INSTRUCTIONS, auth=auth, mask_error_details=True)
+    stats = stats or CallStats()
+    for skill in hub.skills:
+        mcp.add_tool(SkillTool.build(hub, skill, default_caller=default_caller, wait_s=config.call_wait_s,
+                                     stats=stats))
+    add_hub_tools(mcp, hub, default_caller=default_caller, max_wait_s=config.call_wait_s)
+    return mcp

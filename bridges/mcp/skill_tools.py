@@ -1,0 +1,189 @@
+"""One MCP tool per registry skill: schemas from the skill's models, runs through `hub.start_skill`.
+
+A call waits for the job; a skill that may take long (long_running, or needing a GPU resident that
+may have to be swapped in) returns its job id after `mcp.call_wait_s`, and its output schema says
+so: the result model, or a `JobPending` the caller resolves with `job_result`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_context
+from fastmcp.tools.base import Tool, ToolResult
+from mcp_types import TextContent
+from pydantic import BaseModel, Field, PrivateAttr
+
+from bridges.mcp.access import Caller, annotations_for, current_caller
+from hub.context import Context
+from hub.errors import HubError, InvalidParams, PermissionDenied
+from hub.jobs import JobHandle, Progress
+from hub.registry import Skill
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+log = logging.getLogger(__name__)
+
+
+class ProgressOut(BaseModel):
+    done: float
+    total: float | None = None
+    message: str = ""
+
+
+class JobPending(BaseModel):
+    """What a tool returns when its job outlives the call: fetch the result later with job_result."""
+
+    pending: Literal[True] = True
+    job_id: str = Field(description="pass to job_result / job_status / cancel_job")
+    skill: str
+    status: str
+    progress: ProgressOut | None = None
+    message: str
+
+
+def may_defer(skill: Skill) -> bool:
+    """Skills that can outlive one call: declared long, or waiting for a GPU resident (a swap takes minutes)."""
+    return skill.long_running or skill.resident is not None
+
+
+def output_schema_for(skill: Skill) -> dict[str, Any]:
+    result = dict(skill.output_schema())
+    if not may_defer(skill):
+        return result
+    pending = dict(JobPending.model_json_schema())
+    defs = {**result.pop("$defs", {}), **pending.pop("$defs", {})}
+    schema: dict[str, Any] = {"type": "object", "anyOf": [result, pending]}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def pending_result(handle: JobHandle, waited_s: float) -> ToolResult:
+    progress = handle.progress
+    note = ""
+    if progress is not None:
+        share = f"{progress.done:g}/{progress.total:g}" if progress.total else f"{progress.done:g}"
+        note = f" ({share}{': ' + progress.message if progress.message else ''})"
+    message = (f"{handle.skill.name} is still {handle.status}{note} after {waited_s:g} s; it goes on as job "
+               f"{handle.id}. Call job_result with job_id=\"{handle.id}\" to get its result.")
+    body = JobPending(job_id=handle.id, skill=handle.skill.name, status=handle.status, message=message,
+                      progress=ProgressOut(**progress.__dict__) if progress else None)
+    return ToolResult(content=[TextContent(type="text", text=message)],
+                      structured_content=body.model_dump(mode="json"),
+                      meta={"sovhub": {"job_id": handle.id, "pending": True}})
+
+
+class CallStats:
+    """Counters for `status()`: cheap, no locks (one event loop)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.deferred = 0
+
+
+class SkillTool(Tool):
+    """A registry skill as an MCP tool. Built from the Skill, never declared by hand."""
+
+    KEY_PREFIX: ClassVar[str] = "tool"
+    _skill: Skill = PrivateAttr()
+    _hub: Any = PrivateAttr()
+    _default_caller: Caller | None = PrivateAttr(default=None)
+    _wait_s: float = PrivateAttr(default=30.0)
+    _stats: CallStats = PrivateAttr()
+
+    @classmethod
+    def build(cls, hub: Hub, skill: Skill, *, default_caller: Caller | None, wait_s: float,
+              stats: CallStats) -> SkillTool:
+        tool = cls(
+            name=skill.name,
+            description=skill.description,
+            parameters=skill.input_schema(),
+            output_schema=output_schema_for(skill),
+            annotations=annotations_for(skill.permission, open_world=bool(getattr(skill, "open_world", False))),
+            meta={"sovhub": {"permission": skill.permission.name, "long_running": may_defer(skill),
+                             "resident": skill.resident}},
+        )
+        tool._skill, tool._hub, tool._default_caller = skill, hub, default_caller
+        tool._wait_s, tool._stats = wait_s, stats
+        return tool
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        skill, hub = self._skill, self._hub
+        caller = current_caller(self._default_caller)
+        ctx = Context.new("mcp", user=caller.name)
+        self._stats.calls += 1
+        try:
+            handle = await hub.start_skill(skill.name, arguments, ctx, grant=caller.grant)
+        except PermissionDenied:
+            self._stats.errors += 1
+            need = "an owner" if skill.permission.name == "destructive" else "a write"
+            raise ToolError(f"{skill.name} is a {skill.permission.name} tool: it needs {need} token "
+                            f"(caller {caller.name!r} has role {caller.role})") from None
+        except InvalidParams as exc:
+            self._stats.errors += 1
+            raise ToolError(str(exc)) from None
+        except HubError as exc:
+            self._stats.errors += 1
+            raise ToolError(str(exc)) from None
+        limit = self._wait_s if may_defer(skill) else None
+        try:
+            result = await self._wait(handle, limit)
+        except asyncio.CancelledError:
+            # The client gave up on this call (MCP cancellation or disconnect): stop the job too.
+            if not handle.done:
+                await handle.cancel()
+            raise
+        except HubError as exc:
+            self._stats.errors += 1
+            raise ToolError(f"{exc} (job {handle.id})") from None
+        if result is None:
+            self._stats.deferred += 1
+            return pending_result(handle, limit or 0)
+        return ToolResult(structured_content=result.model_dump(mode="json"),
+                          meta={"sovhub": {"job_id": handle.id}})
+
+    async def _wait(self, handle: JobHandle, limit: float | None) -> BaseModel | None:
+        """The result, or None when `limit` passed first; progress goes to the client meanwhile."""
+        if handle.done:
+            return await handle.wait()
+        mcp_ctx = get_context()
+        latest: list[Progress] = []
+        wake = asyncio.Event()
+
+        def on_progress(progress: Progress) -> None:
+            latest[:] = [progress]
+            wake.set()
+
+        unsubscribe = handle.on_progress(on_progress)
+        waiter = asyncio.ensure_future(handle.wait())
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit
+        try:
+            while not waiter.done():
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                woken = asyncio.ensure_future(wake.wait())
+                try:
+                    await asyncio.wait({waiter, woken}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                if wake.is_set() and latest:
+                    wake.clear()
+                    p = latest.pop()
+                    with contextlib.suppress(Exception):
+                        await mcp_ctx.report_progress(p.done, p.total, p.message or None)
+            return waiter.result()
+        finally:
+            unsubscribe()
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiter

@@ -1,0 +1,71 @@
+"""The MCP bridge over stdio: fastmcp's Client spawns the real `sovhub mcp` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+from fastmcp.exceptions import ToolError
+
+from bridges.mcp.hub_tools import HUB_TOOL_NAMES
+from tests.test_mcp_http import mcp_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SOVHUB = str(Path(sys.executable).with_name("sovhub"))
+
+
+def stdio_client(tmp_path: Path, extra_yaml: str = "") -> tuple[Client, Path]:
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  data_dir: {tmp_path / 'data'}\nmcp:\n  call_wait_s: 0.3\n{extra_yaml}")
+    stderr = tmp_path / "stderr.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SOVHUB_CONFIG", None)
+    transport = StdioTransport(command=SOVHUB, cwd=str(ROOT), env=env, log_file=stderr,
+                               args=["mcp", "--config", str(config), "--registry", "tests.test_mcp_http:mcp_registry"])
+    return Client(transport, timeout=30), stderr
+
+
+@pytest.mark.slow
+async def test_stdio_serves_the_registry_and_logs_only_to_stderr(tmp_path):
+    client, stderr = stdio_client(tmp_path)
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    async with client:
+        tools = {t.name: t for t in await client.list_tools()}
+        registry = mcp_registry()
+        assert set(tools) == {s.name for s in registry} | set(HUB_TOOL_NAMES)
+        for s in registry:
+            assert tools[s.name].input_schema == s.input_schema()
+        # Any stray byte on stdout would have broken the JSON-RPC stream before this point.
+        assert (await client.call_tool("echo", {"text": "over stdio"})).structured_content == {"text": "over stdio"}
+        with pytest.raises(ToolError, match="times: Input should be greater than or equal to 1"):
+            await client.call_tool("echo", {"text": "x", "times": 0})
+        done = await client.call_tool("slow_render", {"steps": 2, "step_s": 0.05}, progress_handler=on_progress)
+        assert done.structured_content == {"steps": 2} and seen
+        pending = (await client.call_tool("slow_render", {"steps": 10, "step_s": 0.1})).structured_content
+        assert pending["pending"] is True
+        result = await client.call_tool("job_result", {"job_id": pending["job_id"], "wait_s": 0.3})
+        while not result.structured_content["done"]:
+            result = await client.call_tool("job_result", {"job_id": pending["job_id"], "wait_s": 0.3})
+        assert result.structured_content["result"] == {"steps": 10}
+        with pytest.raises(ToolError, match="needs an owner token"):
+            await client.call_tool("wipe", {})
+        with pytest.raises(ToolError, match="boom failed"):
+            await client.call_tool("boom", {})
+    assert "the backend exploded" in stderr.read_text()  # the failing skill's traceback went to stderr
+
+
+@pytest.mark.slow
+async def test_stdio_role_owner_may_call_destructive_tools(tmp_path):
+    client, _ = stdio_client(tmp_path, "  stdio_role: owner\n")
+    async with client:
+        assert (await client.call_tool("wipe", {})).structured_content == {"wiped": True}
+        jobs = (await client.call_tool("list_jobs", {})).structured_content["jobs"]
+        assert [(j["skill"], j["origin"], j["user"]) for j in jobs] == [("wipe", "mcp", "stdio")]
