@@ -71,9 +71,9 @@ async def test_turns_are_counted_by_route_once_per_turn(tmp_path):
 
 def test_swap_history_becomes_counters_and_a_histogram_counted_once():
     metrics = HubMetrics()
-    swaps = [{"resident": "comfyui", "phase": "in", "started": 100.0, "seconds": 42.0, "ok": True},
-             {"resident": "sglang", "phase": "out", "started": 90.0, "seconds": 8.0, "ok": True},
-             {"resident": 'we"ird\\name', "phase": "in", "started": 150.0, "seconds": 3.0, "ok": False}]
+    swaps = [{"resident": "comfyui", "phase": "in", "at": 100.0, "seconds": 42.0, "ok": True},
+             {"resident": "sglang", "phase": "out", "at": 90.0, "seconds": 8.0, "ok": True},
+             {"resident": 'we"ird\\name', "phase": "in", "at": 150.0, "seconds": 3.0, "ok": False}]
     metrics.fold_swaps(swaps[:2])
     metrics.fold_swaps(swaps)  # the snapshot's sliding window repeats older records
     fams = _families(metrics.render({"gpu": {"resident": "comfyui", "state": "ready", "queue": [

@@ -141,7 +141,7 @@ class HubMetrics:
     def fold_swaps(self, swaps: Iterable[Mapping[str, Any]]) -> None:
         """Count each swap record of the GPU snapshot once (the history is a sliding window)."""
         for s in swaps:
-            key = (s.get("resident"), s.get("phase"), s.get("started"), s.get("seconds"))
+            key = (s.get("resident"), s.get("phase"), s.get("at", s.get("started")), s.get("seconds"))
             if key in self._seen_swaps:
                 continue
             self._seen_swaps.add(key)

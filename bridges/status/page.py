@@ -122,8 +122,9 @@ def _cancel_form(job_id: str) -> str:
 
 def _swaps(s: dict[str, Any]) -> str:
     ok, failed = '<span class="ok">ok</span>', '<span class="bad">failed</span>'
-    rows = [[_t(w.get("started")), escape(str(w.get("resident", ""))), escape(str(w.get("phase", ""))),
-             _secs(w.get("seconds")), ok if w.get("ok", True) else failed, escape(str(w.get("reason") or ""))]
+    rows = [[_t(w.get("at", w.get("started"))), escape(str(w.get("resident", ""))), escape(str(w.get("phase", ""))),
+             _secs(w.get("seconds")), ok if w.get("ok", True) else failed,
+             escape(str(w.get("error") or w.get("reason") or ""))]
             for w in s["gpu"].get("swaps") or []]
     return ('<section id="swaps"><h2>Swap history</h2>'
             + _table(["when", "resident", "phase", "took", "", "why"], rows, "no swaps yet") + "</section>")

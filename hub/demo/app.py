@@ -1,0 +1,263 @@
+"""`sovhub demo`: the hub on a simulated GB10, with a terminal chat.
+
+The imperative shell that wires the parts together: stand-ins as residents, the hub with its
+components, the bridges (MCP, status page, Matrix when configured), and a read-eval-print loop
+that sends slash commands through the one command table and everything else through the chat
+service. Anything missing from the build is announced and skipped, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hub.config import HubConfig, load_config
+from hub.context import Context
+from hub.core import Hub
+from hub.demo.fleet import RESIDENTS, CloudStandIn, SimFleet
+from hub.demo.terminal import SwapWatcher, TerminalIO, TerminalSink
+from hub.runtime import bridge_modules
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path("~/.local/share/sovhub-demo")
+QUIT = ("/quit", "/exit", "/q")
+
+
+@dataclass
+class DemoOptions:
+    data_dir: Path | None = None
+    script: Path | None = None
+    mcp_port: int = 8002
+    status_port: int = 8003
+    load_seconds: float = 2.0
+    auto_approve: bool = False
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.console = console or Console(highlight=False)
+        self.data_dir = (options.data_dir or DEFAULT_DATA_DIR).expanduser().resolve()
+        self.fleet = SimFleet(self.data_dir, options.load_seconds)
+        self.cloud: CloudStandIn | None = None
+        self.hub: Hub | None = None
+        self.bridges: list[tuple[str, Any]] = []
+        self.io = TerminalIO(self.console)
+        self.watcher = SwapWatcher(self.console)
+        self.context = Context.new("cli", user="demo")
+        self.conversation: Any = None
+
+    # -- start / stop ------------------------------------------------------------------------------
+    async def _config(self) -> HubConfig:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        overrides: dict[str, Any] = {
+            "storage": {"data_dir": str(self.data_dir)},
+            "residents": self.fleet.residents_config(),
+            "llm": {"local": {"base_url": self.fleet.url("sglang") + "/v1", "model": "mistral-small-4",
+                              "resident": "sglang", "first_token_timeout_s": 60}},
+            "mcp": {"host": "127.0.0.1", "port": self.options.mcp_port},
+            "status": {"host": "127.0.0.1", "port": self.options.status_port},
+            "skills": {"content": {"blog_dir": str(self.data_dir / "blog"), "tts_engine": "vllm-omni"}},
+        }
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            overrides["llm"]["cloud"] = {"enabled": True, "api_key": os.environ["ANTHROPIC_API_KEY"]}
+        else:
+            self.cloud = CloudStandIn()
+            url = await self.cloud.start()
+            overrides["llm"]["cloud"] = {"enabled": True, "base_url": url, "api_key": CloudStandIn.API_KEY}
+        return load_config(None, overrides=overrides)
+
+    async def start(self) -> None:
+        config = await self._config()
+        await self.fleet.start_unmanaged()
+        self.hub = await Hub.start(config)
+        self.watcher.snapshot = self.hub.gpu.snapshot
+        self.hub.bus.listen("*", self.watcher.on_event)
+        await self._start_bridges()
+        self.conversation = self._conversation_key()
+        self._banner(config)
+
+    async def _start_bridges(self) -> None:
+        assert self.hub is not None
+        for name, module in bridge_modules():
+            enabled = getattr(module, "enabled", None)
+            if callable(enabled) and not enabled(self.hub.config):
+                continue
+            try:
+                await module.setup(self.hub)
+                self.bridges.append((name, module))
+            except Exception as exc:
+                self.console.print(f"[yellow]⚠ the {name} bridge is not available: {exc}[/yellow]")
+
+    async def stop(self) -> None:
+        if self.hub is not None:
+            for name, module in reversed(self.bridges):
+                try:
+                    await asyncio.wait_for(module.teardown(self.hub), 10)
+                except Exception as exc:
+                    log.warning("bridge %s did not stop cleanly: %s", name, exc)
+            self.bridges.clear()
+            await self.hub.stop()
+            self.hub = None
+        await self.fleet.stop()
+        if self.cloud is not None:
+            await self.cloud.stop()
+            self.cloud = None
+
+    def _conversation_key(self) -> Any:
+        try:
+            from hub.chat.api import ConversationKey
+        except ModuleNotFoundError:
+            return None
+        return ConversationKey("cli", "demo", None)
+
+    # -- what the user sees first ------------------------------------------------------------------
+    def _banner(self, config: HubConfig) -> None:
+        hub = self.hub
+        assert hub is not None
+        c = self.console
+        c.rule("[bold]sovhub demo[/bold] — a simulated DGX Spark (GB10)")
+        mode = ("swaps by the resident-model scheduler (stand-in processes, shortened start times)"
+                if self.fleet.managed and type(hub.gpu).__name__ != "DirectArbiter"
+                else "[yellow]no resident scheduler in this build: every stand-in runs at once, no swaps[/yellow]")
+        c.print(f"GPU pool 128 GB, one model at a time: {mode}")
+        for name, (_, _, memory, _, what) in RESIDENTS.items():
+            star = " (default)" if name == "sglang" else ""
+            c.print(f"  • [bold]{name}[/bold]{star}: {what} stand-in, {memory:.0f} GB, {self.fleet.url(name)}")
+        if self.cloud is not None:
+            c.print("cloud: [bold]the Anthropic stand-in[/bold] (set ANTHROPIC_API_KEY to use real Claude)")
+        else:
+            c.print(f"cloud: [bold]real Claude[/bold] ({config.llm.cloud.model}, from ANTHROPIC_API_KEY)")
+        names = {n for n, _ in self.bridges}
+        if "mcp" in names:
+            c.print(f"MCP server: http://127.0.0.1:{self._port('mcp')}{config.mcp.path}")
+        else:
+            c.print("[yellow]MCP server: not available[/yellow]")
+        if "status" in names:
+            c.print(f"status page: {hub.extras['status_page'].url}/  (metrics: /metrics)")
+        else:
+            c.print("[yellow]status page: not available[/yellow]")
+        if "matrix" in names:
+            c.print(f"Matrix: the bot {config.matrix.user_id} is online on {config.matrix.homeserver}")
+        c.print(f"state: {config.storage.db_path}")
+        c.print(f"{len(hub.skills)} skills; chat: "
+                + ("ready" if hub.chat is not None else "[yellow]not available in this build[/yellow]"))
+        c.print("[dim]Type to chat. Commands: /image <prompt>, /podcast <text>, /publish --draft ..., /diagnose, "
+                "/status, /help, /quit[/dim]")
+        c.rule()
+
+    def _port(self, bridge: str) -> int:
+        assert self.hub is not None
+        extra = self.hub.extras.get(bridge)
+        port = getattr(extra, "port", None)
+        return int(port) if isinstance(port, int) and port else self.hub.config.mcp.port
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def handle(self, line: str) -> bool:
+        """One line from the user; False when the demo should end."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        if line in QUIT:
+            return False
+        try:
+            from hub.commands import CommandEnv, dispatch, is_command
+        except ModuleNotFoundError:
+            is_command = None  # type: ignore[assignment]
+        if line.startswith("/"):
+            if is_command is None:
+                self.console.print("[yellow]slash commands are not available in this build[/yellow]")
+                return True
+            if is_command(line):
+                env = CommandEnv(hub=self.hub, context=self.context.child(), io=self.io,
+                                 conversation=self.conversation, role="owner", approver=self._approve,
+                                 run_turn=self._turn, status_extra=self._status_extra)
+                await dispatch(env, line)
+                return True
+        await self._turn(line, None)
+        return True
+
+    async def _turn(self, text: str, override: str | None) -> Any:
+        assert self.hub is not None
+        if self.hub.chat is None:
+            self.console.print("[yellow]chat is not available in this build (no chat service)[/yellow]")
+            return None
+        from hub.chat.api import TurnRequest
+
+        sink = TerminalSink(self.console)
+        request = TurnRequest(text=text, context=self.context.child(), conversation=self.conversation,
+                              override=override, approver=self._approve)
+        await sink.start()
+        try:
+            outcome = await self.hub.chat.turn(request, sink)
+        except Exception as exc:
+            await sink.fail(f"{type(exc).__name__}: {exc}")
+            return None
+        if not sink.finished:
+            await sink.finish(getattr(outcome, "text", "") or sink.text)
+        self._outcome_line(outcome)
+        return outcome
+
+    def _outcome_line(self, outcome: Any) -> None:
+        if outcome is None:
+            return
+        route = getattr(outcome, "route", "?")
+        where = {"local": "local · Mistral Small 4 (stand-in)",
+                 "cloud": "cloud · " + ("Claude" if self.cloud is None else "Anthropic stand-in")}.get(route, route)
+        cost = getattr(outcome, "cost_usd", 0.0) or 0.0
+        tokens = (getattr(outcome, "input_tokens", 0) or 0, getattr(outcome, "output_tokens", 0) or 0)
+        self.console.print(f"[dim]  ↳ {where} — {getattr(outcome, 'reason', '')}; "
+                           f"{tokens[0]}→{tokens[1]} tokens, ${cost:.4f}[/dim]")
+
+    async def _approve(self, skill, params, ctx) -> bool:
+        if self.options.auto_approve or self.options.script is not None:
+            self.console.print(f"[yellow]  ? {skill.name} needs approval: approved (demo script)[/yellow]")
+            return True
+        answer = await asyncio.to_thread(self.console.input, f"[yellow]  ? run {skill.name}? [y/N] [/yellow]")
+        return answer.strip().lower() in ("y", "yes")
+
+    def _status_extra(self) -> dict[str, Any]:
+        return {"demo": {"swaps_seen": self.watcher.swaps,
+                         "cloud": "stand-in" if self.cloud else "claude"}}
+
+    async def lines(self):
+        """The script's lines, or the terminal's until EOF."""
+        if self.options.script is not None:
+            for line in self.options.script.read_text().splitlines():
+                self.console.print(f"[bold cyan]you>[/bold cyan] {line}")
+                yield line
+            return
+        while True:
+            try:
+                line = await asyncio.to_thread(self.console.input, "[bold cyan]you>[/bold cyan] ")
+            except EOFError:
+                return
+            yield line
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            async for line in self.lines():
+                if not await self.handle(line):
+                    break
+        finally:
+            self.console.print("[dim]stopping…[/dim]")
+            await self.stop()
+            self.console.print("bye")
+
+
+async def run_demo(data_dir: Path | None = None, script: Path | None = None, mcp_port: int = 8002,
+                   status_port: int = 8003, load_seconds: float = 2.0, yes: bool = False) -> None:
+    options = DemoOptions(data_dir=data_dir, script=script, mcp_port=mcp_port, status_port=status_port,
+                          load_seconds=load_seconds, auto_approve=yes)
+    demo = Demo(options)
+    with contextlib.suppress(KeyboardInterrupt):
+        await demo.run()
