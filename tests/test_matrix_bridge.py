@@ -298,3 +298,23 @@ async def test_rate_limited_bot_honours_retry_after_and_answers_everything(rig):
         await owner.send(room, f"/help {['new', 'jobs', 'status', 'why'][i]}")
     await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "/why" in s.content.get("body", ""))
     assert len(owner.from_user(rig.bot.user_id, room)) == 4
+
+
+async def test_undecryptable_events_are_counted_and_shown_in_status(rig):
+    bridge = await rig.start_bot()
+    owner = await rig.user(rig.owner)
+    room = await owner.create_room([rig.bot.user_id], name="broken-e2ee", encrypted=True,
+                                   wait_join=rig.bot.user_id)
+    # An encrypted event from a Megolm session the bot never received a key for.
+    bogus = {"algorithm": "m.megolm.v1.aes-sha2", "sender_key": "A" * 43, "device_id": "NOPE",
+             "session_id": "B" * 43, "ciphertext": "AwgAEnB" + "C" * 80}
+    headers = {"Authorization": f"Bearer {owner.client.access_token}"}
+    async with httpx.AsyncClient(base_url=rig.synapse.url, headers=headers) as http:
+        resp = await http.put(f"/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/{_uid()}", json=bogus)
+        assert resp.status_code == 200, resp.text
+    mark = len(owner.seen)
+    await owner.send(room, "/status")
+    status = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "undecryptable" in s.content.get("body", ""),
+                                  after=mark)
+    assert "undecryptable 1" in status.content["body"]
+    assert bridge.status()["undecryptable"] == 1

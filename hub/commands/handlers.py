@@ -180,21 +180,49 @@ async def run_skill_command(env: CommandEnv, skill: Skill, params: dict[str, Any
             await env.io.progress(f"⚙️ {skill.name}{frac} · {p.message}".rstrip(" ·"))
 
         handle.on_progress(on_progress)
+        ticker = asyncio.create_task(_queue_ticker(env, skill, handle))
     try:
         result = await handle.wait()
     except (HubError, asyncio.CancelledError) as exc:
         if long:
+            ticker.cancel()
             await env.io.job_state("failed")
         if isinstance(exc, asyncio.CancelledError):
             raise
         raise HubError(f"{skill.name} (job {handle.id}): {exc}") from None
     if long:
+        ticker.cancel()
         await env.io.job_state("succeeded")
     files = result_files(result)
     for path, kind in files:
         await env.io.send_file(path, kind=kind, caption=f"{skill.name}: {path.name}")
     if not files or len(type(result).model_fields) > 1:
         await env.io.reply(result_text(skill, result))
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA unknown"
+    return f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
+
+
+async def _queue_ticker(env: CommandEnv, skill: Skill, handle) -> None:
+    """While a job waits for the GPU, keep its progress line saying what it waits behind."""
+    shown = ""
+    while not handle.done and handle.status in ("queued", "waiting_approval"):
+        try:
+            snap = env.hub.gpu.snapshot()
+            mine = next((q for q in snap.queue if q.job_id == handle.id), None)
+        except Exception:
+            mine = None
+        if mine is not None:
+            behind = ", ".join(snap.busy_with) or (f"loading {mine.resident}" if snap.resident != mine.resident
+                                                   else snap.resident or "the GPU")
+            text = f"⏳ {skill.name} · queued #{mine.position + 1} behind {behind}, {_eta(mine.eta_s)}"
+            if text != shown:
+                shown = text
+                await env.io.progress(text)
+        await asyncio.sleep(2.0)
 
 
 async def cmd_run(env: CommandEnv, args: Parsed) -> None:
