@@ -314,7 +314,7 @@ async def test_undecryptable_events_are_counted_and_shown_in_status(rig):
         assert resp.status_code == 200, resp.text
     mark = len(owner.seen)
     await owner.send(room, "/status")
-    status = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "undecryptable" in s.content.get("body", ""),
-                                  after=mark)
+    status = await owner.wait_for(
+        lambda s: s.sender == rig.bot.user_id and "undecryptable" in s.content.get("body", ""), after=mark)
     assert "undecryptable 1" in status.content["body"]
     assert bridge.status()["undecryptable"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ class BotProcess:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        log = open(self.log_path, "a")  # noqa: SIM115 - the child keeps it
+        log = open(self.log_path, "a")
         self.proc = subprocess.Popen([sys.executable, "-m", "bridges.matrix", "--config", str(self.config_path)],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -115,7 +116,8 @@ async def test_bot_process_stops_cleanly_on_sigterm(synapse, tmp_path):
         deadline = time.monotonic() + 60
         while "matrix bridge running" not in proc.tail():
             assert proc.proc.poll() is None and time.monotonic() < deadline, proc.tail()
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         proc.proc.send_signal(signal.SIGTERM)
-        assert proc.proc.wait(15) == 0, proc.tail()
-        assert httpx.get(f"{synapse.url}/health").status_code == 200
+        assert await asyncio.to_thread(proc.proc.wait, 15) == 0, proc.tail()
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{synapse.url}/health")).status_code == 200
