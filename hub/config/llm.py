@@ -29,14 +29,16 @@ class ModelPrice(Section):
 class CloudLLMConfig(Section):
     enabled: bool = True
     base_url: str | None = None
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     api_key: SecretStr | None = None
     context_window: int = Field(200000, gt=0)
     max_tokens: int = Field(4096, gt=0)
     first_token_timeout_s: float = Field(30, gt=0)
     stall_timeout_s: float = Field(30, gt=0)
     max_retries: int = Field(2, ge=0)
-    prices: dict[str, ModelPrice] = Field(default_factory=lambda: {"claude-sonnet-4-5": ModelPrice()})
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: {"claude-sonnet-4-6": ModelPrice(), "claude-sonnet-4-5": ModelPrice()},
+        description="USD per million tokens, by model name")
 
 
 class LLMConfig(Section):

@@ -1,0 +1,96 @@
+"""What every provider shares: retries before any output, and first-token / stall deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from hub.llm.errors import FirstTokenTimeout, LLMError, ProviderUnavailable, StallTimeout, StreamBroken
+from hub.llm.retry import backoff
+from hub.llm.types import Completion, Message, OnText, ToolSpec
+
+
+class Deadline:
+    """One timer per call: first-token deadline until the first token, then a sliding stall window.
+
+    A single `asyncio.timeout` rescheduled per chunk costs far less than `wait_for` per chunk.
+    """
+
+    def __init__(self, provider: str, first_token_s: float, stall_s: float) -> None:
+        self.provider = provider
+        self.first_token_s = first_token_s
+        self.stall_s = stall_s
+        self.started = False
+        self._cm: asyncio.Timeout | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def tick(self) -> None:
+        """A token arrived: the stall window restarts from now."""
+        self.started = True
+        if self._cm is not None:
+            self._cm.reschedule(self._loop.time() + self.stall_s)
+
+    @contextlib.asynccontextmanager
+    async def guard(self) -> AsyncIterator[Deadline]:
+        try:
+            async with asyncio.timeout(self.first_token_s) as cm:
+                self._cm = cm
+                yield self
+        except TimeoutError:
+            if self._cm is not None and self._cm.expired():
+                if self.started:
+                    raise StallTimeout(self.provider, f"no token for {self.stall_s:g} s (stalled)") from None
+                raise FirstTokenTimeout(
+                    self.provider, f"no first token within {self.first_token_s:g} s") from None
+            raise
+
+
+class Provider:
+    """Base class: `stream()` retries `_once()` on retryable errors while nothing was delivered."""
+
+    name = "provider"
+
+    def __init__(self, *, model: str, first_token_timeout_s: float, stall_timeout_s: float,
+                 max_retries: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.model = model
+        self.first_token_timeout_s = first_token_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self.retries = 0  # counted for tests and status
+
+    async def stream(self, messages: list[Message], tools: list[ToolSpec], *, max_tokens: int,
+                     on_text: OnText) -> Completion:
+        attempt = 0
+        while True:
+            delivered: list[str] = []
+
+            async def relay(text: str, delivered: list[str] = delivered) -> None:
+                delivered.append(text)
+                await on_text(text)
+
+            try:
+                return await self._once(messages, tools, max_tokens, relay)
+            except LLMError as exc:
+                partial = "".join(delivered)
+                if partial:
+                    if type(exc) is ProviderUnavailable:
+                        raise StreamBroken(self.name, f"stream broke mid-answer ({exc})", partial=partial) from exc
+                    exc.partial = partial
+                    raise
+                if not exc.retryable or attempt >= self.max_retries:
+                    raise
+                await self.sleep(backoff(attempt, getattr(exc, "retry_after", None)))
+                attempt += 1
+                self.retries += 1
+
+    def deadline(self) -> Deadline:
+        return Deadline(self.name, self.first_token_timeout_s, self.stall_timeout_s)
+
+    async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
+                    on_text: OnText) -> Completion:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
