@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -11,6 +12,28 @@ from hub.config.base import Section
 
 class ContentSkillsConfig(Section):
     blog_dir: Path | None = Field(None, description="the Astro site checkout")
+    content_subdir: str = Field("src/content/blog", description="articles, relative to blog_dir")
+    hero_style: Literal["auto", "asset", "public"] = Field(
+        "auto", description="asset: src/assets + relative heroImage (image() schema); public: /images/...; "
+        "auto: asset when the site's content config uses image()")
+    podcast_subdir: str = Field("public/podcasts", description="episodes, relative to blog_dir")
+    build_command: list[str] = Field(default_factory=list, description="e.g. [npm, run, build]; run in blog_dir")
+    deploy_command: list[str] = Field(default_factory=list,
+                                      description="e.g. [rsync, -a, --delete, dist/, /var/www/blog/]")
+    command_timeout_s: float = Field(600, gt=0)
+    git_commit: bool = Field(True, description="commit the article when blog_dir is a git repository")
+    git_push: bool = Field(True, description="push when the site repository has a remote")
     workflow: Path | None = Field(None, description="ComfyUI API-format workflow template")
-    tts_engine: str = "espeak"
+    checkpoint: str = "flux1-schnell-fp8.safetensors"
+    negative_prompt: str = ""
+    image_width: int = Field(1024, ge=64, le=2048)
+    image_height: int = Field(576, ge=64, le=2048)
+    image_timeout_s: float = Field(600, gt=0)
+    tts_engine: Literal["vllm-omni", "espeak"] = "espeak"
+    tts_model: str = "mistralai/Voxtral-4B-TTS-2603"
     voice: str = "casual_male"
+    tts_chunk_chars: int = Field(600, ge=50, le=4000, description="longest text sent in one speech request")
+    podcast_format: Literal["mp3", "opus"] = "mp3"
+    podcast_artist: str = "sovhub"
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5)
+    llm_max_tokens: int = Field(4096, ge=256)

@@ -1,0 +1,1 @@
+"""Content pipelines: hero images (ComfyUI), podcasts (TTS) and publishing to an Astro blog."""
