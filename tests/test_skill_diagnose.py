@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -119,10 +122,15 @@ def test_launch_flags_are_checked_against_the_gb10_known_good_set():
 
 def test_not_resident_says_who_holds_the_gpu_and_who_waits():
     snap = GpuSnapshot(resident="comfyui", state="busy", busy_with=["hero_image"],
-                       queue=[QueuedJob("j1", "sglang", "interactive", waited_s=12, eta_s=40, label="chat")])
+                       queue=[QueuedJob("j1", "sglang", "interactive", waited_s=12, eta_s=40, label="chat")],
+                       swaps=[{"resident": "sglang", "phase": "start", "at": 1.0, "seconds": 300, "ok": False,
+                               "error": "not ready after 300 s"}],
+                       residents={"sglang": {"phase": "stopped", "error": "not ready after 300 s", "eta_s": 95}})
     ok, why = assess.residency("sglang", managed=True, configured=True, snap=snap)
     assert not ok
     assert "comfyui holds the GPU" in why and "hero_image" in why and "1 job(s) waiting for sglang" in why
+    assert "sglang: phase stopped, error not ready after 300 s, eta_s 95" in why
+    assert "last swap: sglang start (300 s, failed: not ready after 300 s)" in why
     assert assess.residency("sglang", managed=True, configured=True, snap=GpuSnapshot("sglang", "ready"))[0]
     assert assess.residency("sglang", managed=False, configured=True, snap=GpuSnapshot())[0]
 
@@ -210,6 +218,8 @@ async def test_nothing_listening_is_down_and_says_so(tmp_path):
 
 
 # ---------------------------------------------------------------- in a real container
+RETRACT = "KV cache pool is full. Retract requests. #retracted_reqs: 1, #new_token_ratio: 0.4000 -> 0.6500"
+
 def _wait_health(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,8 +235,10 @@ def _wait_health(url: str, timeout: float = 30) -> None:
 async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lines(docker_cleanup, tmp_path):
     port = free_port()
     name = f"sglang-diag-{port}"
-    container = docker_cleanup.run_python(name, ["-m", "hub.sim", "sglang", "--port", str(port)],
-                                          env={"SGLANG_ENABLE_SPEC_V2": "1"})
+    # The server logs a retraction (a known signature) on stdout, then serves.
+    code = (f"print({RETRACT!r}, flush=True); from hub.sim.__main__ import main; "
+            f"main(['sglang', '--port', '{port}'])")
+    container = docker_cleanup.run_python(name, ["-c", code], env={"SGLANG_ENABLE_SPEC_V2": "1"})
     url = f"http://127.0.0.1:{port}"
     _wait_health(url)
     hub = await start_hub(tmp_path, sglang_url=url, sglang_container=name, docker_url=docker_cleanup.base_url,
@@ -237,8 +249,12 @@ async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lin
         down = await diagnose(hub)
     finally:
         await hub.stop()
-    assert up.status == "healthy", up.summary
+    assert up.status == "healthy", up.summary  # a warning alone does not degrade
     assert up.container["status"] == "running" and any("listening on" in ln for ln in up.log_tail)
+    retract = next(f for f in up.findings if f.id == "kv_cache_full_retract")
+    assert retract.severity == "warning" and retract.evidence == [RETRACT]
+    assert "--max-running-requests" in retract.fix and "[warning]" in up.summary
+    assert not [f for f in up.findings if f.id.startswith("flag_")]  # the spec v2 env and topk 1 agree
 
     assert down.status == "down"
     assert down.container["status"] == "exited"
@@ -246,3 +262,34 @@ async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lin
     stopped = next(f for f in down.findings if f.id == "container_not_running")
     assert stopped.severity == "critical" and any("stand-in stopped" in ln for ln in stopped.evidence)
     assert "last log lines:" in down.summary and "stand-in stopped" in down.summary
+
+
+# ---------------------------------------------------------------- with the resident scheduler
+async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(tmp_path):
+    pytest.importorskip("hub.scheduler.component")
+    port = free_port()
+    config = HubConfig.model_validate({
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "llm": {"local": {"base_url": f"http://127.0.0.1:{port}/v1"}},
+        "residents": {"memory_guard": {"enabled": False}, "sglang": {
+            "kind": "llm", "memory_gb": 60, "base_url": f"http://127.0.0.1:{port}/v1",
+            "driver": {"type": "process", "command": [sys.executable, "-m", "hub.sim", "sglang", "--port", str(port)]},
+            "ready": {"url": f"http://127.0.0.1:{port}/health"}, "warmup": False, "start_timeout_s": 60}}})
+    hub = await Hub.start(config, skills=ops_registry(), components=("hub.scheduler.component",),
+                          resume_jobs=False)
+    pidfile = tmp_path / "data" / "residents" / "sglang.pid"
+    try:
+        before = await diagnose(hub)
+        async with hub.gpu.lease("sglang", job_id="diag-test", context=Context.new("cli")):
+            during = await diagnose(hub)
+    finally:
+        await hub.stop()
+        if pidfile.exists():  # the scheduler leaves residents running for the next hub start
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+    assert before.status == "not_resident" and before.health == {}
+    assert "sglang is not resident: no model server holds the GPU" in before.summary
+    assert during.status == "healthy", during.summary
+    assert during.residency.startswith("sglang is resident")

@@ -41,12 +41,14 @@ def residency(resident_name: str, managed: bool, configured: bool, snap: GpuSnap
         parts.append(f"{len(waiting)} job(s) waiting for {resident_name} (first: {first.label or first.job_id}, "
                      f"waited {first.waited_s:.0f} s{eta})")
     info = snap.residents.get(resident_name) or {}
-    details = [f"{k} {info[k]}" for k in ("state", "error", "last_error", "eta_s") if info.get(k) not in (None, "")]
+    details = [f"{k} {info[k]}" for k in ("phase", "state", "error", "eta_s") if info.get(k) not in (None, "")]
     if details:
         parts.append(f"{resident_name}: " + ", ".join(details))
     if snap.swaps:
         last = snap.swaps[-1]
-        parts.append("last swap: " + ", ".join(f"{k} {v}" for k, v in list(last.items())[:5]))
+        outcome = "ok" if last.get("ok", True) else f"failed{': ' + str(last['error']) if last.get('error') else ''}"
+        parts.append(f"last swap: {last.get('resident', '?')} {last.get('phase', '')} "
+                     f"({last.get('seconds', '?')} s, {outcome})")
     return False, "; ".join(parts)
 
 
@@ -75,9 +77,12 @@ def _health_findings(probe: HttpProbe) -> list[Finding]:
                         if h.status == 401 else "check the server log")]
 
 
-def _container_findings(c: ContainerInfo | None, tail: int) -> list[Finding]:
+def _container_findings(c: ContainerInfo | None, tail: int, resident: bool) -> list[Finding]:
     if c is None:
         return []
+    if not resident:
+        return [Finding(id="container_state", severity="info", title=f"container {c.name}: {c.status} "
+                        "(expected while the LLM is not resident)" if c.found else f"no container {c.name!r}")]
     if not c.found:
         return [Finding(id="container_missing", severity="info", title=f"no container named {c.name!r}",
                         fix="set skills.ops.sglang_container (or the resident's driver.container)")]
@@ -161,7 +166,7 @@ def assess(*, url: str, resident: bool, reason: str, probe: HttpProbe | None, co
     """Status, findings, metrics and a readable summary from what was gathered (no I/O)."""
     log_lines = container.log_lines if container is not None else []
     findings = signatures.match(log_lines, sigs)
-    findings += _container_findings(container, log_tail)
+    findings += _container_findings(container, log_tail, resident)
     metrics: dict[str, float | None] = {}
     server: dict[str, Any] = {}
     loads = None

@@ -58,10 +58,19 @@ def sglang_container(config: HubConfig) -> str | None:
     ops = config.skills.ops
     if ops.sglang_container:
         return ops.sglang_container
-    server = config.residents.servers.get(config.llm.local.resident)
+    name = config.llm.local.resident
+    server = config.residents.servers.get(name)
     if server is not None and server.driver.type == "docker":
-        return server.driver.container or server.driver.compose_service
+        return server.driver.container or server.driver.compose_service or name
     return None
+
+
+def docker_url(config: HubConfig) -> str | None:
+    """`skills.ops.docker_url`, else the LLM resident driver's Docker host, else the environment."""
+    if config.skills.ops.docker_url:
+        return config.skills.ops.docker_url
+    server = config.residents.servers.get(config.llm.local.resident)
+    return getattr(server.driver, "docker_host", None) if server is not None else None
 
 
 def _api_key(config: HubConfig) -> str | None:
@@ -110,7 +119,7 @@ async def diagnose_sglang(run: SkillRun, params: DiagnoseParams) -> DiagnoseResu
     if container_name:
         try:
             container = await asyncio.to_thread(
-                dockerctl.inspect, ops.docker_url, container_name, max(tail, ops.log_scan_lines))
+                dockerctl.inspect, docker_url(config), container_name, max(tail, ops.log_scan_lines))
         except Exception as exc:
             docker_note = Finding(id="docker_unavailable", severity="info",
                                   title=f"container state unknown: {exc}",

@@ -47,13 +47,22 @@ class ContainerInfo:
                 "finished_at": self.finished_at, "restart_count": self.restart_count}
 
 
+def _find(dc: docker.DockerClient, name: str):
+    """A container by name or id, else by compose service name (compose names it project-service-1)."""
+    try:
+        return dc.containers.get(name)
+    except docker.errors.NotFound:
+        pass
+    matches = dc.containers.list(all=True, filters={"label": f"com.docker.compose.service={name}"})
+    return matches[0] if matches else None
+
+
 def inspect(docker_url: str | None, name: str, tail: int) -> ContainerInfo:
     """State, environment and the last `tail` log lines of a container (found=False if absent)."""
     dc = client(docker_url)
     try:
-        try:
-            c = dc.containers.get(name)
-        except docker.errors.NotFound:
+        c = _find(dc, name)
+        if c is None:
             return ContainerInfo(name=name, found=False)
         state = c.attrs.get("State", {})
         env = {}
@@ -75,9 +84,10 @@ def inspect(docker_url: str | None, name: str, tail: int) -> ContainerInfo:
 def container_id(docker_url: str | None, name: str) -> str:
     dc = client(docker_url)
     try:
-        return dc.containers.get(name).id
-    except docker.errors.NotFound:
-        raise BackendDown(f"no container named {name!r}") from None
+        c = _find(dc, name)
+        if c is None:
+            raise BackendDown(f"no container named {name!r}")
+        return c.id
     finally:
         with contextlib.suppress(Exception):
             dc.close()
@@ -87,10 +97,9 @@ def restart(docker_url: str | None, name: str, stop_timeout: float) -> str:
     """Restart (or start, when stopped) a container; returns its new StartedAt."""
     dc = client(docker_url, timeout=max(30, stop_timeout + 30))
     try:
-        try:
-            c = dc.containers.get(name)
-        except docker.errors.NotFound:
-            raise BackendDown(f"no container named {name!r}") from None
+        c = _find(dc, name)
+        if c is None:
+            raise BackendDown(f"no container named {name!r}")
         c.restart(timeout=int(stop_timeout))
         c.reload()
         return c.attrs.get("State", {}).get("StartedAt", "")
