@@ -343,7 +343,10 @@ class MatrixBridge:
 
     async def _turn(self, ev: InboxEvent, text: str, override: str | None, rel: dict | None,
                     thread_root: str | None, context: Context, role: str) -> None:
-        from hub.chat.api import TurnRequest
+        try:
+            from hub.chat.api import TurnRequest
+        except ModuleNotFoundError:  # hub without the chat package: whatever chat object is attached gets this
+            from types import SimpleNamespace as TurnRequest  # type: ignore[assignment]
 
         if self.hub.chat is None:
             raise RuntimeError("the chat service is not running")

@@ -1,0 +1,165 @@
+"""`sovhub bench matrix`: what the bridge adds to a turn, and whether one stalled room slows the others.
+
+Figures (JSON):
+- `overhead_ms`: median round trip of a one-token answer (human sends -> human sees the bot's
+  message, through a real local Synapse) minus the median time the LLM stand-in itself takes for
+  the same request (goal <= 150 ms).
+- `p95_ratio`: with `rooms` rooms asking at once and one of them stuck on a stalled backend (the
+  cloud stand-in never answers), the healthy rooms' p95 round trip over the p95 of one room alone
+  (goal <= 1.2).
+
+Needs a repository checkout (it starts the test bed's Synapse, `tests/testbed/`) and the chat
+service. Everything runs on loopback with ephemeral ports in a temp dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _ms(v: float) -> float:
+    return round(v * 1000, 1)
+
+
+async def _llm_time(base_url: str, samples: int) -> list[float]:
+    """The stand-in's own time for the same one-token streamed request (no hub, no Matrix)."""
+    out = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            async with http.stream("POST", f"{base_url}/v1/chat/completions", json={
+                    "model": "mistral-small-4", "stream": True,
+                    "messages": [{"role": "user", "content": "[[tokens 1]]"}]}) as resp:
+                async for _line in resp.aiter_lines():
+                    pass
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+async def _ask(human, room: str, text: str, bot_id: str, timeout: float = 60.0) -> float:
+    t0 = time.perf_counter()
+    asked = await human.send(room, text)
+    await human.wait_for(lambda s: s.sender == bot_id and not s.is_edit and s.type == "m.room.message"
+                         and s.relates.get("m.in_reply_to", {}).get("event_id") == asked, timeout=timeout)
+    return time.perf_counter() - t0
+
+
+async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, encrypted: bool = False) -> dict[str, Any]:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    try:
+        import hub.chat.component
+    except ModuleNotFoundError:
+        from hub.errors import HubError
+
+        raise HubError("the matrix benchmark needs the chat service (hub.chat)") from None
+    from bridges.matrix.bridge import MatrixBridge
+    from hub.config.model import HubConfig
+    from hub.core import Hub
+    from hub.sim.anthropic import create_app as anthropic_app
+    from hub.sim.serve import serve_app
+    from hub.sim.sglang import create_app as sglang_app
+    from tests.testbed.matrix_user import MatrixUserClient
+    from tests.testbed.synapse import SynapseServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="sovhub-bench-matrix-"))
+    synapse = SynapseServer(tmp / "synapse")
+    await asyncio.to_thread(synapse.start)
+    hub = bridge = human = None
+    try:
+        bot = synapse.register(f"bench{uuid.uuid4().hex[:6]}")
+        person = synapse.register(f"person{uuid.uuid4().hex[:6]}")
+        async with serve_app(sglang_app()) as local_url, serve_app(anthropic_app()) as cloud_url:
+            config = HubConfig.model_validate({
+                "storage": {"data_dir": str(tmp / "data")},
+                "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id,
+                           "password": bot.password, "allowed_users": [person.user_id],
+                           "owners": [person.user_id], "sync_timeout_ms": 30000},
+                "llm": {"local": {"base_url": f"{local_url}/v1"},
+                        "cloud": {"base_url": cloud_url, "api_key": "sk-bench"}},
+                "routing": {"default_policy": "local"},
+            })
+            hub = await Hub.start(config)
+            bridge = MatrixBridge(hub)
+            await bridge.start()
+            await bridge.synced.wait()
+            human = await MatrixUserClient(synapse.url, person, tmp / "human").start()
+
+            async def new_room(name: str) -> str:
+                return await human.create_room([bot.user_id], name=name, encrypted=encrypted,
+                                                wait_join=bot.user_id)
+
+            # 1. One room: round trip of a one-token answer vs the LLM's own time.
+            solo = await new_room("solo")
+            await _ask(human, solo, "[[tokens 1]] warm-up", bot.user_id)
+            single = [await _ask(human, solo, "[[tokens 1]]", bot.user_id) for _ in range(samples)]
+            llm = await _llm_time(local_url, samples)
+
+            # 2. Many rooms at once, one of them stuck on a stalled backend.
+            many = [await new_room(f"room{i}") for i in range(rooms)]
+            stalled = many[0]
+            await bridge.settings.set(stalled, "policy", "cloud")
+            async with httpx.AsyncClient() as http:
+                await http.post(f"{cloud_url}/_sim/faults",
+                                json={"add": [{"kind": "stall", "seconds": 3600, "times": None}]})
+            stuck = asyncio.create_task(_ask(human, stalled, "this one hangs", bot.user_id, timeout=3600))
+            await asyncio.sleep(0.5)
+            healthy: list[float] = []
+            for _ in range(rounds):
+                times = await asyncio.gather(*(_ask(human, r, "[[tokens 1]]", bot.user_id) for r in many[1:]))
+                healthy.extend(times)
+            stuck.cancel()
+            with contextlib.suppress(BaseException):
+                await stuck
+
+        llm_med = statistics.median(llm)
+        single_p95 = _pct(single, 0.95)
+        healthy_p95 = _pct(healthy, 0.95)
+        return {
+            "bench": "matrix",
+            "encrypted": encrypted,
+            "samples": samples,
+            "single_room": {"p50_ms": _ms(statistics.median(single)), "p95_ms": _ms(single_p95)},
+            "llm_only": {"p50_ms": _ms(llm_med), "p95_ms": _ms(_pct(llm, 0.95))},
+            "overhead_ms": _ms(statistics.median(single) - llm_med),
+            "overhead_goal_ms": 150,
+            "rooms": rooms,
+            "rounds": rounds,
+            "stalled_rooms": 1,
+            "healthy_rooms": {"p50_ms": _ms(statistics.median(healthy)), "p95_ms": _ms(healthy_p95),
+                              "n": len(healthy)},
+            "p95_ratio": round(healthy_p95 / single_p95, 2) if single_p95 else None,
+            "p95_ratio_goal": 1.2,
+            "undecryptable": bridge.metrics["undecryptable"] if bridge else None,
+        }
+    finally:
+        if human is not None:
+            await human.close()
+        if bridge is not None:
+            await bridge.stop()
+        if hub is not None:
+            await hub.stop()
+        await asyncio.to_thread(synapse.stop)
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)

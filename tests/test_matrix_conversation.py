@@ -1,0 +1,145 @@
+"""Conversations through the bridge on a real Synapse, answered by the chat service over the SGLang stand-in."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+
+import httpx
+import pytest
+
+from bridges.matrix.bridge import MatrixBridge
+from hub.config.model import HubConfig
+from hub.core import Hub
+from hub.sim.serve import serve_app
+from hub.sim.sglang import create_app
+from tests.helpers_skills import test_registry
+from tests.testbed.matrix_user import MatrixUserClient
+
+HAVE_CHAT = importlib.util.find_spec("hub.chat") is not None and \
+    importlib.util.find_spec("hub.chat.component") is not None
+
+
+class StreamingChat:
+    """Used only while the hub has no chat service: streams the SGLang stand-in into the sink."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    async def turn(self, req, sink):
+        await sink.start()
+        full = ""
+        async with httpx.AsyncClient(timeout=60) as http, http.stream(
+                "POST", f"{self.base_url}/v1/chat/completions",
+                json={"model": "mistral-small-4", "stream": True,
+                      "messages": [{"role": "user", "content": req.text}]}) as resp:
+            async for line in resp.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                choices = json.loads(line[6:]).get("choices") or []
+                piece = (choices[0].get("delta") or {}).get("content") if choices else None
+                if piece:
+                    full += piece
+                    await sink.delta(piece)
+        await sink.finish(full)
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+async def llm():
+    async with serve_app(create_app(tokens_per_s=40)) as url:
+        yield url
+
+
+@pytest.fixture
+async def convo(synapse, tmp_path, llm):
+    bot = synapse.register(f"cbot{_uid()}")
+    person = synapse.register(f"person{_uid()}")
+    friend = synapse.register(f"friend{_uid()}")
+    config = HubConfig.model_validate({
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id, "password": bot.password,
+                   "allowed_users": [person.user_id, friend.user_id], "owners": [person.user_id],
+                   "edit_interval_s": 0.25, "sync_timeout_ms": 1000},
+        "llm": {"local": {"base_url": f"{llm}/v1"}, "cloud": {"enabled": False}},
+        "routing": {"default_policy": "local"},
+    })
+    hub = await Hub.start(config, skills=test_registry(),
+                          components=("hub.chat.component",) if HAVE_CHAT else ())
+    if not HAVE_CHAT:
+        hub.chat = StreamingChat(llm)
+    bridge = MatrixBridge(hub)
+    await bridge.start()
+    await bridge.synced.wait()
+    human = await MatrixUserClient(synapse.url, person, tmp_path / "human").start()
+    yield bridge, human, bot, friend
+    await human.close()
+    await bridge.stop()
+    await hub.stop()
+
+
+def _answer_to(bot, text):
+    return lambda s: s.sender == bot.user_id and (
+        (s.is_edit and s.content["m.new_content"]["body"] == text) or (not s.is_edit and s.content.get("body") == text))
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_conversation_in_a_dm(convo, encrypted):
+    bridge, human, bot, _ = convo
+    room = await human.create_room([bot.user_id], name="dm", encrypted=encrypted, wait_join=bot.user_id)
+    asked = await human.send(room, "hello there")
+    await human.wait_for(_answer_to(bot, "You said: hello there"))
+    first = human.from_user(bot.user_id, room)[0]
+    assert first.content["msgtype"] == "m.notice"
+    assert first.relates["m.in_reply_to"]["event_id"] == asked
+    if encrypted:
+        assert type(first.event).__name__ != "MegolmEvent" and bridge.metrics["undecryptable"] == 0
+    await human.send(room, "and again")
+    await human.wait_for(_answer_to(bot, "You said: and again"))
+
+
+async def test_streamed_answer_is_one_message_plus_edits(convo):
+    _bridge, human, bot, _ = convo
+    room = await human.create_room([bot.user_id], name="stream", wait_join=bot.user_id)
+    await human.send(room, "[[tokens 60]]")
+    await human.wait_for(lambda s: s.sender == bot.user_id and s.is_edit, timeout=30)
+    # wait for the stream to end: no new edits for a second
+    count = -1
+    while count != len(human.from_user(bot.user_id, room, edits=True)):
+        count = len(human.from_user(bot.user_id, room, edits=True))
+        await human.settle(1.0)
+    assert len(human.from_user(bot.user_id, room)) == 1
+    assert 1 <= count < 60
+
+
+async def test_group_room_thread_reply_stays_in_thread_and_follow_ups_are_answered(convo):
+    _bridge, human, bot, friend = convo
+    room = await human.create_room([bot.user_id, friend.user_id], name="group", wait_join=bot.user_id)
+    root = await human.send(room, "thread root for the team")
+    await human.send(room, f"{bot.user_id}: what about this?", thread_root=root)
+    answer = await human.wait_for(lambda s: s.sender == bot.user_id and not s.is_edit and s.type == "m.room.message")
+    assert answer.relates["rel_type"] == "m.thread" and answer.relates["event_id"] == root
+    await human.wait_for(_answer_to(bot, "You said: what about this?"))
+    # Inside a thread the bot takes part in, no mention is needed.
+    await human.send(room, "and a follow-up", thread_root=root)
+    follow = await human.wait_for(_answer_to(bot, "You said: and a follow-up"))
+    originals = human.from_user(bot.user_id, room)
+    assert all(m.relates.get("rel_type") == "m.thread" and m.relates["event_id"] == root for m in originals)
+    assert follow.relates["event_id"] in {m.event_id for m in originals} or not follow.is_edit
+    # Plain chatter in the main timeline is not for the bot.
+    await human.send(room, "lunch?")
+    await human.settle(1.0)
+    assert len(human.from_user(bot.user_id, room)) == 2
+
+
+async def test_reply_to_the_bot_is_answered_in_a_group_room(convo):
+    _bridge, human, bot, friend = convo
+    room = await human.create_room([bot.user_id, friend.user_id], name="replies", wait_join=bot.user_id)
+    await human.send(room, "/help new")
+    help_msg = await human.wait_for(lambda s: s.sender == bot.user_id and s.type == "m.room.message")
+    await human.send(room, "thanks, and then?", reply_to=help_msg.event_id)
+    await human.wait_for(_answer_to(bot, "You said: thanks, and then?"))
