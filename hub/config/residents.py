@@ -16,11 +16,32 @@ class ProbeConfig(Section):
 
 class DriverConfig(Section):
     type: Literal["docker", "process", "http_release"] = "docker"
-    container: str | None = None
+    container: str | None = Field(None, description="container name; default: the resident's name")
     compose_service: str | None = None
+    docker_host: str | None = Field(None, description="e.g. unix:///run/docker.sock; default: $DOCKER_HOST")
     command: list[str] = Field(default_factory=list)
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    release: Literal["sglang", "vllm", "comfyui"] | None = Field(
+        None, description="http_release: which server's release/sleep API to use")
+
+    @model_validator(mode="after")
+    def needs_target(self) -> DriverConfig:
+        if self.type == "process" and not self.command:
+            raise ValueError("a process driver needs `command`")
+        if self.type == "http_release" and not self.release:
+            raise ValueError("an http_release driver needs `release: sglang|vllm|comfyui`")
+        return self
+
+
+class MemoryGuardConfig(Section):
+    """After a stop, wait until memory is really back before the next start."""
+
+    enabled: bool = True
+    meminfo: str = "/proc/meminfo"
+    command: list[str] = Field(default_factory=list, description="prints available GB; overrides meminfo")
+    timeout_s: float = Field(180, gt=0)
+    poll_s: float = Field(1.0, gt=0)
 
 
 class ResidentConfig(Section):
@@ -34,6 +55,7 @@ class ResidentConfig(Section):
     stall_timeout_s: float = Field(300, gt=0)
     stop_timeout_s: float = Field(60, gt=0)
     swap_seconds: float = Field(60, gt=0, description="initial guess; learned from measured swaps")
+    concurrency: int | None = Field(None, ge=1, description="leases at once; default 8 for llm, else 1")
     default: bool = False
     pinned: bool = False
 
@@ -44,7 +66,8 @@ class PoolConfig(Section):
 
 
 class ResidentsConfig(Section):
-    """`pool`, `max_wait_s` and `min_residency_s` are settings; every other key names a resident."""
+    """`pool`, `max_wait_s`, `min_residency_s`, `lookahead`, `busy_timeout_s`, `anticipation_s`,
+    `monitor_interval_s` and `memory_guard` are settings; every other key names a resident."""
 
     model_config = ConfigDict(extra="allow", validate_default=True)
     __pydantic_extra__: dict[str, ResidentConfig] = Field(init=False)
@@ -53,6 +76,11 @@ class ResidentsConfig(Section):
     max_wait_s: dict[str, float] = Field(
         default_factory=lambda: {"interactive": 300, "skill": 1800, "scheduled": 7200})
     min_residency_s: float = Field(60, ge=0)
+    lookahead: int = Field(6, ge=0, description="jobs that may overtake a queued swap")
+    busy_timeout_s: float = Field(600, gt=0, description="past a job's estimate: the server counts as hung")
+    anticipation_s: float = Field(15, ge=0, description="how long a pipeline's declared next step keeps its place")
+    monitor_interval_s: float = Field(5, gt=0, description="how often a ready resident is checked for life")
+    memory_guard: MemoryGuardConfig = Field(default_factory=MemoryGuardConfig)
 
     @property
     def servers(self) -> dict[str, ResidentConfig]:

@@ -1,0 +1,88 @@
+"""The docker driver: an existing container, found by name or by its compose service label.
+
+The hub never creates model containers (compose does); it starts and stops them. The SDK is
+synchronous, so every call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import docker
+import docker.errors
+
+from hub.scheduler.drivers.base import DriverError
+
+COMPOSE_SERVICE = "com.docker.compose.service"
+
+
+class DockerDriver:
+    def __init__(self, name: str, *, container: str | None = None, compose_service: str | None = None,
+                 docker_host: str | None = None) -> None:
+        self.name = name
+        self.container_name = container or (None if compose_service else name)
+        self.compose_service = compose_service
+        self.docker_host = docker_host
+        self._client: docker.DockerClient | None = None
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = (docker.DockerClient(base_url=self.docker_host, timeout=60)
+                                if self.docker_host else docker.from_env(timeout=60))
+            except docker.errors.DockerException as exc:
+                raise DriverError(f"{self.name}: cannot reach Docker ({self.docker_host or 'DOCKER_HOST'}): "
+                                  f"{exc}") from exc
+        return self._client
+
+    def _find(self):
+        client = self._docker()
+        if self.container_name:
+            try:
+                return client.containers.get(self.container_name)
+            except docker.errors.NotFound:
+                pass
+        if self.compose_service:
+            found = client.containers.list(all=True, filters={"label": f"{COMPOSE_SERVICE}={self.compose_service}"})
+            if found:
+                return found[0]
+        what = " or ".join(x for x in (self.container_name and f"named {self.container_name!r}",
+                                       self.compose_service and f"of compose service {self.compose_service!r}") if x)
+        raise DriverError(f"{self.name}: no container {what}; create it first "
+                          f"(docker compose create {self.compose_service or self.container_name})")
+
+    async def _call(self, fn):
+        try:
+            return await asyncio.to_thread(fn)
+        except docker.errors.APIError as exc:
+            raise DriverError(f"{self.name}: docker: {exc.explanation or exc}") from exc
+
+    async def start(self) -> None:
+        await self._call(lambda: self._find().start())
+
+    async def stop(self, timeout: float) -> None:
+        await self._call(lambda: self._find().stop(timeout=max(1, int(timeout))))
+
+    async def restart(self, timeout: float) -> None:
+        await self._call(lambda: self._find().restart(timeout=max(1, int(timeout))))
+
+    async def is_running(self) -> bool:
+        def check() -> bool:
+            c = self._find()
+            c.reload()
+            return c.status == "running"
+        try:
+            return await self._call(check)
+        except DriverError:
+            return False
+
+    async def output_since(self, since: float) -> str:
+        data = await self._call(lambda: self._find().logs(since=since, stdout=True, stderr=True))
+        return data.decode(errors="replace")
+
+    async def tail(self, lines: int = 30) -> str:
+        try:
+            data = await self._call(lambda: self._find().logs(tail=lines, stdout=True, stderr=True))
+        except DriverError as exc:
+            return str(exc)
+        return data.decode(errors="replace")

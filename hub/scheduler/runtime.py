@@ -1,0 +1,437 @@
+"""The imperative shell around the pure policy: one async loop, the drivers, leases, events.
+
+Facts (a lease asked for, a server ready, a container gone) go through the reducers into a new
+state; `decide(state, now)` says what to do; the loop does it and sleeps until the next fact or
+the policy's wake-up time. Only this module touches drivers, clocks and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+from hub.context import Context
+from hub.errors import HubError
+from hub.gpu_api import GpuSnapshot, Lease, QueuedJob
+from hub.scheduler import reducers as R
+from hub.scheduler.drivers import Driver, make_driver
+from hub.scheduler.memory import MemoryGuard
+from hub.scheduler.model import (
+    Dispatch,
+    Fail,
+    ForceUnload,
+    Job,
+    Load,
+    Phase,
+    PolicyParams,
+    ResidentSpec,
+    Unload,
+    WakeAt,
+)
+from hub.scheduler.policy import decide, eta_by_job, ranked, swap_eta
+from hub.scheduler.readiness import wait_ready, warm_up
+from hub.scheduler.simulator import percentile
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_KEY = "gpu.snapshot"
+COSTS_KEY = "gpu.swap_costs"
+
+
+class GpuUnavailable(HubError):
+    """A lease could not be granted (the resident failed to start, or the hub is stopping)."""
+
+
+@dataclass(frozen=True)
+class ResidentRuntime:
+    """What the shell needs per resident beyond the policy's spec."""
+
+    base_url: str
+    ready_url: str
+    ready_status: int = 200
+    warmup: bool = True
+    start_timeout_s: float = 1800.0
+    stall_timeout_s: float = 300.0
+    stop_timeout_s: float = 60.0
+
+
+class ResidentScheduler:
+    """`hub.gpu` when residents are configured: implements `hub.gpu_api.GpuArbiter`."""
+
+    def __init__(self, specs: list[ResidentSpec], runtimes: dict[str, ResidentRuntime], drivers: dict[str, Driver],
+                 *, params: PolicyParams | None = None, guard: MemoryGuard | None = None, bus=None, store=None,
+                 monitor_interval_s: float = 5.0, probe_poll_s: float = 0.5,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.state = R.initial_state(specs, params, clock())
+        self.runtimes = runtimes
+        self.drivers = drivers
+        self.guard = guard or MemoryGuard(enabled=False)
+        self.bus = bus
+        self.store = store
+        self.monitor_interval_s = monitor_interval_s
+        self.probe_poll_s = probe_poll_s
+        self._ids = itertools.count(1)
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._contexts: dict[str, Context] = {}
+        self._revoked: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._loop_task: asyncio.Task | None = None
+        self._monitor_task: asyncio.Task | None = None
+        self._closed = False
+        self.swaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self.swap_count = 0
+        self.swap_seconds = 0.0
+        self.waits: dict[str, list[float]] = {}
+        self._published = 0.0
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, residents_cfg, *, state_dir: Path, bus=None, store=None) -> ResidentScheduler:
+        cfg = residents_cfg
+        specs, runtimes, drivers = [], {}, {}
+        for name, r in cfg.servers.items():
+            specs.append(ResidentSpec(
+                name=name, kind=r.kind, memory_gb=r.memory_gb, default=r.default, pinned=r.pinned,
+                concurrency=r.concurrency or (8 if r.kind == "llm" else 1),
+                swap_in_s=r.swap_seconds, swap_out_s=min(r.stop_timeout_s, max(5.0, r.swap_seconds / 4))))
+            runtimes[name] = ResidentRuntime(
+                base_url=r.base_url, ready_url=r.ready.url, ready_status=r.ready.status, warmup=r.warmup,
+                start_timeout_s=r.start_timeout_s, stall_timeout_s=r.stall_timeout_s, stop_timeout_s=r.stop_timeout_s)
+            drivers[name] = make_driver(name, r, state_dir)
+        params = PolicyParams(
+            memory_gb=cfg.pool.memory_gb, reserve_gb=cfg.pool.reserve_gb, max_wait_s=dict(cfg.max_wait_s),
+            min_residency_s=cfg.min_residency_s, lookahead=cfg.lookahead, busy_timeout_s=cfg.busy_timeout_s,
+            anticipation_s=cfg.anticipation_s)
+        g = cfg.memory_guard
+        guard = MemoryGuard(enabled=g.enabled, meminfo=g.meminfo, command=g.command, timeout_s=g.timeout_s,
+                            poll_s=g.poll_s)
+        return cls(specs, runtimes, drivers, params=params, guard=guard, bus=bus, store=store,
+                   monitor_interval_s=cfg.monitor_interval_s)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Adopt what already runs (a hub restart never restarts a healthy resident), then loop."""
+        if self.store is not None:
+            costs = await self.store.kv_get(COSTS_KEY, {}) or {}
+            self.state = replace(self.state, swap_in_s=MappingProxyType(dict(costs.get("in", {}))),
+                                 swap_out_s=MappingProxyType(dict(costs.get("out", {}))))
+        await self._reconcile()
+        self._loop_task = asyncio.create_task(self._run(), name="gpu-scheduler")
+        self._monitor_task = asyncio.create_task(self._monitor(), name="gpu-monitor")
+
+    async def close(self) -> None:
+        """Stop deciding; leave the residents as they are (the next start adopts them)."""
+        self._closed = True
+        for task in (self._loop_task, self._monitor_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+        for task in (self._loop_task, self._monitor_task, *self._tasks):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(GpuUnavailable("the hub is stopping"))
+        self._waiters.clear()
+        await self._publish(force=True)
+
+    async def _reconcile(self) -> None:
+        now = self.clock()
+        for name, drv in self.drivers.items():
+            try:
+                running = await drv.is_running()
+            except HubError as exc:
+                log.warning("cannot check resident %s: %s", name, exc)
+                continue
+            if not running:
+                continue
+            if await self._probe(name):
+                self.state = R.ready(self.state, name, now, measured=False)
+                log.info("adopted resident %s (already running and ready)", name)
+                await self._fire("gpu_adopted", {"resident": name})
+            else:
+                self.state = R.load_started(self.state, name, now)
+                log.info("resident %s runs but is not ready yet: waiting for it", name)
+                self._spawn(self._load(name, start=False))
+
+    async def _probe(self, name: str) -> bool:
+        rt = self.runtimes[name]
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0)) as client:
+            try:
+                return (await client.get(rt.ready_url)).status_code == rt.ready_status
+            except httpx.HTTPError:
+                return False
+
+    # -- the arbiter API ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lease(self, resident: str, *, job_id: str, context: Context, job_class: str = "skill",
+                    priority: int = 0, est_seconds: float = 5.0, then: str | None = None,
+                    label: str = "") -> AsyncIterator[Lease]:
+        if self._closed:
+            raise GpuUnavailable("the hub is stopping")
+        if resident not in self.state.specs:
+            raise GpuUnavailable(f"unknown resident {resident!r} (configured: {', '.join(self.state.specs)})")
+        lease_id = f"{job_id}#{next(self._ids)}"
+        job = Job(id=lease_id, resident=resident, job_class=job_class, priority=float(priority),
+                  est_seconds=float(est_seconds), enqueued_at=self.clock(), owner=job_id, then=then, label=label)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiters[lease_id] = fut
+        self._contexts[lease_id] = context
+        self.state = R.submit(self.state, job)
+        await self._fire("gpu_queued", {"job_id": job_id, "resident": resident, "job_class": job_class,
+                                        "eta_s": eta_by_job(self.state, self.clock()).get(lease_id)}, context)
+        self._kick()
+        try:
+            lease = await fut
+        except BaseException:
+            self._waiters.pop(lease_id, None)
+            self._contexts.pop(lease_id, None)
+            self.state = R.remove(self.state, lease_id)
+            self._kick()
+            raise
+        ok = False
+        try:
+            yield lease
+            ok = True
+        finally:
+            self._contexts.pop(lease_id, None)
+            revoked = self._revoked.pop(lease_id, None)
+            if any(j.id == lease_id for j in self.state.running):
+                self.state = (R.finish(self.state, lease_id, self.clock()) if ok
+                              else R.remove(self.state, lease_id))
+            await self._fire("gpu_finished", {"job_id": job_id, "resident": resident, "ok": ok and not revoked,
+                                              **({"error": revoked} if revoked else {})}, context)
+            self._kick()
+
+    def snapshot(self) -> GpuSnapshot:
+        st, now = self.state, self.clock()
+        phases = {n: r.phase for n, r in st.residents.items()}
+        current = next((n for n, p in phases.items() if p == Phase.ready), None) \
+            or next((n for n, p in phases.items() if p in (Phase.starting, Phase.stopping)), None)
+        if current is None:
+            state = "failed" if any(r.error for r in st.residents.values()) and st.queue else "idle"
+        elif phases[current] == Phase.ready:
+            state = "busy" if st.running_on(current) else "ready"
+        else:
+            state = phases[current].value
+        etas = eta_by_job(st, now)
+        queue = [QueuedJob(job_id=j.owner or j.id, resident=j.resident, job_class=j.job_class,
+                           waited_s=round(now - j.enqueued_at, 1), eta_s=round(etas.get(j.id, 0.0), 1),
+                           position=i + 1, label=j.label)
+                 for i, j in enumerate(ranked(st.queue, st.params, now))]
+        residents = {n: {"kind": st.specs[n].kind, "phase": r.phase.value, "memory_gb": st.specs[n].memory_gb,
+                         "eta_s": round(swap_eta(st, n, now), 1), "swap_in_s": round(st.cost_in(n), 1),
+                         "swap_out_s": round(st.cost_out(n), 1), "default": st.specs[n].default,
+                         "error": r.error}
+                     for n, r in st.residents.items()}
+        return GpuSnapshot(resident=current, state=state, busy_with=[j.owner or j.id for j in st.running],
+                           queue=queue, swaps=list(self.swaps)[-20:], residents=residents)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"swaps": self.swap_count, "swap_seconds": round(self.swap_seconds, 1),
+                "wait_s": {c: {"n": len(w), "p50": round(percentile(w, 0.5), 1),
+                               "p95": round(percentile(w, 0.95), 1), "max": round(max(w, default=0.0), 1)}
+                           for c, w in self.waits.items()}}
+
+    def status(self) -> dict[str, Any]:
+        return {**asdict(self.snapshot()), "metrics": self.metrics()}
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            now = self.clock()
+            self.state = R.prune(self.state, now)
+            wake_at = None
+            changed = False
+            try:
+                for action in decide(self.state, now):
+                    if isinstance(action, WakeAt):
+                        wake_at = action.at
+                    else:
+                        changed |= await self._apply(action, now)
+                await self._publish(force=changed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler step failed")
+            if changed:
+                continue
+            timeout = 30.0 if wake_at is None else min(30.0, max(0.01, wake_at - self.clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _apply(self, action, now: float) -> bool:
+        st = self.state
+        if isinstance(action, Dispatch):
+            job = next(j for j in st.queue if j.id == action.job_id)
+            fut = self._waiters.pop(job.id, None)
+            if fut is None or fut.done():
+                self.state = R.remove(st, job.id)
+                return True
+            self.state = R.dispatch(st, job.id, now)
+            self.waits.setdefault(job.job_class, []).append(now - job.enqueued_at)
+            fut.set_result(Lease(resident=job.resident, base_url=self.runtimes[job.resident].base_url))
+            await self._fire("gpu_started", {"job_id": job.owner, "resident": job.resident,
+                                             "waited_s": round(now - job.enqueued_at, 2)}, self._contexts.get(job.id))
+            return True
+        if isinstance(action, Fail):
+            job = next((j for j in st.queue if j.id == action.job_id), None)
+            self.state = R.remove(st, action.job_id)
+            fut = self._waiters.pop(action.job_id, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(GpuUnavailable(action.reason))
+            await self._fire("gpu_job_failed", {"job_id": job.owner if job else action.job_id,
+                                                "error": action.reason}, self._contexts.get(action.job_id))
+            return True
+        if isinstance(action, Load):
+            if st.phase(action.resident) != Phase.stopped:
+                return False
+            self.state = R.load_started(st, action.resident, now)
+            await self._fire("gpu_swapping", {"to": action.resident, "reason": action.reason},
+                             self._cause(action.resident))
+            self._spawn(self._load(action.resident))
+            return True
+        if isinstance(action, Unload | ForceUnload):
+            if st.phase(action.resident) != Phase.ready:
+                return False
+            if isinstance(action, ForceUnload):
+                await self._revoke(action.job_ids, action.reason)
+            self.state = R.stop_started(self.state, action.resident, now)
+            await self._fire("gpu_swapping", {"from": action.resident, "reason": action.reason})
+            self._spawn(self._unload(action.resident))
+            return True
+        return False
+
+    def _cause(self, resident: str) -> Context | None:
+        for j in ranked(self.state.queue, self.state.params, self.clock()):
+            if j.resident == resident and j.id in self._contexts:
+                return self._contexts[j.id].child()
+        return None
+
+    async def _revoke(self, lease_ids, reason: str) -> None:
+        """Running leases lost their server: their jobs fail (their requests error) with this notice."""
+        for lid in lease_ids:
+            job = next((j for j in self.state.running if j.id == lid), None)
+            self._revoked[lid] = reason
+            self.state = R.remove(self.state, lid)
+            await self._fire("gpu_lease_revoked", {"job_id": job.owner if job else lid, "error": reason},
+                             self._contexts.get(lid))
+
+    async def _load(self, name: str, start: bool = True) -> None:
+        rt, drv, spec = self.runtimes[name], self.drivers[name], self.state.specs[name]
+        began = self.state.residents[name].since
+        try:
+            if start:
+                ok, waited = await self.guard.wait_for(spec.memory_gb)
+                if not ok:
+                    log.warning("memory for %s not back after %.0f s; starting anyway", name, waited)
+                    await self._fire("gpu_memory_warning", {"resident": name, "waited_s": round(waited, 1)})
+                if not await drv.is_running():
+                    await drv.start()
+            await wait_ready(drv, rt.ready_url, rt.ready_status, start_timeout_s=rt.start_timeout_s,
+                             stall_timeout_s=rt.stall_timeout_s, poll_s=self.probe_poll_s)
+            warm = await warm_up(spec.kind, rt.base_url) if rt.warmup else "off"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+            log.warning("resident %s failed to start: %s", name, reason)
+            with contextlib.suppress(Exception):
+                await drv.stop(rt.stop_timeout_s)
+            now = self.clock()
+            self.state = R.load_failed(self.state, name, now, reason)
+            self._record(name, "in", began, now, ok=False, reason=reason)
+            await self._fire("gpu_start_failed", {"resident": name, "error": reason})
+        else:
+            now = self.clock()
+            self.state = R.ready(self.state, name, now, measured=start)
+            self._record(name, "in", began, now)
+            await self._fire("gpu_ready", {"resident": name, "seconds": round(now - began, 2), "warmup": warm})
+            await self._save_costs()
+        self._kick()
+
+    async def _unload(self, name: str) -> None:
+        rt, drv = self.runtimes[name], self.drivers[name]
+        began = self.state.residents[name].since
+        try:
+            await drv.stop(rt.stop_timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("stopping resident %s: %s", name, exc)
+        now = self.clock()
+        self.state = R.stopped(self.state, name, now)
+        self._record(name, "out", began, now)
+        await self._fire("gpu_stopped", {"resident": name, "seconds": round(now - began, 2)})
+        await self._save_costs()
+        self._kick()
+
+    async def _monitor(self) -> None:
+        """A ready resident whose server died: fail its running leases with a notice, recover."""
+        while not self._closed:
+            await asyncio.sleep(self.monitor_interval_s)
+            for name, r in list(self.state.residents.items()):
+                if r.phase != Phase.ready:
+                    continue
+                try:
+                    alive = await self.drivers[name].is_running()
+                except Exception:
+                    alive = True
+                if alive or self.state.phase(name) != Phase.ready:
+                    continue
+                tail = (await self.drivers[name].tail(5)).strip()
+                reason = f"resident {name} stopped unexpectedly" + (f"; last log lines:\n{tail}" if tail else "")
+                await self._revoke([j.id for j in self.state.running_on(name)], reason)
+                self.state = R.crashed(self.state, name, self.clock(), reason)
+                await self._fire("gpu_resident_crashed", {"resident": name, "error": reason})
+                self._kick()
+
+    # -- records ---------------------------------------------------------------------------
+    def _record(self, name: str, phase: str, began: float, ended: float, ok: bool = True, reason: str = "") -> None:
+        seconds = round(ended - began, 2)
+        if phase == "in":
+            self.swap_count += 1
+        self.swap_seconds += seconds
+        self.swaps.append({"resident": name, "phase": phase, "at": round(began, 2), "seconds": seconds, "ok": ok,
+                           **({"error": reason} if reason else {})})
+
+    async def _save_costs(self) -> None:
+        if self.store is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.store.kv_set(COSTS_KEY, {"in": dict(self.state.swap_in_s), "out": dict(self.state.swap_out_s)})
+
+    async def _publish(self, force: bool = False) -> None:
+        """Keep `gpu.snapshot` in the store fresh for `sovhub status` (another process)."""
+        if self.store is None or (not force and self.clock() - self._published < 2.0):
+            return
+        self._published = self.clock()
+        with contextlib.suppress(Exception):
+            await self.store.kv_set(SNAPSHOT_KEY, self.status())
+
+    async def _fire(self, event: str, data: dict[str, Any], context: Context | None = None) -> None:
+        if self.bus is None:
+            return
+        await self.bus.fire(event, data, context or Context.new("cli"))
