@@ -3,21 +3,52 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from hub.config import load_config
-from hub.core import Hub
+from hub.core import COMPONENTS, Hub
 from hub.runtime import start_bridges, stop_bridges
+from hub.sim.serve import free_port
 from tests.helpers_skills import test_registry
 
 
+def sim_residents(load_seconds: float = 0.3) -> dict[str, Any]:
+    """Two stand-in model servers as real processes that the scheduler starts and stops:
+    an SGLang stand-in (the default, 94 GB) and a ComfyUI stand-in (40 GB) that cannot share the pool."""
+    llm, image = free_port(), free_port()
+    py = [sys.executable, "-m", "hub.sim"]
+    common = {"warmup": False, "start_timeout_s": 60, "stall_timeout_s": 60, "stop_timeout_s": 5, "swap_seconds": 2}
+    return {
+        "pool": {"memory_gb": 128, "reserve_gb": 8}, "min_residency_s": 0, "memory_guard": {"enabled": False},
+        "sglang": {"kind": "llm", "memory_gb": 94, "base_url": f"http://127.0.0.1:{llm}", "default": True,
+                   "driver": {"type": "process", "command": [*py, "sglang", "--port", str(llm),
+                                                             "--option", f"load_seconds={load_seconds}"]},
+                   "ready": {"url": f"http://127.0.0.1:{llm}/health"}, **common},
+        "comfyui": {"kind": "image", "memory_gb": 40, "base_url": f"http://127.0.0.1:{image}",
+                    "driver": {"type": "process", "command": [*py, "comfyui", "--port", str(image)]},
+                    "ready": {"url": f"http://127.0.0.1:{image}/system_stats"}, **common},
+    }
+
+
+async def _stop_process_residents(scheduler: Any) -> None:
+    """The scheduler leaves residents running for the next start to adopt: tests stop them, through
+    the scheduler's own drivers (they hold the child processes, so stopped ones are reaped)."""
+    from hub.scheduler.drivers import ProcessDriver
+
+    for driver in getattr(scheduler, "drivers", {}).values():
+        if isinstance(driver, ProcessDriver):
+            await driver.stop(5)
+
+
 @contextlib.asynccontextmanager
-async def status_hub(data_dir: Path, *, token: str | None = None,
-                     residents: dict[str, Any] | None = None) -> AsyncIterator[tuple[Hub, str]]:
-    """Start a hub (test skills, real SQLite) with only the status bridge; yields (hub, page URL)."""
+async def status_hub(data_dir: Path, *, token: str | None = None, residents: dict[str, Any] | None = None,
+                     scheduler: bool = False) -> AsyncIterator[tuple[Hub, str]]:
+    """Start a hub (test skills, real SQLite) with only the status bridge; yields (hub, page URL).
+    `scheduler=True` also starts the resident-model scheduler for the configured residents."""
     overrides: dict[str, Any] = {
         "storage": {"data_dir": str(data_dir)},
         "status": {"host": "127.0.0.1", "port": 0, "token": token},
@@ -26,8 +57,10 @@ async def status_hub(data_dir: Path, *, token: str | None = None,
     if residents:
         overrides["residents"] = residents
     config = load_config(None, environ={}, overrides=overrides)
-    hub = await Hub.start(config, skills=test_registry(), components=())
+    components = tuple(c for c in COMPONENTS if c == "hub.scheduler.component") if scheduler else ()
+    hub = await Hub.start(config, skills=test_registry(), components=components)
     started = []
+    scheduler = hub.extras.get("gpu_scheduler")
     try:
         started = await start_bridges(hub, only={"status"})
         assert [name for name, _ in started] == ["status"]
@@ -35,6 +68,7 @@ async def status_hub(data_dir: Path, *, token: str | None = None,
     finally:
         await stop_bridges(hub, started)
         await hub.stop()
+        await _stop_process_residents(scheduler)
 
 
 async def add_cost(hub: Hub, usd: float, at: float | None = None) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from bridges.status.metrics import HubMetrics
 from hub.context import Context
+from tests import status_helpers
 from tests.status_helpers import add_cost, status_hub
 
 parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client is a dev extra")
@@ -91,3 +92,20 @@ def test_swap_history_becomes_counters_and_a_histogram_counted_once():
     assert _value(fams, "sovhub_gpu_queue_jobs", resident="sglang", job_class="interactive") == 1
     assert _value(fams, "sovhub_gpu_resident", resident="comfyui") == 1
     assert _value(fams, "sovhub_gpu_resident", resident="sglang") == 0
+
+
+async def test_a_real_swap_shows_in_metrics_and_on_the_page(tmp_path):
+    async with status_hub(tmp_path, residents=status_helpers.sim_residents(), scheduler=True) as (hub, url):
+        ctx = Context.new("cli")
+        async with hub.gpu.lease("comfyui", job_id="img-1", context=ctx, job_class="skill", label="hero image"):
+            _, during = await _scrape(url)
+        async with httpx.AsyncClient() as client:
+            page = (await client.get(url + "/")).text
+        _, fams = await _scrape(url)
+    assert _value(during, "sovhub_gpu_resident", resident="comfyui") == 1
+    assert _value(during, "sovhub_gpu_resident", resident="sglang") == 0
+    assert _value(fams, "sovhub_gpu_swaps", resident="comfyui", phase="in", ok="true") == 1
+    assert _value(fams, "sovhub_gpu_swaps", resident="sglang", phase="out", ok="true") == 1
+    assert _value(fams, "sovhub_gpu_swap_seconds", "sovhub_gpu_swap_seconds_count", resident="comfyui",
+                  phase="in") == 1
+    assert "comfyui" in page.split('id="swaps"')[1].split("</section>")[0]

@@ -105,12 +105,28 @@ class Demo:
                 except Exception as exc:
                     log.warning("bridge %s did not stop cleanly: %s", name, exc)
             self.bridges.clear()
+            scheduler = self.hub.extras.get("gpu_scheduler")
             await self.hub.stop()
+            await self._stop_stand_ins(scheduler)
             self.hub = None
         await self.fleet.stop()
         if self.cloud is not None:
             await self.cloud.stop()
             self.cloud = None
+
+    async def _stop_stand_ins(self, scheduler: Any) -> None:
+        """A stopped scheduler leaves residents running (a restarted hub adopts them); the demo's
+        stand-ins end with the demo. The scheduler's own drivers hold the child processes."""
+        try:
+            from hub.scheduler.drivers import ProcessDriver
+        except ModuleNotFoundError:
+            return
+        for name, driver in (getattr(scheduler, "drivers", None) or {}).items():
+            if isinstance(driver, ProcessDriver):
+                try:
+                    await driver.stop(5)
+                except Exception as exc:
+                    log.warning("stand-in %s did not stop: %s", name, exc)
 
     def _conversation_key(self) -> Any:
         try:

@@ -57,7 +57,9 @@ class SimFleet:
     def residents_config(self) -> dict[str, Any]:
         """The `residents:` section: the real GB10 memory figures, shortened timeouts."""
         out: dict[str, Any] = {"pool": {"memory_gb": 128, "reserve_gb": 8}, "min_residency_s": 3,
-                               "max_wait_s": {"interactive": 120, "skill": 300, "scheduled": 600}}
+                               "max_wait_s": {"interactive": 120, "skill": 300, "scheduled": 600},
+                               # the pool is simulated: this machine's free memory says nothing about it
+                               "memory_guard": {"enabled": False}}
         for name, (module, kind, memory, health, _) in RESIDENTS.items():
             command = [sys.executable, "-m", "hub.sim", module, "--port", str(self.ports[name])]
             for key, value in _options(name, self.data_dir, self.load_seconds).items():
