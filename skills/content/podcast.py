@@ -1,0 +1,165 @@
+"""render_podcast: article -> spoken script (local LLM) -> speech chunks (TTS) -> tagged mp3/opus.
+
+The LLM step and the TTS step form one pipeline: the script step declares `then="vllm-omni"` so the
+scheduler keeps the two leases adjacent on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from hub.errors import HubError
+from hub.jobs import SkillRun
+from hub.registry import Permission, skill
+from skills.content.audio import EspeakEngine, VllmOmniEngine, encode_episode, pcm_seconds, probe
+from skills.content.hero_image import resident_url, slugify
+from skills.content.llm import local_complete
+from skills.content.script import SCRIPT_SYSTEM, chunk_script, clean_script, split_frontmatter
+
+TTS_RESIDENT = "vllm-omni"
+
+
+class PodcastParams(BaseModel):
+    article: str | None = Field(None, description="The article as markdown (frontmatter allowed)")
+    article_path: str | None = Field(
+        None, description="An article file inside the blog (relative to its content dir, or absolute inside the blog)"
+    )
+    voice: str | None = Field(None, description="TTS voice preset, e.g. casual_male; default from config")
+    format: Literal["mp3", "opus"] | None = Field(None, description="default from config (mp3)")
+    title: str | None = Field(None, max_length=200, description="Episode title; default: the article's")
+    rewrite: bool = Field(True, description="Let the local model write the spoken script (else strip markdown)")
+
+    @model_validator(mode="after")
+    def one_source(self) -> PodcastParams:
+        if (self.article is None) == (self.article_path is None):
+            raise ValueError("give exactly one of article or article_path")
+        if self.article is not None and not self.article.strip():
+            raise ValueError("article is empty")
+        return self
+
+
+class PodcastResult(BaseModel):
+    path: str
+    title: str
+    duration_s: float
+    size_bytes: int
+    format: str
+    voice: str
+    engine: str
+    chunks: int
+    chunk_seconds: list[float]
+    script_chars: int
+
+
+def read_article(run: SkillRun, params: PodcastParams) -> tuple[str, str]:
+    """(text, stem) of the article; a path must stay inside the configured blog."""
+    if params.article is not None:
+        return params.article, ""
+    cfg = run.config.skills.content
+    if cfg.blog_dir is None:
+        raise HubError("article_path needs skills.content.blog_dir; pass the article text instead")
+    blog = cfg.blog_dir.expanduser().resolve()
+    raw = Path(params.article_path).expanduser()
+    path = (raw if raw.is_absolute() else blog / cfg.content_subdir / raw).resolve()
+    if not path.is_relative_to(blog):
+        raise HubError(f"article_path {params.article_path} is outside the blog at {blog}")
+    if not path.is_file():
+        raise HubError(f"no article at {path}")
+    stem = path.parent.name if path.stem == "index" else path.stem
+    return path.read_text(), stem
+
+
+def episode_title(params: PodcastParams, text: str) -> str:
+    meta, body = split_frontmatter(text)
+    if params.title:
+        return params.title
+    if isinstance(meta.get("title"), str) and meta["title"].strip():
+        return meta["title"].strip()
+    heading = re.search(r"^#\s+(.+)$", body, re.M)
+    return heading.group(1).strip() if heading else "Episode"
+
+
+@skill(
+    name="render_podcast",
+    description="Turn an article into a podcast episode (local LLM script, "
+    "Voxtral TTS or espeak-ng), loudness-normalised and tagged, saved in the blog's podcast dir",
+    params=PodcastParams,
+    result=PodcastResult,
+    permission=Permission.write,
+    timeout_s=3600,
+    long_running=True,
+    est_seconds=180,
+    command="podcast",
+)
+async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
+    cfg = run.config.skills.content
+    voice = params.voice or cfg.voice
+    fmt = params.format or cfg.podcast_format
+    text, stem = read_article(run, params)
+    title = episode_title(params, text)
+    use_gpu_tts = cfg.tts_engine == "vllm-omni"
+    engine = (
+        VllmOmniEngine(resident_url(run, TTS_RESIDENT), cfg.tts_model, voice) if use_gpu_tts else EspeakEngine(voice)
+    )
+
+    await run.progress(0, None, "writing the spoken script")
+    if params.rewrite:
+        llm = run.config.llm.local.resident
+        _, body = split_frontmatter(text)
+        async with run.use_resident(llm, then=TTS_RESIDENT if use_gpu_tts else None):
+            raw = await local_complete(run, SCRIPT_SYSTEM, f"Title: {title}\n\n{body}", max_tokens=cfg.llm_max_tokens)
+        script = clean_script(raw)
+    else:
+        script = clean_script(text)
+    if not script:
+        raise HubError("the spoken script came out empty; nothing to read")
+    chunks = chunk_script(script, cfg.tts_chunk_chars)
+    await run.log("script ready", chars=len(script), chunks=len(chunks))
+
+    pcm_parts: list[bytes] = []
+
+    async def speak_all() -> None:
+        await engine.check_voice()
+        for i, chunk in enumerate(chunks, 1):
+            pcm_parts.append(await engine.synth(chunk))
+            await run.progress(i, len(chunks) + 1, f"speech: chunk {i}/{len(chunks)}")
+
+    if use_gpu_tts:
+        async with run.use_resident(TTS_RESIDENT, est_seconds=10 + 2 * len(chunks)) as lease:
+            if lease.base_url:
+                engine.base_url = lease.base_url.rstrip("/")
+            await speak_all()
+    else:
+        await speak_all()
+
+    out_dir = (cfg.blog_dir.expanduser() / cfg.podcast_subdir) if cfg.blog_dir else run.artifacts_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{stem or slugify(title)}.{fmt}"
+    tmp = out.with_name(f".{out.name}.partial")
+    await run.progress(len(chunks), len(chunks) + 1, "normalising and encoding")
+    try:
+        await encode_episode(
+            b"".join(pcm_parts), tmp, fmt, title=title, artist=cfg.podcast_artist, lufs=cfg.loudness_lufs
+        )
+        info = await probe(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    await run.progress(len(chunks) + 1, len(chunks) + 1, "episode written")
+    return PodcastResult(
+        path=str(out),
+        title=title,
+        duration_s=round(info["duration"], 3),
+        size_bytes=out.stat().st_size,
+        format=fmt,
+        voice=voice,
+        engine=engine.name,
+        chunks=len(chunks),
+        chunk_seconds=[round(pcm_seconds(p), 3) for p in pcm_parts],
+        script_chars=len(script),
+    )

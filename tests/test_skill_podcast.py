@@ -1,0 +1,130 @@
+"""render_podcast: local-LLM script, TTS chunks (vllm-omni stand-in or espeak-ng), ffmpeg loudnorm + tags."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.context import Context
+from hub.errors import HubError, InvalidParams
+from hub.sim import sglang, tts
+from skills.content.audio import probe
+from skills.content.script import chunk_script, clean_script
+from tests.helpers_content import content_config, content_hub, stand_in
+
+ARTICLE = """---
+title: Forty tokens a second under the desk
+description: Speculative decoding on the GB10
+pubDate: 2026-11-20
+---
+# Why EAGLE matters
+
+With EAGLE we measured **35-41 tok/s**, against 12.5 tok/s without it. The weights take 66 GiB.
+
+```bash
+sglang serve --speculative-algorithm EAGLE
+```
+
+- Cold starts take 30-120 s.
+- See [the docs](https://example.com/docs).
+"""
+
+MODEL_SCRIPT = """# Forty tokens a second under the desk
+
+Welcome. Today: **speculative decoding** on the GB10, and why it gives 35-41 tok/s.
+
+```
+this code must never be read out
+```
+
+The model weights take 66 GiB, and a cold start takes 30-120 s. Thanks for listening.
+"""
+
+
+def long_article(sentences: int) -> str:
+    return "\n\n".join(
+        f"Paragraph {i} says something careful about unified memory and model swaps, "
+        f"one sentence at a time, number {i}."
+        for i in range(sentences)
+    )
+
+
+async def test_podcast_is_a_tagged_mp3_whose_duration_matches_the_sum_of_its_chunks(tmp_path):
+    blog = tmp_path / "blog"
+    async with (
+        stand_in(sglang, script=[{"text": MODEL_SCRIPT}]) as llm,
+        content_hub(content_config(tmp_path, sglang=llm, blog_dir=str(blog), tts_chunk_chars=120)) as hub,
+    ):
+        result = await hub.run_skill("render_podcast", {"article": ARTICLE}, Context.new("cli"))
+    assert result.path == str(blog / "public" / "podcasts" / "forty-tokens-a-second-under-the-desk.mp3")
+    info = await probe(blog / "public" / "podcasts" / "forty-tokens-a-second-under-the-desk.mp3")
+    assert (info["codec"], info["sample_rate"], info["channels"]) == ("mp3", 24000, 1)
+    assert info["tags"]["title"] == "Forty tokens a second under the desk"
+    assert info["tags"]["artist"] == "sovhub"
+    assert result.engine == "espeak" and result.chunks == len(result.chunk_seconds) >= 2
+    assert result.duration_s == pytest.approx(sum(result.chunk_seconds), abs=0.1)
+    assert result.size_bytes == (blog / "public" / "podcasts" / f"{result.path.split('/')[-1]}").stat().st_size
+
+
+async def test_voxtral_engine_speaks_every_chunk_through_the_vllm_omni_stand_in(tmp_path):
+    async with (
+        stand_in(sglang, script=[{"text": long_article(12)}]) as llm,
+        stand_in(tts) as speech,
+        content_hub(
+            content_config(tmp_path, sglang=llm, tts=speech, tts_engine="vllm-omni", tts_chunk_chars=200)
+        ) as hub,
+    ):
+        result = await hub.run_skill(
+            "render_podcast",
+            {"article": long_article(12), "format": "opus", "voice": "neutral_female"},
+            Context.new("cli"),
+        )
+    info = await probe(tmp_path / result.path)
+    assert info["codec"] == "opus" and result.engine == "vllm-omni"
+    assert result.chunks >= 6
+    assert result.duration_s == pytest.approx(sum(result.chunk_seconds), abs=0.1)
+
+
+async def test_an_unknown_voice_names_the_voices_the_speech_server_has(tmp_path):
+    async with (
+        stand_in(tts) as speech,
+        content_hub(content_config(tmp_path, tts=speech, tts_engine="vllm-omni")) as hub,
+    ):
+        with pytest.raises(HubError, match=r"unknown voice 'pirate'.*casual_female"):
+            await hub.run_skill(
+                "render_podcast", {"article": ARTICLE, "voice": "pirate", "rewrite": False}, Context.new("cli")
+            )
+
+
+async def test_without_the_model_the_article_itself_is_cleaned_and_read(tmp_path):
+    async with content_hub(content_config(tmp_path)) as hub:
+        result = await hub.run_skill("render_podcast", {"article": ARTICLE, "rewrite": False}, Context.new("cli"))
+    assert result.title == "Forty tokens a second under the desk"
+    assert result.duration_s > 1
+
+
+async def test_article_path_must_stay_inside_the_blog(tmp_path):
+    (tmp_path / "secret.md").write_text("# private\n\nnotes")
+    async with content_hub(content_config(tmp_path, blog_dir=str(tmp_path / "blog"))) as hub:
+        with pytest.raises(HubError, match="outside the blog"):
+            await hub.run_skill("render_podcast", {"article_path": "../../../../secret.md"}, Context.new("cli"))
+        with pytest.raises(InvalidParams, match="exactly one of article or article_path"):
+            await hub.run_skill("render_podcast", {}, Context.new("cli"))
+
+
+def test_spoken_script_has_no_markdown_no_code_and_spelled_out_units():
+    script = clean_script(MODEL_SCRIPT)
+    for bad in ("#", "**", "```", "never be read", "tok/s", "GiB", "-41"):
+        assert bad not in script
+    assert "35 to 41 tokens per second" in script
+    assert "66 gibibytes" in script and "30 to 120 seconds" in script
+
+
+def test_a_long_article_is_cut_into_sentence_bounded_chunks_within_the_limit():
+    text = clean_script(long_article(40))
+    chunks = chunk_script(text, 250)
+    assert len(chunks) > 10 and all(len(c) <= 250 for c in chunks)
+    assert all(c.endswith(".") for c in chunks)  # every cut falls between sentences
+    assert " ".join(chunks).split() == text.split()  # nothing lost, nothing added
+    run_on = "word " * 300 + "end."  # one sentence longer than the limit: cut between words
+    pieces = chunk_script(run_on, 250)
+    assert all(len(c) <= 250 for c in pieces) and " ".join(pieces).split() == run_on.split()
