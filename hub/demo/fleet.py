@@ -61,9 +61,7 @@ class SimFleet:
                                # the pool is simulated: this machine's free memory says nothing about it
                                "memory_guard": {"enabled": False}}
         for name, (module, kind, memory, health, _) in RESIDENTS.items():
-            command = [sys.executable, "-m", "hub.sim", module, "--port", str(self.ports[name])]
-            for key, value in _options(name, self.data_dir, self.load_seconds).items():
-                command += ["--option", f"{key}={value}"]
+            command = self._command(name, module)
             out[name] = {
                 "kind": kind, "memory_gb": memory, "base_url": self.url(name),
                 "driver": {"type": "process", "command": command},
@@ -72,6 +70,20 @@ class SimFleet:
                 "swap_seconds": self.load_seconds + 1.5, "default": name == "sglang",
             }
         return out
+
+    def _command(self, name: str, module: str) -> list[str]:
+        """`python -m hub.sim MODULE --port P ...`; stand-ins without a load time of their own
+        (ComfyUI, TTS) sleep first, so every swap takes a visible moment like a real model load."""
+        args = [module, "--port", str(self.ports[name])]
+        for key, value in _options(name, self.data_dir, self.load_seconds).items():
+            args += ["--option", f"{key}={value}"]
+        if name == "sglang" or self.load_seconds <= 0:
+            return [sys.executable, "-m", "hub.sim", *args]
+        delay = round(self.load_seconds * 0.6, 2)
+        code = ("import runpy, sys, time; print('loading weights (simulated)', flush=True); "
+                f"time.sleep({delay}); sys.argv = ['hub.sim', *{args!r}]; "
+                "runpy.run_module('hub.sim', run_name='__main__', alter_sys=True)")
+        return [sys.executable, "-c", code]
 
     async def start_unmanaged(self) -> None:
         """No scheduler: run every stand-in in this process, all at once."""
