@@ -143,3 +143,52 @@ async def test_reply_to_the_bot_is_answered_in_a_group_room(convo):
     help_msg = await human.wait_for(lambda s: s.sender == bot.user_id and s.type == "m.room.message")
     await human.send(room, "thanks, and then?", reply_to=help_msg.event_id)
     await human.wait_for(_answer_to(bot, "You said: thanks, and then?"))
+
+
+async def test_restart_mid_answer_and_messages_while_down_are_answered_exactly_once(synapse, tmp_path):
+    """In-process variant of the kill -9 test (tests/test_matrix_restart.py runs the real process)."""
+    bot = synapse.register(f"rbot{_uid()}")
+    person = synapse.register(f"rperson{_uid()}")
+    async with serve_app(create_app(tokens_per_s=25)) as url:
+        config = HubConfig.model_validate({
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id,
+                       "password": bot.password, "allowed_users": [person.user_id], "edit_interval_s": 0.2,
+                       "sync_timeout_ms": 1000},
+            "llm": {"local": {"base_url": f"{url}/v1"}, "cloud": {"enabled": False}},
+            "routing": {"default_policy": "local"},
+        })
+
+        async def start():
+            hub = await Hub.start(config, skills=test_registry(),
+                                  components=("hub.chat.component",) if HAVE_CHAT else ())
+            if not HAVE_CHAT:
+                hub.chat = StreamingChat(url)
+            bridge = MatrixBridge(hub)
+            await bridge.start()
+            await bridge.synced.wait()
+            return hub, bridge
+
+        human = await MatrixUserClient(synapse.url, person, tmp_path / "human").start()
+        hub, bridge = await start()
+        try:
+            room = await human.create_room([bot.user_id], name="restart", wait_join=bot.user_id)
+            first = await human.send(room, "first [[tokens 30]]")
+            await human.wait_for(lambda s: s.sender == bot.user_id and s.type == "m.room.message")
+            await bridge.stop()  # mid-answer: the question stays pending
+            assert [e.event_id for e in await bridge.inbox.pending()] == [first]
+            await hub.stop()
+            second = await human.send(room, "second")
+            third = await human.send(room, "third")
+            hub, bridge = await start()
+            await human.wait_for(_answer_to(bot, "You said: second"))
+            await human.wait_for(_answer_to(bot, "You said: third"))
+            await human.settle(1.5)
+            originals = human.from_user(bot.user_id, room)
+            replied = sorted(m.relates["m.in_reply_to"]["event_id"] for m in originals)
+            assert replied == sorted([first, second, third])
+            assert (await bridge.inbox.counts()) == {"done": 3}
+        finally:
+            await human.close()
+            await bridge.stop()
+            await hub.stop()

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class MatrixBridge:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.conn.login()
+        await self.inbox.prune()
         self.hub.extras["matrix"] = self
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
 
@@ -139,14 +141,17 @@ class MatrixBridge:
         first_ever = token is None
         backoff = 1.0
         full_state = True
-        # Messages recorded before a crash are answered first (exactly once, see inbox.py).
-        for ev in await self.inbox.pending():
-            self._spawn(self._handle(ev))
+        # Messages recorded before a crash are answered first (exactly once, see inbox.py), once the
+        # first sync has loaded room state (members, encryption) into the client.
+        replay = await self.inbox.pending()
         while not self._stopping:
             try:
                 resp = await self.conn.sync(token, 0 if full_state else self.config.sync_timeout_ms,
                                             full_state=full_state)
-                await self._on_sync(resp, history=first_ever)
+                if full_state:
+                    await self.conn.housekeeping()  # keys before the first encrypted reply
+                await self._on_sync(resp, history=first_ever, replay=replay)
+                replay = []
                 await self.inbox.save_token(resp.next_batch)
                 token, first_ever, full_state = resp.next_batch, False, False
                 self.last_sync_at = time.time()
@@ -160,7 +165,7 @@ class MatrixBridge:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
 
-    async def _on_sync(self, resp: SyncResponse, *, history: bool) -> None:
+    async def _on_sync(self, resp: SyncResponse, *, history: bool, replay: Sequence[InboxEvent] = ()) -> None:
         me = self.conn.user_id
         for room_id, info in resp.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
@@ -187,7 +192,7 @@ class MatrixBridge:
                 if item is not None:
                     fresh.append(item)
         fresh.extend(self._retry_undecrypted())
-        for ev in await self.inbox.add(fresh):
+        for ev in [*replay, *await self.inbox.add(fresh)]:
             self._spawn(self._handle(ev))
 
     def _inbox_item(self, room_id: str, e: Event) -> InboxEvent | None:

@@ -63,6 +63,11 @@ class Inbox:
             "SELECT event_id, room_id, sender, ts, source FROM matrix_inbox WHERE state='pending' ORDER BY ts, rowid")
         return [InboxEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    async def prune(self, keep_days: float = 14) -> None:
+        """Answered rows are only needed for the homeserver's replay window; keep two weeks."""
+        cutoff = time.time() - keep_days * 86400
+        await self.db.execute("DELETE FROM matrix_inbox WHERE state='done' AND done_at < ?", (cutoff,))
+
     async def counts(self) -> dict[str, int]:
         rows = await self.db.execute_fetchall("SELECT state, COUNT(*) FROM matrix_inbox GROUP BY state")
         return {r[0]: r[1] for r in rows}
