@@ -46,9 +46,11 @@ async def _stop_process_residents(scheduler: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def status_hub(data_dir: Path, *, token: str | None = None, residents: dict[str, Any] | None = None,
-                     scheduler: bool = False) -> AsyncIterator[tuple[Hub, str]]:
+                     scheduler: bool = False, chat: bool = False,
+                     llm: dict[str, Any] | None = None) -> AsyncIterator[tuple[Hub, str]]:
     """Start a hub (test skills, real SQLite) with only the status bridge; yields (hub, page URL).
-    `scheduler=True` also starts the resident-model scheduler for the configured residents."""
+    `scheduler=True` also starts the resident-model scheduler for the configured residents,
+    `chat=True` the chat service (with `llm` overrides pointing at stand-ins)."""
     overrides: dict[str, Any] = {
         "storage": {"data_dir": str(data_dir)},
         "status": {"host": "127.0.0.1", "port": 0, "token": token},
@@ -56,8 +58,12 @@ async def status_hub(data_dir: Path, *, token: str | None = None, residents: dic
     }
     if residents:
         overrides["residents"] = residents
+    if llm:
+        overrides["llm"] = llm
     config = load_config(None, environ={}, overrides=overrides)
-    components = tuple(c for c in COMPONENTS if c == "hub.scheduler.component") if scheduler else ()
+    wanted = {"hub.scheduler.component"} if scheduler else set()
+    wanted |= {"hub.chat.component"} if chat else set()
+    components = tuple(c for c in COMPONENTS if c in wanted)
     hub = await Hub.start(config, skills=test_registry(), components=components)
     started = []
     scheduler = hub.extras.get("gpu_scheduler")

@@ -9,6 +9,7 @@ import pytest
 
 from bridges.status.metrics import HubMetrics
 from hub.context import Context
+from hub.sim.serve import serve_app
 from tests import status_helpers
 from tests.status_helpers import add_cost, status_hub
 
@@ -55,19 +56,48 @@ async def test_metrics_count_jobs_by_outcome_and_report_spend(tmp_path):
     assert _value(fams, "sovhub_jobs_running") == 0
 
 
-async def test_turns_are_counted_by_route_once_per_turn(tmp_path):
-    async with status_hub(tmp_path) as (hub, url):
-        for route, n in (("local", 3), ("cloud", 1)):
-            for _ in range(n):
-                ctx = Context.new("matrix", user="@a:x")
-                await hub.bus.fire("turn_routed", {"route": route, "reason": "test"}, ctx)
-                await hub.bus.fire("turn_finished", {"route": route, "input_tokens": 10, "output_tokens": 5,
-                                                     "cost_usd": 0.01 if route == "cloud" else 0.0}, ctx)
-        _, fams = await _scrape(url)
-    assert _value(fams, "sovhub_turns", route="local") == 3
+class _CollectingSink:
+    """The chat API's ReplySink, as a bridge implements it: here it just keeps the answer."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    async def start(self) -> None: ...
+
+    async def delta(self, text: str) -> None:
+        self.text += text
+
+    async def notice(self, text: str) -> None: ...
+
+    async def finish(self, text: str) -> None:
+        self.text = text
+
+    async def fail(self, message: str) -> None:
+        raise AssertionError(message)
+
+
+async def test_chat_turns_are_counted_by_route_with_tokens_and_cost(tmp_path):
+    from hub.chat.api import ConversationKey, TurnRequest
+    from hub.sim.anthropic import create_app as anthropic_app
+    from hub.sim.sglang import create_app as sglang_app
+
+    async with serve_app(sglang_app()) as local_url, serve_app(anthropic_app(api_key="sk-test")) as cloud_url:
+        llm = {"local": {"base_url": local_url + "/v1"}, "cloud": {"base_url": cloud_url, "api_key": "sk-test"}}
+        async with status_hub(tmp_path, chat=True, llm=llm) as (hub, url):
+            for override in ("local", "local", "cloud"):
+                sink = _CollectingSink()
+                request = TurnRequest(text="hello metrics", context=Context.new("cli"),
+                                      conversation=ConversationKey("cli", "metrics"), override=override)
+                outcome = await hub.chat.turn(request, sink)
+                assert outcome.route == override and "hello metrics" in sink.text
+            _, fams = await _scrape(url)
+    assert _value(fams, "sovhub_turns", route="local") == 2
     assert _value(fams, "sovhub_turns", route="cloud") == 1
-    assert _value(fams, "sovhub_turn_tokens", route="local", direction="output") == 15
-    assert _value(fams, "sovhub_turn_cost_usd", route="cloud") == pytest.approx(0.01)
+    assert _value(fams, "sovhub_tokens", provider="anthropic", direction="output") > 0
+    assert _value(fams, "sovhub_tokens", provider="local", direction="input") > 0
+    assert _value(fams, "sovhub_cost_usd", provider="anthropic") > 0
+    assert _value(fams, "sovhub_spend_usd", period="today") == pytest.approx(
+        _value(fams, "sovhub_cost_usd", provider="anthropic"))
 
 
 def test_swap_history_becomes_counters_and_a_histogram_counted_once():

@@ -17,8 +17,8 @@ from hub.events import Event
 
 SWAP_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 JOB_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600)
-# Event types of the chat service that carry the route a turn took (first match counts the turn).
-TURN_EVENTS = ("turn_finished", "turn_routed")
+# Event types of the chat service that carry the route a turn took (a turn is counted once).
+TURN_EVENTS = ("turn_routed",)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -90,8 +90,6 @@ class HubMetrics:
 
     def __init__(self) -> None:
         self.turns: dict[Labels, float] = defaultdict(float)
-        self.turn_tokens: dict[Labels, float] = defaultdict(float)
-        self.turn_cost: dict[Labels, float] = defaultdict(float)
         self.jobs: dict[Labels, float] = defaultdict(float)
         self.job_seconds: dict[Labels, Histogram] = {}
         self.swaps: dict[Labels, float] = defaultdict(float)
@@ -117,26 +115,13 @@ class HubMetrics:
 
     def _fold_turn(self, event: Event) -> None:
         data = event.data
-        key = str(data.get("turn_id") or data.get("id") or event.context.id)
-        if key in self._seen_turns:  # a turn fires `turn_routed` then `turn_finished`: count it once
-            self._fill_turn_usage(data, key)
+        key = str(data.get("turn_id") or event.context.id)
+        if key in self._seen_turns:
             return
-        self._seen_turns.add(key)
         if len(self._seen_turns) > 10000:
             self._seen_turns.clear()
-        route = data.get("route") or "unknown"
-        self.turns[_labels(route=route)] += 1
-        self._fill_turn_usage(data, key)
-
-    def _fill_turn_usage(self, data: Mapping[str, Any], key: str) -> None:
-        route = data.get("route") or "unknown"
-        for direction in ("input", "output"):
-            n = data.get(f"{direction}_tokens")
-            if isinstance(n, int | float) and n:
-                self.turn_tokens[_labels(route=route, direction=direction)] += n
-        cost = data.get("cost_usd")
-        if isinstance(cost, int | float) and cost:
-            self.turn_cost[_labels(route=route)] += cost
+        self._seen_turns.add(key)
+        self.turns[_labels(route=data.get("route") or "unknown")] += 1
 
     def fold_swaps(self, swaps: Iterable[Mapping[str, Any]]) -> None:
         """Count each swap record of the GPU snapshot once (the history is a sliding window)."""
@@ -163,9 +148,11 @@ class HubMetrics:
                    {(): float(state.get("uptime_s") or 0)}),
             Family("sovhub_turns_total", "counter", "Chat turns by the route they took (local, cloud, ...)",
                    dict(self.turns)),
-            Family("sovhub_turn_tokens_total", "counter", "Tokens of chat turns by route and direction",
-                   dict(self.turn_tokens)),
-            Family("sovhub_turn_cost_usd_total", "counter", "Cloud cost of chat turns in USD", dict(self.turn_cost)),
+            Family("sovhub_tokens_total", "counter", "Model tokens by provider and direction (from the cost ledger)",
+                   {_labels(provider=u["provider"], direction=d): float(u[f"{d}_tokens"] or 0)
+                    for u in state.get("usage") or [] for d in ("input", "output")}),
+            Family("sovhub_cost_usd_total", "counter", "Model spend in USD by provider (from the cost ledger)",
+                   {_labels(provider=u["provider"]): float(u["usd"] or 0) for u in state.get("usage") or []}),
             Family("sovhub_jobs_total", "counter", "Finished jobs by skill and outcome", dict(self.jobs)),
             Family("sovhub_job_duration_seconds", "histogram", "Run time of jobs (start to finish) by skill",
                    dict(self.job_seconds)),

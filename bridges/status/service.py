@@ -97,6 +97,7 @@ class StatusService:
             "residents": residents,
             "recent_jobs": await self._recent_jobs(),
             "spend": await self._spend(),
+            "usage": await self._usage(),
             "backends": await self._backends(snap),
             "matrix": self._matrix(base),
             "actions_enabled": self.token is not None,
@@ -147,6 +148,13 @@ class StatusService:
             out[key] = round(float(rows[0][0]), 4)
         out["source"] = "costs"
         return out
+
+    async def _usage(self) -> list[dict[str, Any]]:
+        """All-time tokens and spend per provider: the cost ledger is the one record of usage."""
+        rows = await self.hub.store.db.execute_fetchall(
+            "SELECT provider, SUM(input_tokens), SUM(output_tokens), SUM(usd) FROM costs GROUP BY provider")
+        return [{"provider": r[0], "input_tokens": r[1], "output_tokens": r[2], "usd": round(float(r[3] or 0), 6)}
+                for r in rows]
 
     def _matrix(self, base: dict[str, Any]) -> dict[str, Any] | None:
         provider = self.hub.extras.get("matrix")
