@@ -1,0 +1,1 @@
+"""Scheduled skill runs: cron, interval and one-shot timetables kept in SQLite, fired by APScheduler."""

@@ -1,0 +1,23 @@
+"""Hub component: `hub.schedules` is the ScheduleService; it starts firing once the hub has started."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.schedules.service import ScheduleService
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+
+async def setup(hub: Hub) -> None:
+    service = ScheduleService(hub)
+    await service.open()
+    hub.schedules = service
+
+
+async def teardown(hub: Hub) -> None:
+    service = hub.schedules
+    if isinstance(service, ScheduleService):
+        await service.close()
+    hub.schedules = None
