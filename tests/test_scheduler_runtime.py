@@ -305,3 +305,93 @@ def test_unknown_resident_is_refused_clearly(tmp_path):
     with pytest.raises(GpuUnavailable, match="unknown resident 'nope'"):
         asyncio.run(go())
     assert SkillFailed  # imported for symmetry with the hub path
+
+
+async def test_http_release_puts_vllm_to_sleep_and_checks_the_first_answer_after_waking():
+    from hub.scheduler.drivers import DriverError, HttpReleaseDriver
+    from hub.sim import tts
+    from hub.sim.serve import serve_app
+
+    async with serve_app(tts.create_app(engine="tone")) as url:
+        drv = HttpReleaseDriver("tts", url, "vllm", timeout=10)
+        await drv.stop(5)
+        async with httpx.AsyncClient() as c:
+            assert (await c.get(url + "/is_sleeping")).json()["is_sleeping"] is True
+            assert (await c.post(url + "/v1/audio/speech", json={"input": "hi"})).status_code == 503
+        await drv.start()  # wake_up, then a known answer: real audio comes back
+        assert "POST /wake_up -> 200" in await drv.tail()
+        await drv.stop(5)
+        bad = HttpReleaseDriver("tts", url, "sglang", timeout=10)
+        with pytest.raises(DriverError, match="release_memory_occupation answered 404"):
+            await bad.stop(5)
+
+
+class NapParams(BaseModel):
+    seconds: float = 0.0
+
+
+@skill(name="llm_nap", description="Holds the LLM", params=NapParams, result=Empty, resident="sglang",
+       est_seconds=60)
+async def llm_nap(run: SkillRun, params: NapParams) -> Empty:
+    await asyncio.sleep(params.seconds)
+    return Empty()
+
+
+async def test_jobs_waiting_for_the_gpu_survive_a_hub_restart_and_run_after_it(tmp_path):
+    ports = {n: free_port() for n in ("sglang", "tts")}
+    residents: dict = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
+                       "monitor_interval_s": 0.5, "min_residency_s": 600}
+    for name in ("sglang", "tts"):
+        url = f"http://127.0.0.1:{ports[name]}"
+        residents[name] = {
+            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
+            "driver": {"type": "process", "command": sim_command(name, ports[name])},
+            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
+        }
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
+                         environ={})
+    registry = SkillRegistry()
+    registry.register(speak_test)
+    registry.register(llm_nap)
+    hub = await Hub.start(config, skills=registry, components=("hub.scheduler.component",))
+    drivers = hub.gpu.drivers
+    try:
+        busy = await hub.start_skill("llm_nap", {"seconds": 60}, Context.new("cli"))
+        for _ in range(100):
+            if busy.status == "running":
+                break
+            await asyncio.sleep(0.1)
+        waiting = await hub.start_skill("speak_test", {}, Context.new("cli"))
+        cancelled = await hub.start_skill("speak_test", {}, Context.new("cli"))
+        await asyncio.sleep(0.3)
+        assert [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id, cancelled.id]
+        await hub.jobs.cancel(cancelled.id)  # cancel works for a job queued for the GPU
+        await asyncio.sleep(0.1)
+        assert [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id]
+    finally:
+        await hub.stop()
+    assert (await _job_status(config, busy.id)) == "failed"  # it was running: failed with a notice
+    assert (await _job_status(config, waiting.id)) == "queued"  # it never got the GPU: still queued
+    hub = await Hub.start(config, skills=registry, components=("hub.scheduler.component",))
+    try:
+        for _ in range(200):
+            if (await hub.jobs.get(waiting.id)).status == "succeeded":
+                break
+            await asyncio.sleep(0.1)
+        assert (await hub.jobs.get(waiting.id)).status == "succeeded"
+        assert (await hub.jobs.get(cancelled.id)).status == "cancelled"
+    finally:
+        await hub.stop()
+        for d in drivers.values():
+            await d.stop(5)
+
+
+async def _job_status(config, job_id: str) -> str:
+    from hub.store import Store
+
+    store = await Store.open(config.storage.db_path)
+    try:
+        rows = await store.db.execute_fetchall("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0]
+    finally:
+        await store.close()

@@ -63,6 +63,9 @@ class HttpReleaseDriver:
                 elif self.flavor == "vllm":
                     r = await client.get(self.base_url + "/is_sleeping")
                     ok = r.status_code == 200 and r.json().get("is_sleeping") is False
+                    if ok:
+                        r = await self._vllm_answer(client)
+                        ok = r.status_code == 200 and len(r.content) > 44  # more than a WAV header
                 else:
                     r = await client.get(self.base_url + "/system_stats")
                     ok = r.status_code == 200 and "devices" in r.json()
@@ -71,6 +74,16 @@ class HttpReleaseDriver:
         if not ok:
             raise DriverError(f"{self.name}: known-answer check after wake failed ({r.status_code}: "
                               f"{r.text[:200]})")
+
+    async def _vllm_answer(self, client: httpx.AsyncClient) -> httpx.Response:
+        """vllm-omni speaks a short sentence; a plain vLLM answers one token."""
+        models = (await client.get(self.base_url + "/v1/models")).json().get("data") or [{}]
+        model = models[0].get("id")
+        r = await client.post(self.base_url + "/v1/audio/speech", json={"model": model, "input": "OK."})
+        if r.status_code == 404:
+            r = await client.post(self.base_url + "/v1/chat/completions", json={
+                "model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Say OK."}]})
+        return r
 
     async def is_running(self) -> bool:
         async with httpx.AsyncClient(timeout=10) as client:
