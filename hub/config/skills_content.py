@@ -14,12 +14,16 @@ class ContentSkillsConfig(Section):
     blog_dir: Path | None = Field(None, description="the Astro site checkout")
     content_subdir: str = Field("src/content/blog", description="articles, relative to blog_dir")
     hero_style: Literal["auto", "asset", "public"] = Field(
-        "auto", description="asset: src/assets + relative heroImage (image() schema); public: /images/...; "
-        "auto: asset when the site's content config uses image()")
+        "auto",
+        description="asset: src/assets + relative heroImage (image() schema); public: /images/...; "
+        "auto: asset when the site's content config uses image()",
+    )
     podcast_subdir: str = Field("public/podcasts", description="episodes, relative to blog_dir")
     build_command: list[str] = Field(default_factory=list, description="e.g. [npm, run, build]; run in blog_dir")
-    deploy_command: list[str] = Field(default_factory=list,
-                                      description="e.g. [rsync, -a, --delete, dist/, /var/www/blog/]")
+    deploy_command: list[str] = Field(
+        default_factory=list, description="e.g. [rsync, -a, --delete, dist/, /var/www/blog/]"
+    )
+    dist_subdir: str = Field("dist", description="the build output, moved into blog_dir after a good build")
     command_timeout_s: float = Field(600, gt=0)
     git_commit: bool = Field(True, description="commit the article when blog_dir is a git repository")
     git_push: bool = Field(True, description="push when the site repository has a remote")

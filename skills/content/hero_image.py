@@ -53,7 +53,7 @@ async def render(
     base_url: str,
     params: HeroImageParams,
     copy_to: list[Path] | None = None,
-    step_offset: tuple[float, float] | None = None,
+    stage: tuple[float, float, float] | None = None,
 ) -> HeroImageResult:
     """The pipeline step (also used by publish_article, which holds the comfyui lease itself)."""
     cfg = run.config.skills.content
@@ -76,11 +76,11 @@ async def render(
     )
 
     async def on_progress(value: int, maximum: int, node_type: str) -> None:
-        if step_offset is None:
+        if stage is None:
             await run.progress(value, maximum, f"{node_type}: step {value}/{maximum}")
-        else:
-            base, span = step_offset
-            await run.progress(base + span * value / max(1, maximum), None, f"image: step {value}/{maximum}")
+        else:  # one stage of a longer pipeline: (first step, steps it spans, pipeline total)
+            base, span, total = stage
+            await run.progress(base + span * value / max(1, maximum), total, f"hero image: step {value}/{maximum}")
 
     client = ComfyClient(base_url, timeout=cfg.image_timeout_s)
     images = await client.run(graph, on_progress)

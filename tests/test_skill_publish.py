@@ -1,0 +1,268 @@
+"""publish_article end to end: local model -> hero image -> Astro-like site -> build -> deploy -> git."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.context import Context
+from hub.errors import ApprovalDenied, HubError
+from hub.registry import Permission
+from hub.sim import anthropic, comfyui, sglang
+from hub.sim.comfyui_png import png_info
+from tests.helpers_content import content_config, content_hub, stand_in
+
+NOTES = """raw notes, do not share
+- EAGLE3 on sglang: 35-41 tok/s single stream, 12-15 without
+- mem-fraction-static 0.75, weights ~66 GiB
+- cold start ~4 min incl. cuda graph capture
+"""
+
+ARTICLE = """```markdown
+---
+title: "Speculative decoding on a desk-side GB10"
+description: "EAGLE3 triples single-stream speed for Mistral Small 4."
+tags: [GPU, LLM, sglang]
+---
+# Speculative decoding on a desk-side GB10
+
+EAGLE3 took single-stream decoding from 12-15 tok/s to 35-41 tok/s.
+
+## Memory
+
+The weights take about 66 GiB at `--mem-fraction-static 0.75`.
+```"""
+
+BUILD_PY = r"""
+import pathlib, re, sys
+root = pathlib.Path.cwd()
+content = root / "src" / "content" / "blog"
+pages = {}
+for md in sorted(content.glob("*.md")):
+    if md.name.startswith("_"):
+        continue
+    text = md.read_text()
+    if "FAIL_BUILD" in text:
+        sys.exit(f"[ERROR] [InvalidContentEntryDataError] blog -> {md.stem} data does not match collection schema.")
+    head = re.match(r"---\n(.*?)\n---\n", text, re.S).group(1)
+    fields = dict(l.split(": ", 1) for l in head.splitlines() if ": " in l and not l.startswith(" "))
+    for key in ("title", "description", "pubDate"):
+        if key not in fields:
+            sys.exit(f"[ERROR] {md.name}: {key} is required")
+    hero = fields.get("heroImage", "").strip("'\"")
+    if hero and not ((md.parent / hero).is_file() or (root / "public" / hero.lstrip("/")).is_file()):
+        sys.exit(f"[ERROR] {md.name}: image {hero} not found")
+    pages[md.stem] = fields["title"]
+for slug, title in pages.items():
+    page = root / "dist" / "blog" / slug / "index.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f"<h1>{title}</h1>")
+(root / "dist" / "index.html").write_text("".join(f"<a href='/blog/{s}/'>{t}</a>" for s, t in pages.items()))
+print(f"[build] {len(pages)} page(s) built")
+"""
+
+CONTENT_CONFIG = """import { defineCollection, z } from 'astro:content';
+import { glob } from 'astro/loaders';
+const blog = defineCollection({
+  loader: glob({ base: './src/content/blog', pattern: '**/*.{md,mdx}' }),
+  schema: ({ image }) => z.object({
+    title: z.string(), description: z.string(), pubDate: z.coerce.date(),
+    updatedDate: z.coerce.date().optional(), heroImage: image().optional(),
+  }),
+});
+export const collections = { blog };
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_site(tmp_path: Path, *, image_schema: bool = True, remote: bool = True) -> Path:
+    site = tmp_path / "site"
+    (site / "src" / "content" / "blog").mkdir(parents=True)
+    (site / "src" / "content" / "blog" / "first-post.md").write_text(
+        "---\ntitle: First post\ndescription: Hello\npubDate: 2026-01-01\n---\n\nHello.\n"
+    )
+    if image_schema:
+        (site / "src" / "content.config.ts").write_text(CONTENT_CONFIG)
+    (site / "build.py").write_text(BUILD_PY)
+    (site / ".gitignore").write_text("dist/\nnode_modules/\n.astro/\n")
+    git(site, "init", "-q", "-b", "main")
+    git(site, "add", ".")
+    git(site, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    if remote:
+        git(tmp_path, "init", "-q", "--bare", "remote.git")
+        git(site, "remote", "add", "origin", str(tmp_path / "remote.git"))
+        git(site, "push", "-q", "-u", "origin", "main")
+    subprocess.run([sys.executable, "build.py"], cwd=site, check=True, capture_output=True)
+    return site
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def site_config(tmp_path, site: Path, www: Path, **urls) -> dict:
+    deploy = [sys.executable, "-c", f"import shutil; shutil.copytree('dist', {str(www)!r}, dirs_exist_ok=True)"]
+    return content_config(
+        tmp_path, blog_dir=str(site), build_command=[sys.executable, "build.py"], deploy_command=deploy, **urls
+    )
+
+
+async def script(url: str, *texts: str) -> None:
+    """Queue the local model's replies on the SGLang stand-in."""
+    async with httpx.AsyncClient() as http:
+        await http.post(url + "/_sim/script", json={"responses": [{"text": t} for t in texts]})
+
+
+async def approve(skill, params, ctx) -> bool:
+    return True
+
+
+async def publish(hub, **params):
+    return await hub.run_skill(
+        "publish_article",
+        params,
+        Context.new("matrix", user="@me:localhost"),
+        grant=Permission.destructive,
+        approver=approve,
+    )
+
+
+@pytest.fixture
+async def backends(tmp_path):
+    async with (
+        stand_in(sglang) as llm,
+        stand_in(comfyui, base_dir=tmp_path / "comfy", step_delay=0, load_delay=0) as image,
+        stand_in(anthropic) as cloud,
+    ):
+        yield {"sglang": llm, "comfyui": image, "cloud": cloud}
+
+
+async def test_publish_writes_builds_deploys_and_commits_with_the_local_model_only(tmp_path, backends):
+    await script(backends["sglang"], ARTICLE)
+    site, www = make_site(tmp_path), tmp_path / "www"
+    config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
+    config["llm"]["cloud"] = {"base_url": backends["cloud"], "api_key": "sk-test-unused"}
+    async with content_hub(config) as hub:
+        messages = []
+        hub.bus.listen("job_progress", lambda event: messages.append(event.data["message"]))
+        result = await publish(hub, notes=NOTES)
+    slug = "speculative-decoding-on-a-desk-side-gb10"
+    article = site / "src" / "content" / "blog" / f"{slug}.md"
+    assert result.slug == slug and result.article_path == str(article)
+    text = article.read_text()
+    front = text.split("---\n")[1]
+    assert [line.split(":")[0] for line in front.splitlines() if not line.startswith((" ", "-"))] == [
+        "title",
+        "description",
+        "pubDate",
+        "heroImage",
+        "tags",
+    ]
+    assert f"heroImage: ../../assets/heroes/{slug}.png" in front and "- gpu" in front
+    assert "# Speculative" not in text and "## Memory" in text  # the layout renders the title
+    hero = site / "src" / "assets" / "heroes" / f"{slug}.png"
+    assert png_info(hero.read_bytes())["width"] == 1024
+    assert (site / "dist" / "blog" / slug / "index.html").is_file()
+    assert (www / "blog" / slug / "index.html").is_file()
+    assert git(site, "log", "-1", "--format=%s") == "Publish: Speculative decoding on a desk-side GB10\n"
+    assert git(tmp_path / "remote.git", "log", "-1", "--format=%s", "main").startswith("Publish:")
+    assert (result.built, result.deployed, result.committed, result.pushed) == (True, True, True, True)
+    assert [m for m in messages if not m.startswith("hero image: step")] == [
+        "writing the article with the local model",
+        "rendering the hero image",
+        "building the site",
+        "deploying",
+        "committing",
+        "published",
+    ]
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(backends["sglang"] + "/_sim/stats")).json()["requests"] == 1
+        assert (await http.get(backends["cloud"] + "/_sim/stats")).json()["requests"] == 0
+
+
+async def test_a_failing_build_leaves_the_site_exactly_as_it_was(tmp_path, backends):
+    site, www = make_site(tmp_path), tmp_path / "www"
+    await script(backends["sglang"], ARTICLE.replace("EAGLE3 took", "FAIL_BUILD EAGLE3 took"))
+    before = snapshot(site)
+    config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
+    async with content_hub(config) as hub:
+        with pytest.raises(HubError, match=r"site build failed.*does not match collection schema"):
+            await publish(hub, notes=NOTES)
+    assert snapshot(site) == before
+    assert not www.exists()
+    assert git(site, "status", "--porcelain") == ""
+
+
+async def test_a_failing_deploy_restores_the_content_and_the_previous_build(tmp_path, backends):
+    await script(backends["sglang"], ARTICLE)
+    site = make_site(tmp_path)
+    before = snapshot(site)
+    config = content_config(
+        tmp_path,
+        sglang=backends["sglang"],
+        comfyui=backends["comfyui"],
+        blog_dir=str(site),
+        build_command=[sys.executable, "build.py"],
+        deploy_command=[sys.executable, "-c", "import sys; sys.exit('rsync: connection refused')"],
+    )
+    async with content_hub(config) as hub:
+        with pytest.raises(HubError, match=r"deploy failed.*site was restored.*connection refused"):
+            await publish(hub, notes=NOTES)
+    assert snapshot(site) == before
+
+
+async def test_draft_mode_stops_before_the_build(tmp_path, backends):
+    await script(backends["sglang"], ARTICLE)
+    site, www = make_site(tmp_path, image_schema=False), tmp_path / "www"
+    marker = tmp_path / "built-marker"
+    config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
+    config["skills"]["content"]["build_command"] = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    async with content_hub(config) as hub:
+        result = await publish(hub, notes=NOTES, draft=True)
+    draft = site / "src" / "content" / "blog" / "_speculative-decoding-on-a-desk-side-gb10.md"
+    assert result.draft and result.article_path == str(draft) and draft.is_file()
+    assert "heroImage: /images/heroes/speculative-decoding-on-a-desk-side-gb10.png" in draft.read_text()
+    assert (site / "public" / "images" / "heroes" / "speculative-decoding-on-a-desk-side-gb10.png").is_file()
+    assert not marker.exists() and not www.exists()
+    assert (result.built, result.deployed, result.committed) == (False, False, False)
+
+
+async def test_an_existing_slug_is_never_overwritten_without_force(tmp_path, backends):
+    await script(backends["sglang"], ARTICLE, ARTICLE)
+    site = make_site(tmp_path)
+    config = content_config(tmp_path, sglang=backends["sglang"], comfyui=backends["comfyui"], blog_dir=str(site))
+    async with content_hub(config) as hub:
+        with pytest.raises(HubError, match=r"first-post.md already exists.*force=true"):
+            await publish(hub, notes=NOTES, slug="first-post", image=False)
+        result = await publish(hub, notes=NOTES, slug="first-post", image=False, force=True)
+    assert "Speculative decoding" in Path(result.article_path).read_text()
+
+
+async def test_publishing_is_destructive_and_waits_for_approval(tmp_path, backends):
+    site = make_site(tmp_path)
+    before = snapshot(site)
+    config = content_config(tmp_path, sglang=backends["sglang"], comfyui=backends["comfyui"], blog_dir=str(site))
+
+    async def deny(skill, params, ctx) -> bool:
+        return False
+
+    async with content_hub(config) as hub:
+        assert hub.skills.by_command("publish").name == "publish_article"
+        assert hub.skills.by_command("image").name == "hero_image"
+        assert hub.skills.by_command("podcast").name == "render_podcast"
+        with pytest.raises(ApprovalDenied):
+            await hub.run_skill(
+                "publish_article", {"notes": NOTES}, Context.new("matrix"), grant=Permission.destructive, approver=deny
+            )
+    assert snapshot(site) == before
