@@ -45,9 +45,10 @@ def run_line(run: ScheduleRun, tz: str) -> str:
     return f"{line}: {one_line(run.error)}" if run.error else line
 
 
-def schedule_markdown(schedule: Schedule, runs: list[ScheduleRun]) -> str:
-    head = (f"**{schedule.name}** ({schedule.state}) — `{schedule.skill}"
-            f"{' ' + params_text(schedule.params) if schedule.params else ''}` {schedule.trigger.describe()}")
+def schedule_markdown(schedule: Schedule, runs: list[ScheduleRun], *, markdown: bool = True) -> str:
+    bold, code = ("**", "`") if markdown else ("", "")
+    head = (f"{bold}{schedule.name}{bold} ({schedule.state}) — {code}{schedule.skill}"
+            f"{' ' + params_text(schedule.params) if schedule.params else ''}{code} {schedule.trigger.describe()}")
     details = [f"next: {local_time(schedule.next_run_at, schedule.timezone)}" if schedule.state == "active"
                else f"next: - ({schedule.state})"]
     if schedule.room:

@@ -1,0 +1,92 @@
+"""A scheduled run waits in the resident-model scheduler's queue as class `scheduled` (real stand-in server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+
+from hub.config import load_config
+from hub.context import Context
+from hub.core import Hub
+from hub.jobs import SkillRun
+from hub.registry import SkillRegistry, skill
+from hub.sim.serve import free_port
+from tests.test_scheduler_runtime import sim_command
+from tests.test_schedules import runs_of, wait_for
+
+GATE: dict[str, asyncio.Event] = {}
+
+
+class Empty(BaseModel):
+    pass
+
+
+@skill(name="voice_hold", description="Holds the TTS server until the test releases it", params=Empty,
+       result=Empty, resident="tts", est_seconds=5, timeout_s=30)
+async def voice_hold(run: SkillRun, params: Empty) -> Empty:
+    await GATE.setdefault("tts", asyncio.Event()).wait()
+    return Empty()
+
+
+@skill(name="voice_note", description="A short TTS job", params=Empty, result=Empty, resident="tts",
+       est_seconds=1, timeout_s=30)
+async def voice_note(run: SkillRun, params: Empty) -> Empty:
+    return Empty()
+
+
+async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot_is_skipped(tmp_path):
+    GATE.clear()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    residents = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
+                 "monitor_interval_s": 0.5,
+                 "tts": {"kind": "tts", "memory_gb": 20, "base_url": url, "default": True,
+                         "driver": {"type": "process", "command": sim_command("tts", port, delay=0.2)},
+                         "ready": {"url": url + "/v1/models"}, "start_timeout_s": 20, "swap_seconds": 1,
+                         "concurrency": 1}}
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
+                         environ={})
+    registry = SkillRegistry()
+    registry.register(voice_hold)
+    registry.register(voice_note)
+    hub = await Hub.start(config, skills=registry,
+                          components=("hub.scheduler.component", "hub.schedules.component"))
+    drivers = hub.gpu.drivers
+    try:
+        holder = await hub.start_skill("voice_hold", {}, Context.new("cli"))
+        await wait_for(lambda: _value(holder.status == "running"), timeout=20)
+        await hub.schedules.add("voice", "every 0.5s", "voice_note", {})
+
+        async def queued():
+            return [q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]
+
+        [entry] = await wait_for(queued)
+        job = await hub.jobs.get(entry.job_id)
+        assert (job.skill, job.job_class, job.context.origin) == ("voice_note", "scheduled", "cron")
+
+        async def skipped():
+            runs = await runs_of(hub, "voice")
+            return runs if any(r.status == "skipped" for r in runs) else None
+
+        runs = await wait_for(skipped)
+        assert runs[0].job_id == entry.job_id and runs[0].status == "queued"
+        assert f"the previous run (job {entry.job_id}) is still queued" in runs[1].error
+        assert len([q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]) == 1
+
+        GATE["tts"].set()
+
+        async def succeeded():
+            return (await runs_of(hub, "voice"))[0].status == "succeeded"
+
+        await wait_for(succeeded, timeout=10)
+        await hub.schedules.pause("voice")
+    finally:
+        GATE.setdefault("tts", asyncio.Event()).set()
+        await hub.stop()
+        for driver in drivers.values():
+            await driver.stop(5)
+
+
+async def _value(value):
+    return value
