@@ -330,7 +330,7 @@ async def test_hub_status_reports_the_hub_and_the_bridge(tmp_path):
 
 async def test_chat_tools_say_clearly_when_chat_is_not_configured(tmp_path):
     async with running(tmp_path) as (hub, bridge), Client(bridge.url, auth=WRITER) as client:
-        assert hub.chat is None
+        hub.chat = None  # a hub without the chat service
         for name, args in (("ask", {"prompt": "hi", "route": "local"}), ("ask_local", {"prompt": "hi"})):
             with pytest.raises(ToolError, match="chat is not configured"):
                 await client.call_tool(name, args)

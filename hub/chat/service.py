@@ -1,0 +1,339 @@
+"""ChatService (`hub.chat`): one turn = route, stream the agent loop to a sink, remember, account.
+
+The imperative shell around the pure parts (router, trimming, budget arithmetic): it reads the
+GPU snapshot, provider health and spend, asks `router.decide`, leases the LLM resident for each
+local call (so turns queue behind model swaps), fails over between providers when the route
+allows, and stores the turn (messages, cost rows, the routing reason) in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.chat.agent import run_agent
+from hub.chat.api import BudgetState, ConversationKey, ReplySink, TurnOutcome, TurnRequest
+from hub.chat.budget import Ledger, estimate_usd
+from hub.chat.health import Health
+from hub.chat.memory import Memory, fit
+from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
+from hub.chat.tools import Toolbox
+from hub.context import Context
+from hub.errors import HubError
+from hub.llm.errors import AuthFailed, BadRequest, LLMError
+from hub.llm.pricing import cost_usd, estimate_tokens
+from hub.llm.types import Completion, Message, ToolSpec, Usage
+
+log = logging.getLogger(__name__)
+
+WHY_KEY = "chat.why:"
+PROVIDER_LABEL = {"local": "local", "cloud": "anthropic"}
+
+
+class BudgetExceeded(HubError):
+    """A cloud call was refused before it was made: it would go over a spend cap."""
+
+
+@dataclass
+class _Turn:
+    request: TurnRequest
+    sink: ReplySink
+    current: str
+    fallback: str | None
+    reason: str
+    suppress: bool = False  # after a broken stream: no more deltas, `finish` carries the answer
+    emitted: bool = False
+    calls: list[tuple[str, str, Usage, float]] = field(default_factory=list)
+    lease_n: int = 0
+    avoided: str | None = None
+
+    @property
+    def cost(self) -> float:
+        return sum(c[3] for c in self.calls)
+
+
+async def _discard(_: str) -> None:
+    return None
+
+
+class ChatService:
+    def __init__(self, hub, *, local, cloud, health: Health | None = None) -> None:
+        self.hub = hub
+        self.config = hub.config
+        self.local = local
+        self.cloud = cloud
+        self.memory = Memory(hub.store.db)
+        self.ledger = Ledger(hub.store.db, self.config.routing.budget)
+        self.health = health or Health()
+        self.toolbox = Toolbox(hub)
+        self._why: dict[ConversationKey, str] = {}
+        self._tool_tokens: dict[Any, int] = {}
+
+    async def start(self) -> None:
+        rows = await self.hub.store.db.execute_fetchall(
+            "SELECT key, value FROM kv WHERE key LIKE ?", (WHY_KEY + "%",))
+        for k, v in rows:
+            bridge, room, thread = json.loads(k[len(WHY_KEY):])
+            self._why[ConversationKey(bridge, room, thread)] = json.loads(v)
+
+    async def close(self) -> None:
+        for provider in (self.local, self.cloud):
+            if provider is not None:
+                await provider.aclose()
+
+    # ---- the public API ------------------------------------------------------------------------
+    async def budget(self) -> BudgetState:
+        return await self.ledger.state()
+
+    def why(self, key: ConversationKey) -> str:
+        return self._why.get(key, "")
+
+    async def new_conversation(self, key: ConversationKey) -> None:
+        await self.memory.new(key)
+
+    async def compact(self, key: ConversationKey) -> str:
+        """Summarise all but the newest turn with the local model; the summary replaces them."""
+        summary, history = await self.memory.load(key)
+        if len(history) <= 2:
+            return summary or ""
+        older, keep = history[:-2], history[-2:]
+        transcript = "\n".join(f"{m.role}: {m.content}" for m in older)
+        earlier = f"Earlier summary:\n{summary}\n\n" if summary else ""
+        text = await self.complete([
+            Message("system", "Summarise this conversation in a few short paragraphs for your own memory. "
+                              "Keep facts, decisions, names, numbers and open questions."),
+            Message("user", f"{earlier}Conversation:\n{transcript}")], max_tokens=800)
+        await self.memory.restart_with_summary(key, text.strip(), keep)
+        return text.strip()
+
+    async def complete(self, messages: list, *, route: str = "local", max_tokens: int = 1024,
+                       context: Context | None = None) -> str:
+        """A plain local completion for skills (summaries, explanations). Never the cloud."""
+        if route != "local":
+            raise HubError("complete() is local-only; use a chat turn for Claude")
+        msgs = [m if isinstance(m, Message) else Message(m["role"], m.get("content") or "") for m in messages]
+        ctx = context or Context.new("cli")
+        completion = await self._local_stream(ctx, msgs, [], _discard, max_tokens, label="completion")
+        rows = self.ledger.rows([("local", self.local.model, completion.usage, 0.0)], ctx, None)
+        await Ledger.insert(self.hub.store.db, rows)
+        return completion.text
+
+    async def turn(self, req: TurnRequest, sink: ReplySink) -> TurnOutcome:
+        text, prefix_override = split_prefix(req.text)
+        req.override = req.override or prefix_override
+        ctx, key = req.context, req.conversation
+        await sink.start()
+        summary, history = await self.memory.load(key)
+        tools = self.toolbox.specs(req.grant)
+        messages = fit(self.config.llm.system_prompt, summary, history, text, self._window(req, tools))
+        policy = self._policy(req)
+        route = decide(await self._router_input(text, policy, req.override, messages, tools))
+        await self.hub.bus.fire("turn_routed", {"route": route.target, "reason": route.reason, "bridge": key.bridge,
+                                                "room": key.room, "thread": key.thread}, ctx)
+        if route.target == "none":
+            await self._remember(key, route.target, route.reason, [])
+            await sink.fail(f"No model can answer right now: {route.reason}.")
+            return TurnOutcome(route="none", reason=route.reason, text="", input_tokens=0, output_tokens=0,
+                               cost_usd=0.0, error=route.reason)
+        if route.notice:
+            await sink.notice(route.notice)
+        turn = _Turn(req, sink, route.target, route.fallback, route.reason, avoided=route.avoided)
+        try:
+            result = await run_agent(
+                messages, tools, call=lambda m, t: self._call(turn, m, t),
+                execute=lambda c: self.toolbox.run(c, ctx, req.grant, req.approver),
+                max_steps=self.config.llm.max_tool_steps)
+        except (LLMError, BudgetExceeded) as exc:
+            message = self._failure_text(exc, turn, policy)
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {exc}", turn.calls, ctx)
+            await sink.fail(message)
+            return TurnOutcome(route=turn.current, reason=turn.reason, text=getattr(exc, "partial", ""),
+                               input_tokens=sum(c[2].input_tokens for c in turn.calls),
+                               output_tokens=sum(c[2].output_tokens for c in turn.calls),
+                               cost_usd=turn.cost, error=message)
+        except asyncio.CancelledError:
+            await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx)
+            raise
+        answer = result.text or "(no answer)"
+        if result.hit_max_steps:
+            answer += f"\n\n(stopped after {result.steps} tool steps)"
+        await self.memory.append_turn(
+            key, text, answer, route=turn.current, output_tokens=result.usage.output_tokens, context_id=ctx.id,
+            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=self._why_row(key, turn.current, turn.reason))
+        await sink.finish(answer)
+        return TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
+                           input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                           cost_usd=round(turn.cost, 6))
+
+    # ---- routing inputs --------------------------------------------------------------------------
+    def _policy(self, req: TurnRequest) -> str:
+        pinned = self.config.routing.rooms.get(req.conversation.room)
+        if "local-only" in (req.room_policy, pinned):
+            return "local-only"
+        if req.room_policy != "auto":
+            return req.room_policy
+        return pinned or self.config.routing.default_policy
+
+    def _gpu(self) -> tuple[str | None, float | None]:
+        snap = self.hub.gpu.snapshot()
+        llm = self.config.llm.local.resident
+        if snap.resident is None and not snap.residents:
+            return None, None  # no scheduler: nothing to wait for
+        if snap.resident == llm and snap.state in ("ready", "busy", "idle"):
+            return None, 0.0
+        eta = snap.eta_for(llm)
+        if snap.resident and snap.resident != llm:
+            return f"the GPU is busy with {snap.resident}", eta
+        if snap.resident == llm:
+            return f"the local model is {snap.state}", eta
+        return "the local model is not loaded", eta
+
+    def _cloud_estimate(self, messages: list[Message], tools: list[ToolSpec]) -> float:
+        if self.cloud is None:
+            return 0.0
+        tokens = sum(estimate_tokens(m.content) for m in messages) + self._tools_tokens(tools)
+        return estimate_usd(tokens, self.config.llm.cloud.max_tokens, self._price())
+
+    async def _router_input(self, text: str, policy: str, override: str | None, messages: list[Message],
+                            tools: list[ToolSpec]) -> RouterInput:
+        cloud_cfg = self.config.llm.cloud
+        if self.cloud is None:
+            cloud_state = "disabled"
+            note = "Claude is not configured" if cloud_cfg.enabled else "Claude is disabled in the config"
+        else:
+            cloud_state = "down" if self.health.state("cloud") == "down" else "up"
+            note = f"Claude is failing ({self.health.error('cloud')})" if cloud_state == "down" else ""
+        budget_ok, budget_note = True, ""
+        if cloud_state == "up" and (override == "cloud" or policy != "local-only"):
+            estimate = self._cloud_estimate(messages, tools)
+            state = await self.ledger.state()
+            budget_ok = state.allows(estimate)
+            budget_note = "" if budget_ok else state.refusal(estimate)
+        blocker, eta = self._gpu()
+        return RouterInput(text=text, room_policy=policy, override=override,
+                           local_health=self.health.state("local"), gpu_blocker=blocker, gpu_eta_s=eta,
+                           cloud_state=cloud_state, cloud_note=note, budget_ok=budget_ok, budget_note=budget_note,
+                           rules=tuple(self.config.routing.task_rules))
+
+    def _window(self, req: TurnRequest, tools: list[ToolSpec]) -> int:
+        llm = self.config.llm
+        window = llm.local.context_window - llm.local.max_tokens
+        if self.cloud is not None:
+            window = min(window, llm.cloud.context_window - llm.cloud.max_tokens)
+        return max(1024, window - self._tools_tokens(tools))
+
+    def _tools_tokens(self, tools: list[ToolSpec]) -> int:
+        key = id(tools)
+        if key not in self._tool_tokens:
+            self._tool_tokens[key] = sum(estimate_tokens(json.dumps(t.parameters)) + estimate_tokens(t.description)
+                                         for t in tools)
+        return self._tool_tokens[key]
+
+    def _price(self):
+        return self.config.llm.cloud.prices.get(self.config.llm.cloud.model)
+
+    # ---- one model call, with failover -------------------------------------------------------------
+    async def _call(self, turn: _Turn, messages: list[Message], tools: list[ToolSpec]) -> Completion:
+        while True:
+            provider = turn.current
+            first = True
+
+            async def on_text(piece: str) -> None:
+                nonlocal first
+                if turn.suppress:
+                    return
+                if first:
+                    first = False
+                    if turn.emitted:
+                        await turn.sink.delta("\n\n")
+                    turn.emitted = True
+                await turn.sink.delta(piece)
+
+            try:
+                if provider == "cloud":
+                    completion = await self._cloud_call(turn, messages, tools, on_text)
+                else:
+                    turn.lease_n += 1
+                    completion = await self._local_stream(
+                        turn.request.context, messages, tools, on_text, self.config.llm.local.max_tokens,
+                        label=f"chat {turn.request.conversation.room}", n=turn.lease_n)
+            except (LLMError, BudgetExceeded) as exc:
+                if isinstance(exc, LLMError) and not isinstance(exc, BadRequest):
+                    self.health.failed(provider, str(exc))
+                alternative = turn.fallback
+                if alternative is None or isinstance(exc, BadRequest):
+                    raise
+                turn.fallback = None
+                if getattr(exc, "partial", ""):
+                    turn.suppress = True
+                why = "over budget" if isinstance(exc, BudgetExceeded) else type(exc).__name__
+                turn.reason += f"; {NAMES[provider]} failed ({why}) → {NAMES[alternative]}"
+                await turn.sink.notice(f"The {NAMES[provider]} failed ({_short(exc)}); "
+                                       f"answering with the {NAMES[alternative]} instead.")
+                turn.current = alternative
+                continue
+            self.health.ok(provider)
+            usd = cost_usd(completion.usage, self._price()) if provider == "cloud" else 0.0
+            turn.calls.append((PROVIDER_LABEL[provider], completion.model, completion.usage, usd))
+            return completion
+
+    async def _cloud_call(self, turn: _Turn, messages, tools, on_text) -> Completion:
+        if self.cloud is None:
+            raise BudgetExceeded("Claude is not configured")
+        estimate = self._cloud_estimate(messages, tools)
+        state = await self.ledger.state()
+        pending = turn.cost  # this turn's earlier calls are not written yet
+        if not state.allows(estimate + pending):
+            raise BudgetExceeded(f"cloud call not made: {state.refusal(estimate + pending)}")
+        return await self.cloud.stream(messages, tools, max_tokens=self.config.llm.cloud.max_tokens, on_text=on_text)
+
+    async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
+                            n: int = 0) -> Completion:
+        local = self.config.llm.local
+        async with self.hub.gpu.lease(local.resident, job_id=f"turn-{ctx.id}-{n}", context=ctx,
+                                      job_class="interactive", est_seconds=30.0, label=label):
+            return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text)
+
+    # ---- bookkeeping ------------------------------------------------------------------------------
+    def _why_row(self, key: ConversationKey, route: str, reason: str) -> tuple[str, tuple]:
+        line = f"{NAMES.get(route, route)} — {reason}"
+        self._why[key] = line
+        kv_key = WHY_KEY + json.dumps([key.bridge, key.room, key.thread])
+        return ("INSERT INTO kv(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "value=excluded.value, updated_at=excluded.updated_at", (kv_key, json.dumps(line), time.time()))
+
+    async def _remember(self, key: ConversationKey, route: str, reason: str, calls: list,
+                        ctx: Context | None = None) -> None:
+        """A turn that produced no answer still records why it went where it went, and what it cost."""
+        sql, params = self._why_row(key, route, reason)
+        await self.hub.store.db.execute(sql, params)
+        if calls and ctx is not None:
+            await Ledger.insert(self.hub.store.db, self.ledger.rows(calls, ctx, key.room))
+
+    def _failure_text(self, exc: Exception, turn: _Turn, policy: str) -> str:
+        text = self._failure_core(exc, turn, policy)
+        return f"{text} (Claude was not used: {turn.avoided}.)" if turn.avoided else text
+
+    def _failure_core(self, exc: Exception, turn: _Turn, policy: str) -> str:
+        if isinstance(exc, BudgetExceeded):
+            return f"Claude was not called: {exc}."
+        provider = getattr(exc, "provider", turn.current)
+        if isinstance(exc, AuthFailed):
+            return f"The {NAMES.get(provider, provider)} refused our credentials: {exc}"
+        if provider == "local" and policy == "local-only":
+            return (f"The local model is unavailable ({_short(exc)}). This room is local-only, "
+                    "so nothing was sent to the cloud.")
+        return f"The {NAMES.get(provider, provider)} failed: {_short(exc)}"
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def route_line(route: Route) -> str:
+    return f"{NAMES.get(route.target, route.target)} — {route.reason}"

@@ -1,0 +1,190 @@
+"""Chat turns end to end: router + agent loop + memory + spend, against the SGLang and Anthropic stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.chat.api import ConversationKey
+from hub.llm import ProviderUnavailable
+from hub.registry import Permission
+from tests.chat_helpers import HeldArbiter, chat_bed
+
+ECHO = '[[call echo {"text": "hi", "times": 2}]]'
+
+
+@pytest.fixture
+async def bed(tmp_path):
+    async with chat_bed(tmp_path) as bed:
+        yield bed
+
+
+async def test_local_tool_calling_round_trip_is_streamed_and_runs_the_skill(bed):
+    outcome, sink = await bed.turn(f"please echo {ECHO}")
+    assert outcome.route == "local" and outcome.error is None
+    assert sink.of("finish") == ['Tool results: echo: {"text":"hi hi"}'] == [sink.streamed]
+    assert len(sink.of("delta")) > 3  # streamed, not one block
+    [job] = await bed.hub.jobs.list()
+    assert job.skill == "echo" and job.status == "succeeded" and job.context.origin == "matrix"
+    assert await bed.cloud_requests() == 0
+
+
+async def test_cloud_tool_calling_round_trip_via_the_claude_prefix(bed):
+    outcome, sink = await bed.turn(f"!claude please echo {ECHO}")
+    assert outcome.route == "cloud" and "explicit /claude" in outcome.reason
+    assert sink.of("finish") == ['Tool results: echo: {"text":"hi hi"}'] == [sink.streamed]
+    assert await bed.cloud_requests() == 2 and await bed.local_requests() == 0
+    assert outcome.cost_usd > 0
+
+
+async def test_leaked_tool_calls_text_is_still_executed(bed):
+    await bed.post(bed.sglang, "/_sim/faults", {"add": [{"kind": "leak_tool_calls"}]})
+    outcome, sink = await bed.turn(f"echo {ECHO}")
+    [job] = await bed.hub.jobs.list()
+    assert job.skill == "echo" and job.status == "succeeded"
+    assert "TOOL_CALLS" not in sink.streamed and outcome.text == 'Tool results: echo: {"text":"hi hi"}'
+
+
+async def test_parallel_tool_calls_and_tool_errors_go_back_to_the_model(bed):
+    outcome, _ = await bed.turn('[[call echo {"text": "a"}]] [[call boom {}]] [[call echo {"times": 99}]]')
+    text = outcome.text
+    assert 'echo: {"text":"a"}' in text
+    assert "boom: error: " in text and "exploded" in text
+    assert "echo: error: invalid arguments for echo" in text
+
+
+async def test_destructive_tool_needs_an_approver_and_asks_it(bed):
+    outcome, _ = await bed.turn("[[call wipe {}]]", grant=Permission.destructive)
+    assert "needs a human's approval" in outcome.text
+    asked = []
+
+    async def approver(skill, params, ctx):
+        asked.append(skill.name)
+        return True
+
+    outcome, _ = await bed.turn("[[call wipe {}]]", grant=Permission.destructive, approver=approver)
+    assert asked == ["wipe"] and 'wipe: {"wiped":true}' in outcome.text
+
+
+async def test_tools_are_filtered_by_the_callers_grant(bed):
+    names = {t.name for t in bed.hub.chat.toolbox.specs(Permission.read)}
+    assert "echo" in names and "wipe" not in names and {"hub_status", "hub_jobs"} <= names
+    assert "wipe" in {t.name for t in bed.hub.chat.toolbox.specs(Permission.destructive)}
+    outcome, _ = await bed.turn("[[call hub_jobs {}]]", grant=Permission.read)
+    assert outcome.text.startswith("Tool results: hub_jobs: [")
+
+
+async def test_local_down_fails_over_to_claude_in_an_auto_room(tmp_path):
+    async with chat_bed(tmp_path, local_alive=False) as bed:
+        outcome, sink = await bed.turn("hello there")
+        assert outcome.route == "cloud" and sink.of("finish") == ["You said: hello there"]
+        assert "failed" in sink.of("notice")[0] and "Claude" in sink.of("notice")[0]
+        assert "→ Claude" in bed.hub.chat.why(ConversationKey("matrix", "!room:x"))
+        # health now says local is down: the next auto turn goes straight to Claude
+        outcome, sink = await bed.turn("again")
+        assert outcome.route == "cloud" and "local model is down" in outcome.reason and not sink.of("notice")
+
+
+async def test_cloud_down_fails_over_to_local(bed):
+    await bed.post(bed.anthropic, "/_sim/faults", {"add": [{"kind": "status", "status": 529, "times": None}]})
+    outcome, sink = await bed.turn("hello", override="cloud")
+    assert outcome.route == "local" and sink.of("finish") == ["You said: hello"]
+    assert "Claude failed" in sink.of("notice")[0]
+
+
+async def test_gpu_held_by_another_resident_sends_an_auto_room_to_claude(bed):
+    bed.hub.gpu = HeldArbiter("comfyui")
+    outcome, _ = await bed.turn("hello")
+    assert outcome.route == "cloud" and "GPU is busy with comfyui" in outcome.reason
+    assert await bed.local_requests() == 0
+
+
+async def test_gpu_held_local_only_room_queues_with_an_eta_notice_then_answers_locally(bed):
+    arbiter = HeldArbiter("comfyui", eta_s=180)
+    bed.hub.gpu = arbiter
+    task = asyncio.create_task(bed.turn("hello", policy="local-only"))
+    while arbiter.waiting == 0:  # noqa: ASYNC110 - polling the stand-in arbiter's public counter
+        await asyncio.sleep(0.01)
+    assert arbiter.leases[0]["resident"] == "sglang" and arbiter.leases[0]["job_class"] == "interactive"
+    arbiter.released.set()
+    outcome, sink = await task
+    notice = sink.of("notice")[0]
+    assert "busy with comfyui" in notice and "queued" in notice and "ETA ~3 min" in notice
+    assert outcome.route == "local" and sink.of("finish") == ["You said: hello"]
+    assert await bed.cloud_requests() == 0
+
+
+async def test_local_only_room_with_local_down_sends_zero_requests_to_anthropic(tmp_path):
+    async with chat_bed(tmp_path, local_alive=False) as bed:
+        for text in ("hello", f"debug this stack trace {ECHO}", "again"):
+            outcome, sink = await bed.turn(text, policy="local-only")
+            assert outcome.error and "local-only" in sink.of("fail")[0] and "nothing was sent" in sink.of("fail")[0]
+        with pytest.raises(ProviderUnavailable):
+            await bed.hub.chat.complete([{"role": "user", "content": "x"}])
+        assert await bed.cloud_requests() == 0
+
+
+async def test_budget_cap_blocks_the_cloud_call_before_it_is_made_and_says_so(tmp_path):
+    async with chat_bed(tmp_path, local_alive=False, routing={"budget": {"daily_usd": 0.0}}) as bed:
+        outcome, sink = await bed.turn("hello", override="cloud")
+        assert outcome.error and "daily cloud budget" in outcome.reason
+        assert "daily cloud budget is reached" in sink.of("fail")[0]
+        assert await bed.cloud_requests() == 0
+
+
+async def test_over_budget_cloud_turn_is_answered_locally_with_a_notice(tmp_path):
+    async with chat_bed(tmp_path, routing={"budget": {"daily_usd": 0.0}}) as bed:
+        outcome, sink = await bed.turn("hello", override="cloud")
+        assert outcome.route == "local" and "budget" in sink.of("notice")[0]
+        assert await bed.cloud_requests() == 0
+
+
+async def test_spend_is_stored_per_turn_and_counts_against_the_cap(tmp_path):
+    async with chat_bed(tmp_path) as bed:
+        outcome, _ = await bed.turn("hello", override="cloud")
+        budget = await bed.hub.chat.budget()
+        assert budget.spent_today_usd == pytest.approx(outcome.cost_usd) and outcome.cost_usd > 0
+        rows = await bed.hub.store.db.execute_fetchall("SELECT provider, origin, room, usd FROM costs")
+        assert [tuple(r)[:3] for r in rows] == [("anthropic", "matrix", "!room:x")]
+        status = await bed.hub.status()
+        assert status["spend"]["spent_today_usd"] == budget.spent_today_usd
+
+
+async def test_first_token_timeout_fails_over_and_stall_timeout_fails_cleanly(tmp_path):
+    async with chat_bed(tmp_path, sglang_options={"first_token_delay": 3},
+                        llm={"local": {"first_token_timeout_s": 0.3}}) as bed:
+        outcome, sink = await bed.turn("hello")
+        assert outcome.route == "cloud" and "FirstTokenTimeout" in outcome.reason
+        assert "no first token within 0.3 s" in sink.of("notice")[0]
+    async with chat_bed(tmp_path / "b", llm={"local": {"stall_timeout_s": 0.3}}) as bed:
+        await bed.post(bed.sglang, "/_sim/faults", {"add": [{"kind": "stall", "after_tokens": 2, "seconds": 30}]})
+        outcome, sink = await bed.turn("one two three", policy="local-only")
+        assert "stalled" in sink.of("fail")[0] and sink.streamed == "You said: "
+        assert await bed.cloud_requests() == 0
+
+
+async def test_mid_stream_disconnect_fails_over_without_a_duplicated_partial_answer(bed):
+    await bed.post(bed.sglang, "/_sim/faults", {"add": [{"kind": "disconnect", "after_tokens": 2}]})
+    outcome, sink = await bed.turn("one two three")
+    assert outcome.route == "cloud" and "StreamBroken" in outcome.reason
+    kinds = [k for k, _ in sink.events]
+    after_notice = kinds[kinds.index("notice"):]
+    assert "delta" not in after_notice  # the failover answer is not appended to the partial one
+    assert sink.of("finish") == ["You said: one two three"]
+
+
+async def test_mid_stream_disconnect_in_a_local_only_room_is_a_clean_error(bed):
+    await bed.post(bed.sglang, "/_sim/faults", {"add": [{"kind": "disconnect", "after_tokens": 2}]})
+    outcome, sink = await bed.turn("one two three", policy="local-only")
+    assert outcome.error and sink.of("fail") and not sink.of("finish") and outcome.text == "You said: "
+    assert await bed.cloud_requests() == 0
+
+
+async def test_task_class_rules_route_debugging_to_claude_and_why_says_so(bed):
+    outcome, _ = await bed.turn("can you find the root cause of this crash?")
+    assert outcome.route == "cloud"
+    why = bed.hub.chat.why(ConversationKey("matrix", "!room:x"))
+    assert why == "Claude — task class 'debugging' (matched 'root cause')"
+    outcome, _ = await bed.turn("draft a note to the team", room="!other:x")
+    assert outcome.route == "local"
