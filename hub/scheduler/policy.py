@@ -117,6 +117,12 @@ def failed_reason(state: SchedState, job: Job) -> str | None:
     return None
 
 
+def overtakes(job: Job, blocker: Job, params: PolicyParams) -> bool:
+    """Whether dispatching `job` past `blocker` uses up one of the blocker's lookahead places.
+    A pipeline's next step on the same resident continues its lease, except against a higher class."""
+    return not job.continues or params.rank(blocker.job_class) > params.rank(job.job_class)
+
+
 def in_min_residency(state: SchedState, name: str, now: float) -> bool:
     r = state.residents[name]
     return r.phase == Phase.ready and now - r.since < state.params.min_residency_s
@@ -157,7 +163,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
 
     # 2-3. dispatch in rank order; bounded overtaking of the best job that waits for a swap
     blocker: Job | None = None
-    overtakes = 0
+    n_over = 0
     for j in order:
         r = j.resident
         ph = state.phase(r)
@@ -167,10 +173,10 @@ def decide(state: SchedState, now: float) -> list[Action]:
             continue
         if cap.get(r, 0) <= 0 or r in frozen:
             continue
-        if blocker is not None and not j.continues and not in_min_residency(state, r, now):
-            if blocker.overtaken + overtakes >= p.lookahead:
+        if blocker is not None and overtakes(j, blocker, p) and not in_min_residency(state, r, now):
+            if blocker.overtaken + n_over >= p.lookahead:
                 continue
-            overtakes += 1
+            n_over += 1
         acts.append(Dispatch(j.id, r))
         cap[r] -= 1
 
@@ -182,7 +188,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
         victims = victims_for(state, blocker.resident)
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
-            stay = _victims_with_work(state, victims, blocker, overtakes, order, dispatched, holds, now, wakes)
+            stay = _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes)
             if not stay:
                 acts += _switch_to(state, blocker.resident, now, f"{blocker.id} waits", wakes, busy)
     else:
@@ -203,18 +209,20 @@ def decide(state: SchedState, now: float) -> list[Action]:
     return acts
 
 
-def _victims_with_work(state, victims, blocker, overtakes, order, dispatched, holds, now, wakes) -> bool:
+def _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) -> bool:
     """Whether any resident in the way still has work it may do before the swap."""
     p = state.params
     bi = order.index(blocker)
     for v in victims:
-        if any(h.resident == v for h in holds):
+        if any(h.resident == v and (p.rank(h.job_class) >= p.rank(blocker.job_class)
+                                    or blocker.overtaken + n_over < p.lookahead) for h in holds):
             return True
         minres = in_min_residency(state, v, now)
         for i, j in enumerate(order):
             if j.resident != v or j.id in dispatched:
                 continue
-            if i < bi or minres or j.continues or blocker.overtaken + overtakes < p.lookahead:
+            if i < bi or minres or not overtakes(j, blocker, p) \
+                    or blocker.overtaken + n_over < p.lookahead:
                 return True
         if minres and state.running_on(v):
             wakes.append(state.residents[v].since + p.min_residency_s)

@@ -72,7 +72,7 @@ def submit(state: SchedState, job: Job) -> SchedState:
 
 def dispatch(state: SchedState, job_id: str, now: float) -> SchedState:
     """The job got its lease; jobs it overtook while they waited for a swap count one overtake."""
-    from hub.scheduler.policy import effective_priority
+    from hub.scheduler.policy import effective_priority, overtakes
 
     job = next(j for j in state.queue if j.id == job_id)
     mine = effective_priority(job, state.params, now)
@@ -80,7 +80,7 @@ def dispatch(state: SchedState, job_id: str, now: float) -> SchedState:
     for j in state.queue:
         if j.id == job_id:
             continue
-        if (not job.continues and state.phase(j.resident) != Phase.ready and j.resident != job.resident
+        if (overtakes(job, j, state.params) and state.phase(j.resident) != Phase.ready and j.resident != job.resident
                 and effective_priority(j, state.params, now) > mine):
             j = replace(j, overtaken=j.overtaken + 1)
         queue.append(j)
@@ -97,7 +97,7 @@ def finish(state: SchedState, job_id: str, now: float) -> SchedState:
     state = _set_resident(state, job.resident, last_active=now)
     if job.then and job.then in state.specs:
         res = Reservation(owner=job.owner or job.id, resident=job.then, job_class=job.job_class,
-                          priority=job.priority, rank_since=job.age_origin,
+                          priority=job.priority, rank_since=job.enqueued_at,
                           expires_at=now + state.params.anticipation_s, after=job.resident)
         state = replace(state, reservations=(*state.reservations, res))
     return state
