@@ -57,3 +57,35 @@ async def content_hub(config: dict[str, Any], components: tuple[str, ...] = ()) 
 async def stand_in(module, **options: Any) -> AsyncIterator[str]:
     async with serve_app(module.create_app(**options)) as url:
         yield url
+
+
+def sim_process(name: str, port: int, **options: Any) -> list[str]:
+    """`python -m hub.sim NAME --port N --option k=v ...`: a stand-in as a child process (process driver)."""
+    import json
+    import sys
+
+    argv = [sys.executable, "-m", "hub.sim", name, "--port", str(port)]
+    for key, value in options.items():
+        argv += ["--option", f"{key}={json.dumps(value)}"]
+    return argv
+
+
+def process_residents(commands: dict[str, tuple[str, str, str, list[str]]]) -> dict[str, Any]:
+    """Residents run by the real scheduler's process driver; any two of them overflow the pool."""
+    residents: dict[str, Any] = {
+        "pool": {"memory_gb": 100, "reserve_gb": 0},
+        "memory_guard": {"enabled": False},
+        "monitor_interval_s": 0.5,
+    }
+    for name, (kind, url, probe, command) in commands.items():
+        residents[name] = {
+            "kind": kind,
+            "memory_gb": 60,
+            "base_url": url,
+            "default": kind == "llm",
+            "driver": {"type": "process", "command": command},
+            "ready": {"url": url + probe},
+            "start_timeout_s": 30,
+            "swap_seconds": 2,
+        }
+    return residents

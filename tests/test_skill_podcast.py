@@ -128,3 +128,54 @@ def test_a_long_article_is_cut_into_sentence_bounded_chunks_within_the_limit():
     run_on = "word " * 300 + "end."  # one sentence longer than the limit: cut between words
     pieces = chunk_script(run_on, 250)
     assert all(len(c) <= 250 for c in pieces) and " ".join(pieces).split() == run_on.split()
+
+
+async def test_podcast_pipeline_through_the_real_scheduler_swaps_llm_then_tts(tmp_path):
+    from hub.scheduler.runtime import ResidentScheduler
+    from hub.sim.serve import free_port
+    from tests.helpers_content import process_residents, sim_process
+
+    ports = {"sglang": free_port(), "vllm-omni": free_port()}
+    urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    config = content_config(tmp_path, tts_engine="vllm-omni", blog_dir=str(tmp_path / "blog"))
+    config["llm"]["local"]["base_url"] = urls["sglang"] + "/v1"
+    config["residents"] = process_residents(
+        {
+            "sglang": (
+                "llm",
+                urls["sglang"],
+                "/health",
+                sim_process("sglang", ports["sglang"], script=[{"text": MODEL_SCRIPT}]),
+            ),
+            "vllm-omni": ("tts", urls["vllm-omni"], "/v1/models", sim_process("tts", ports["vllm-omni"])),
+        }
+    )
+    swaps: list[tuple[str, str]] = []
+    async with content_hub(config, components=("hub.scheduler.component",)) as hub:
+        assert isinstance(hub.gpu, ResidentScheduler)
+        hub.bus.listen(
+            "*",
+            lambda e: (
+                swaps.append((e.type, e.data.get("resident", ""))) if e.type in ("gpu_ready", "gpu_stopped") else None
+            ),
+        )
+        try:
+            result = await hub.run_skill("render_podcast", {"article": ARTICLE}, Context.new("cron"))
+            job = (await hub.jobs.list(1))[0]
+            leases = [
+                (e["type"], e["data"].get("resident"))
+                for e in await hub.jobs.events(job.id)
+                if e["type"].startswith("lease")
+            ]
+        finally:
+            for driver in hub.gpu.drivers.values():
+                await driver.stop(5)
+    assert result.engine == "vllm-omni" and result.duration_s > 1
+    assert leases == [
+        ("lease_wait", "sglang"),
+        ("lease_granted", "sglang"),
+        ("lease_wait", "vllm-omni"),
+        ("lease_granted", "vllm-omni"),
+    ]
+    ready = [r for kind, r in swaps if kind == "gpu_ready"]
+    assert ready[-1] == "vllm-omni" and ("gpu_stopped", "sglang") in swaps  # one resident at a time
