@@ -22,6 +22,7 @@ from bridges.matrix.format import edit_content, notice_content, split_text, with
 log = logging.getLogger(__name__)
 
 OnSent = Callable[[str], Awaitable[None]]
+TYPING_DELAY_S = 0.4
 
 
 class MatrixReplySink:
@@ -44,10 +45,11 @@ class MatrixReplySink:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task | None = None
         self._typing: asyncio.Task | None = None
+        self._typing_on = False
 
     # -- ReplySink ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.conn.typing(self.room_id, True)
+        """Typing starts only if the answer does not begin at once: a quick answer costs no extra requests."""
         self._typing = asyncio.create_task(self._keep_typing())
 
     async def delta(self, text: str) -> None:
@@ -80,7 +82,7 @@ class MatrixReplySink:
         self.note = ""
         await self._render(final=True)
         self.finished = True
-        await self.conn.typing(self.room_id, False)
+        await self._typing_off()
 
     async def fail(self, message: str) -> None:
         self._stop_timers()
@@ -88,7 +90,7 @@ class MatrixReplySink:
         self.text = (self.text.rstrip() + "\n\n" if self.text.strip() else "") + f"⚠️ {message}"
         await self._render(final=True)
         self.finished = True
-        await self.conn.typing(self.room_id, False)
+        await self._typing_off()
 
     # -- rendering -----------------------------------------------------------------------------------
     def _visible(self, final: bool) -> str:
@@ -124,10 +126,11 @@ class MatrixReplySink:
                 log.exception("streaming edit failed in %s", self.room_id)
 
     async def _keep_typing(self) -> None:
+        await asyncio.sleep(TYPING_DELAY_S)
         while not self.finished:
+            self._typing_on = True
+            await self.conn.typing(self.room_id, True)
             await asyncio.sleep(20)
-            if not self.finished:
-                await self.conn.typing(self.room_id, True)
 
     def _stop_timers(self) -> None:
         for task in (self._timer, self._typing):
@@ -135,7 +138,12 @@ class MatrixReplySink:
                 task.cancel()
         self._timer = self._typing = None
 
+    async def _typing_off(self) -> None:
+        if self._typing_on:
+            self._typing_on = False
+            with contextlib.suppress(Exception):
+                await self.conn.typing(self.room_id, False)
+
     async def close(self) -> None:
         self._stop_timers()
-        with contextlib.suppress(Exception):
-            await self.conn.typing(self.room_id, False)
+        await self._typing_off()
