@@ -155,7 +155,8 @@ async def test_publish_writes_builds_deploys_and_commits_with_the_local_model_on
     site, www = make_site(tmp_path), tmp_path / "www"
     config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
     config["llm"]["cloud"] = {"base_url": backends["cloud"], "api_key": "sk-test-unused"}
-    async with content_hub(config) as hub:
+    async with content_hub(config, components=("hub.chat.component",)) as hub:  # with a cloud model on offer
+        assert hub.chat is not None
         messages = []
         hub.bus.listen("job_progress", lambda event: messages.append(event.data["message"]))
         result = await publish(hub, notes=NOTES)
