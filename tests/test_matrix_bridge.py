@@ -318,3 +318,26 @@ async def test_undecryptable_events_are_counted_and_shown_in_status(rig):
         lambda s: s.sender == rig.bot.user_id and "undecryptable" in s.content.get("body", ""), after=mark)
     assert "undecryptable 1" in status.content["body"]
     assert bridge.status()["undecryptable"] == 1
+
+
+async def test_schedule_announcements_reach_opted_in_rooms_and_the_schedule_room(rig):
+    from bridges.matrix import component
+    from hub.context import Context
+
+    registry = test_registry()
+    rig.hub = await Hub.start(rig.config(), skills=registry, components=())
+    await component.setup(rig.hub)
+    rig.bridge = rig.hub.extras["matrix"]
+    await rig.bridge.synced.wait()
+    owner = await rig.user(rig.owner)
+    news = await owner.create_room([rig.bot.user_id], name="news", wait_join=rig.bot.user_id)
+    other = await owner.create_room([rig.bot.user_id], name="other", wait_join=rig.bot.user_id)
+    await owner.send(news, "/settings announce on")
+    await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "announce = **on**" in s.content.get("body", ""))
+    await rig.hub.bus.fire("announcement", {"text": "Nightly digest done", "room": None}, Context.new("cron"))
+    await owner.wait_for(lambda s: s.room_id == news and s.content.get("body") == "Nightly digest done")
+    await rig.hub.bus.fire("announcement", {"text": "Only for other", "room": other}, Context.new("cron"))
+    await owner.wait_for(lambda s: s.room_id == other and s.content.get("body") == "Only for other")
+    assert not [s for s in owner.seen if s.room_id == other and s.content.get("body") == "Nightly digest done"]
+    await component.teardown(rig.hub)
+    rig.bridge = None
