@@ -257,15 +257,15 @@ async def test_a_failed_run_is_announced_with_its_error_in_the_default_room(tmp_
         await hub.stop()
 
 
-async def test_without_any_room_the_result_is_logged_not_announced(hub, caplog):
+async def test_without_any_room_the_result_is_logged_and_left_to_the_rooms_that_opted_in(hub, caplog):
     announced: list[dict] = []
     hub.bus.listen("announcement", lambda e: announced.append(e.data))
     caplog.set_level(logging.INFO, logger="hub.schedules.service")
     await hub.schedules.add("quiet", "every 0.2s", "echo", {"text": "psst"})
     await wait_for(lambda: _async([r for r in caplog.records if "no announcement room" in r.getMessage()]))
     await hub.schedules.pause("quiet")
-    assert announced == []
     assert any("psst" in r.getMessage() for r in caplog.records)
+    assert announced and announced[0]["room"] is None and announced[0]["text"].endswith(": psst")
 
 
 async def test_a_one_shot_runs_once_and_is_then_done(hub):
@@ -388,3 +388,29 @@ async def test_a_change_written_by_the_cli_reaches_a_running_hub(tmp_path, monke
         await wait_for(loaded, timeout=3)
     finally:
         await hub.stop()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('"0 6 * * *" podcast article=latest', (None, "0 6 * * *", "UTC", "podcast", {"article": "latest"})),
+    ("0 6 * * * podcast article=latest", (None, "0 6 * * *", "UTC", "podcast", {"article": "latest"})),
+    ("nightly 0 6 * * 1-5 Europe/Paris podcast article=latest",
+     ("nightly", "0 6 * * 1-5", "Europe/Paris", "podcast", {"article": "latest"})),
+    ("every 15m echo text=hi times=2", (None, "every 15m", "UTC", "echo", {"text": "hi", "times": 2})),
+    ('digest @daily echo "text=good morning" --tz Asia/Tokyo',
+     ("digest", "@daily", "Asia/Tokyo", "echo", {"text": "good morning"})),
+    ("at 2026-12-24 18:00 echo text=x", (None, "at 2026-12-24T18:00", "UTC", "echo", {"text": "x"})),
+])
+def test_the_chat_form_of_add_reads_bare_cron_fields_zones_and_arguments(text, expected):
+    from hub.schedules.parse import parse_add
+
+    req = parse_add(text)
+    assert (req.name, req.trigger, req.timezone, req.skill, req.params) == expected
+
+
+def test_the_chat_form_of_add_explains_what_is_missing():
+    from hub.schedules.parse import parse_add
+
+    with pytest.raises(ScheduleError, match="a cron expression needs 5 fields"):
+        parse_add("0 6 * podcast")
+    with pytest.raises(ScheduleError, match="missing the skill to run"):
+        parse_add("nightly every 1h")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from hub.store import Store
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ROOM_RE = re.compile(r"^[!#][^:\s]+:\S+$")
+ROOM_RE = re.compile(r"^![^\s:]+(:\S+)?$")  # room versions 12+ have ids without a server part
 SCHEDULE_GRANT = Permission.write  # runs are unattended: nobody is there to approve a destructive skill
 HISTORY_KEEP = 50  # runs kept per schedule
 
@@ -65,8 +65,8 @@ class ScheduleBook:
         except InvalidParams as exc:
             raise ScheduleError(str(exc)) from None
         if room is not None and not ROOM_RE.match(room):
-            raise ScheduleError(f"invalid room {room!r} (expected a Matrix room id like !abc:example.org or an "
-                                "alias like #news:example.org)")
+            raise ScheduleError(f"invalid room {room!r} (expected a Matrix room id like !abc:example.org; "
+                                "the room's settings show it)")
         if grace_s is not None and grace_s <= 0:
             raise ScheduleError(f"invalid grace time {grace_s!r}: it must be > 0 seconds")
         if trigger.kind == "at" and not allow_past:

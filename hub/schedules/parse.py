@@ -1,7 +1,8 @@
 """Words to a schedule request: `key=value` params and the chat form of `/schedule add`.
 
-Chat: `/schedule add [name] "<cron>"|every 15m|at <time> <skill> [key=value ...] [--tz Z] [--room R]
-[--grace 1h]`; the cron expression may be quoted or written as five bare fields.
+Chat: `/schedule add [name] "<cron>"|every 15m|at <time> [Area/City] <skill> [key=value ...] [--tz Z]
+[--room R] [--grace 1h]`; the cron expression may be quoted or written as five bare fields, and the
+time zone may follow the timetable as a bare IANA name (chat front ends may strip quotes and options).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from hub.schedules.triggers import ALIASES, ScheduleError, parse_duration
 
-ADD_USAGE = ('usage: /schedule add [name] "<cron>"|every <interval>|at <time> <skill> [key=value ...] '
-             "[--tz Europe/Paris] [--room !room:server] [--grace 1h]")
+ADD_USAGE = ('usage: /schedule add [name] "<cron>"|every <interval>|at <time> [Europe/Paris] <skill> '
+             "[key=value ...]")
 _CRON_FIELD = re.compile(r"^[\d*/,\-?]+$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d.*)?$")
 
@@ -102,6 +103,9 @@ def parse_add(text: str, default_tz: str = "UTC") -> AddRequest:
     if not rest:
         raise ScheduleError(f"missing the timetable and the skill; {ADD_USAGE}")
     trigger, rest = _take_trigger(rest)
+    if rest and ("/" in rest[0] or rest[0] in ("UTC", "GMT")) and "=" not in rest[0]:
+        options.setdefault("tz", rest[0])  # `0 6 * * * Europe/Paris podcast`: a zone after the timetable
+        rest = rest[1:]
     if not rest:
         raise ScheduleError(f"missing the skill to run; {ADD_USAGE}")
     skill, assignments = rest[0], rest[1:]

@@ -324,7 +324,11 @@ class ScheduleService:
             await self._announce(schedule, run, event.context)
 
     async def _announce(self, schedule: Schedule, run: ScheduleRun, context: Context) -> None:
-        """Fire `announcement` for the schedule's room (or matrix.announce_room); log it when no room."""
+        """Fire `announcement` for the schedule's room (or matrix.announce_room), and log it.
+
+        With no room at all the event still goes out with `room: None`: a chat bridge may post it to
+        the rooms that opted in (`/settings announce on`); otherwise the log line is the record.
+        """
         result = None
         if run.status == "succeeded" and run.job_id:
             try:
@@ -333,10 +337,7 @@ class ScheduleService:
                 result = None
         text = render.announcement(schedule, run, result)
         room = schedule.room or self.hub.config.matrix.announce_room
-        if room is None:
-            log.info("schedule %s (no announcement room): %s", schedule.name, text)
-            return
-        log.info("schedule %s -> %s: %s", schedule.name, room, text)
+        log.info("schedule %s -> %s: %s", schedule.name, room or "(no announcement room)", text)
         await self.hub.bus.fire("announcement", {"room": room, "text": text, "schedule": schedule.name,
                                                  "job_id": run.job_id, "status": run.status}, context)
 
