@@ -140,3 +140,32 @@ async def test_without_a_websocket_the_client_polls_history(tmp_path):
     async with serve_app(app) as url, content_hub(content_config(tmp_path, comfyui=url)) as hub:
         result = await image(hub, prompt="a quiet harbour", width=128, height=64)
     assert (result.width, result.height) == (128, 64)
+
+
+async def test_cancelling_the_job_interrupts_the_prompt_on_comfyui(tmp_path):
+    import asyncio
+
+    import httpx
+
+    from hub.errors import JobCancelled
+
+    async with (
+        stand_in(comfyui, base_dir=tmp_path / "comfy", step_delay=0.3, load_delay=0) as url,
+        content_hub(content_config(tmp_path, comfyui=url)) as hub,
+    ):
+        handle = await hub.start_skill("hero_image", {"prompt": "a slow picture", "steps": 20}, Context.new("cli"))
+        started = asyncio.Event()
+        handle.on_progress(lambda p: started.set())
+        await asyncio.wait_for(started.wait(), 10)
+        await handle.cancel()
+        with pytest.raises(JobCancelled):
+            await handle.wait()
+        async with httpx.AsyncClient() as http:
+            for _ in range(50):
+                history = (await http.get(url + "/history")).json()
+                if history:
+                    break
+                await asyncio.sleep(0.1)
+    (entry,) = history.values()
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    assert entry["status"]["messages"][-1][1]["node_type"] == "KSampler"

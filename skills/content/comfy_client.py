@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from hub.errors import BackendDown, HubError
 
@@ -74,8 +74,9 @@ class ComfyClient:
         client_id = uuid.uuid4().hex
         async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
             ws = None
-            with contextlib.suppress(OSError, Exception):
+            with contextlib.suppress(OSError, TimeoutError, WebSocketException):
                 ws = await connect(self.ws_url(client_id), max_size=None, open_timeout=10)
+            prompt_id = None
             try:
                 prompt_id = await self.submit(http, graph, client_id)
                 async with asyncio.timeout(self.timeout):
@@ -86,12 +87,22 @@ class ComfyClient:
                             await self.poll(http, prompt_id, graph)  # the socket dropped: fall back
                     else:
                         await self.poll(http, prompt_id, graph)
-            except TimeoutError:
-                raise ComfyError(f"ComfyUI did not finish the image within {self.timeout:g} s") from None
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                if prompt_id is not None:  # do not leave the GPU busy with work nobody waits for
+                    await self.abandon(http, prompt_id)
+                if isinstance(exc, TimeoutError):
+                    raise ComfyError(f"ComfyUI did not finish the image within {self.timeout:g} s") from None
+                raise
             finally:
                 if ws is not None:
                     await ws.close()
             return await self.fetch_outputs(http, prompt_id, graph)
+
+    async def abandon(self, http: httpx.AsyncClient, prompt_id: str) -> None:
+        """Best effort: drop the prompt from the queue, or interrupt it if it already runs."""
+        with contextlib.suppress(httpx.HTTPError):
+            await asyncio.shield(http.post("/queue", json={"delete": [prompt_id]}))
+            await asyncio.shield(http.post("/interrupt", json={"prompt_id": prompt_id}))
 
     def ws_url(self, client_id: str) -> str:
         return self.base_url.replace("http://", "ws://").replace("https://", "wss://") + f"/ws?clientId={client_id}"
