@@ -397,3 +397,28 @@ async def _job_status(config, job_id: str) -> str:
         return rows[0][0]
     finally:
         await store.close()
+
+
+async def test_a_hung_lease_is_revoked_after_the_busy_timeout_so_a_waiting_swap_proceeds(tmp_path):
+    events: list = []
+    s = make_scheduler(tmp_path, events=events, busy_timeout_s=1.0, min_residency_s=0)
+    try:
+        await s.start()
+        stuck = asyncio.Event()
+
+        async def hang():
+            async with s.lease("comfyui", job_id="stuck", context=CTX, est_seconds=0.1):
+                stuck.set()
+                await asyncio.sleep(3600)  # a request to a hung server that never returns
+
+        t = asyncio.create_task(hang())
+        await stuck.wait()
+        async with s.lease("tts", job_id="next", context=CTX) as lease:  # gets its swap after ~1 s
+            assert lease.resident == "tts" and await running(s) == ["tts"]
+        (notice,) = [d for k, d in events if k == "gpu_lease_revoked"]
+        assert notice["job_id"] == "stuck" and "busy past its timeout" in notice["error"]
+        t.cancel()
+    finally:
+        await s.close()
+        for d in s.drivers.values():
+            await d.stop(5)
