@@ -8,6 +8,7 @@ Trimming (`fit`) is pure: system prompt and newest turns first, oldest dropped, 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from hub.chat.api import ConversationKey
@@ -19,6 +20,7 @@ class Memory:
     def __init__(self, db) -> None:
         self.db = db
         self._ids: dict[ConversationKey, int] = {}
+        self._tx = asyncio.Lock()  # one transaction at a time on the shared connection (many rooms at once)
 
     async def _active(self, key: ConversationKey) -> int | None:
         if key in self._ids:
@@ -55,22 +57,23 @@ class Memory:
         from hub.chat.budget import Ledger
 
         now = time.time()
-        await self.db.execute("BEGIN")
-        try:
-            cid = await self._active(key) or await self._create(key)
-            await self.db.executemany(
-                "INSERT INTO messages(conversation_id, role, content, at, route, tokens, context_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(cid, "user", user_text, now, None, estimate_tokens(user_text), context_id),
-                 (cid, "assistant", answer, now, route, output_tokens, context_id)])
-            await Ledger.insert(self.db, list(costs))
-            if extra is not None:
-                await self.db.execute(*extra)
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            self._ids.pop(key, None)
-            raise
+        async with self._tx:
+            await self.db.execute("BEGIN")
+            try:
+                cid = await self._active(key) or await self._create(key)
+                await self.db.executemany(
+                    "INSERT INTO messages(conversation_id, role, content, at, route, tokens, context_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(cid, "user", user_text, now, None, estimate_tokens(user_text), context_id),
+                     (cid, "assistant", answer, now, route, output_tokens, context_id)])
+                await Ledger.insert(self.db, list(costs))
+                if extra is not None:
+                    await self.db.execute(*extra)
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                self._ids.pop(key, None)
+                raise
 
     async def new(self, key: ConversationKey) -> None:
         await self.db.execute("UPDATE conversations SET active=0 WHERE bridge=? AND room=? AND thread=?",
