@@ -153,7 +153,7 @@ class ResidentScheduler:
         for name, drv in self.drivers.items():
             try:
                 running = await drv.is_running()
-            except HubError as exc:
+            except Exception as exc:
                 log.warning("cannot check resident %s: %s", name, exc)
                 continue
             if not running:

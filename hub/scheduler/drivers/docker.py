@@ -16,6 +16,10 @@ from hub.scheduler.drivers.base import DriverError
 COMPOSE_SERVICE = "com.docker.compose.service"
 
 
+class ContainerMissing(DriverError):
+    pass
+
+
 class DockerDriver:
     def __init__(self, name: str, *, container: str | None = None, compose_service: str | None = None,
                  docker_host: str | None = None) -> None:
@@ -48,7 +52,7 @@ class DockerDriver:
                 return found[0]
         what = " or ".join(x for x in (self.container_name and f"named {self.container_name!r}",
                                        self.compose_service and f"of compose service {self.compose_service!r}") if x)
-        raise DriverError(f"{self.name}: no container {what}; create it first "
+        raise ContainerMissing(f"{self.name}: no container {what}; create it first "
                           f"(docker compose create {self.compose_service or self.container_name})")
 
     async def _call(self, fn):
@@ -73,8 +77,8 @@ class DockerDriver:
             return c.status == "running"
         try:
             return await self._call(check)
-        except DriverError:
-            return False
+        except ContainerMissing:
+            return False  # (an unreachable Docker raises: that says nothing about the server)
 
     async def output_since(self, since: float) -> str:
         data = await self._call(lambda: self._find().logs(since=since, stdout=True, stderr=True))
