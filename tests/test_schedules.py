@@ -291,6 +291,8 @@ async def test_pause_and_resume_unload_and_reload_the_timetable(hub):
     assert paused.state == "paused" and paused.next_run_at is None and hub.schedules.next_run("daily") is None
     resumed = await hub.schedules.resume("daily")
     assert resumed.state == "active" and hub.schedules.next_run("daily").timestamp() == resumed.next_run_at
+    status = (await hub.status())["schedules"]
+    assert status["firing_here"] and status["loaded"] == 1 and status["next"]["schedule"] == "daily"
     await hub.schedules.remove("daily")
     assert await hub.schedules.list() == [] and hub.schedules.next_run("daily") is None
     with pytest.raises(ScheduleError, match="no schedule named 'daily'"):

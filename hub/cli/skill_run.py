@@ -10,13 +10,16 @@ from rich.prompt import Confirm
 from hub.cli.common import console
 from hub.config import HubConfig
 from hub.context import Context
-from hub.core import Hub
+from hub.core import COMPONENTS, Hub
 from hub.errors import HubError
 from hub.registry import Permission
 
+# A one-off run does not fire schedules: a slot caught up here would die with this short process.
+ONE_OFF_COMPONENTS = tuple(c for c in COMPONENTS if c != "hub.schedules.component")
+
 
 async def run_one(config: HubConfig, name: str, params: dict[str, Any], yes: bool) -> None:
-    hub = await Hub.start(config)
+    hub = await Hub.start(config, components=ONE_OFF_COMPONENTS)
     try:
         skill = hub.skills.get(name)
 

@@ -14,10 +14,12 @@ async def setup(hub: Hub) -> None:
     service = ScheduleService(hub)
     await service.open()
     hub.schedules = service
+    hub.extras["schedules"] = service  # its status() joins hub.status()
 
 
 async def teardown(hub: Hub) -> None:
     service = hub.schedules
     if isinstance(service, ScheduleService):
         await service.close()
+    hub.extras.pop("schedules", None)
     hub.schedules = None

@@ -382,7 +382,11 @@ class ScheduleService:
                 await self._reconcile()
 
     def status(self) -> dict[str, Any]:
-        return {"active": self.active, "loaded": len(self._aps.get_jobs()) if self._aps.running else 0}
+        """For `hub.status()`: whether this process fires, how many are loaded, the next one due."""
+        jobs = [j for j in self._aps.get_jobs() if j.next_run_time is not None] if self._aps.running else []
+        nxt = min(jobs, key=lambda j: j.next_run_time, default=None)
+        return {"firing_here": self.active, "loaded": len(jobs),
+                "next": {"schedule": nxt.name, "at": nxt.next_run_time.isoformat()} if nxt else None}
 
     # -- chat: /schedule add|list|rm|pause|resume --------------------------------------------------
     async def chat_command(self, action: str, args: str, context: Context, *, room: str | None = None) -> str:
