@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import tempfile
 import uuid
 from email.utils import formatdate
@@ -61,6 +62,7 @@ def create_app(
     device: str = "cuda",
     vram_total: int = 128 * GiB,
 ) -> Starlette:
+    owned = base_dir is None  # a temp dir of our own is removed at shutdown
     base = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="comfyui-sim-"))
     for sub in ("output", "input", "temp"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -300,6 +302,8 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if owned:
+                shutil.rmtree(base, ignore_errors=True)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.comfy = state
