@@ -278,3 +278,15 @@ def test_two_closed_loop_batches_do_not_ping_pong():
     llama = simulate(_trace([img, tts]), "llama_swap")
     assert mine["swaps"] <= 3  # img, tts, (back to default)
     assert llama["swaps"] > 6
+
+
+def test_a_declared_follow_up_goes_before_a_younger_job_even_before_it_is_asked_for():
+    s = state()
+    s = R.submit(s, job("p:0", "llm", at=0.0, owner="p", then="tts"))
+    s = R.dispatch(s, "p:0", 0.0)
+    s = R.submit(s, job("x", "img", at=5.0))  # younger than the pipeline's step
+    s = R.finish(s, "p:0", 30.0)  # the TTS step is declared but its request has not arrived yet
+    s, acts = settle(s, 30.0)
+    s = R.stopped(s, "llm", 40.0)
+    acts = decide(s, 40.0)
+    assert kinds(acts, Load)[0].resident == "tts"  # prefetched for the pipeline, not for x

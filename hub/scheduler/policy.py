@@ -185,12 +185,18 @@ def decide(state: SchedState, now: float) -> list[Action]:
     if forced is not None:
         acts += _switch_to(state, forced.resident, now, f"{forced.id} near its max wait", wakes, busy)
     elif blocker is not None:
-        victims = victims_for(state, blocker.resident)
+        target, why = blocker.resident, f"{blocker.id} waits"
+        # a declared follow-up that outranks the blocker goes first: the pipeline stays adjacent
+        pre = max((h for h in holds if state.phase(h.resident) in (Phase.stopped, Phase.stopping)),
+                  key=lambda h: effective_priority(h, p, now), default=None)
+        if pre is not None and effective_priority(pre, p, now) > effective_priority(blocker, p, now):
+            target, why = pre.resident, f"follow-up of {pre.owner}"
+        victims = victims_for(state, target)
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
             stay = _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes)
             if not stay:
-                acts += _switch_to(state, blocker.resident, now, f"{blocker.id} waits", wakes, busy)
+                acts += _switch_to(state, target, now, why, wakes, busy)
     else:
         # prefetch for a declared follow-up when nothing else waits for a swap
         pre = next((h for h in sorted(holds, key=lambda h: h.rank_since)
