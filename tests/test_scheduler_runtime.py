@@ -422,3 +422,56 @@ async def test_a_hung_lease_is_revoked_after_the_busy_timeout_so_a_waiting_swap_
         await s.close()
         for d in s.drivers.values():
             await d.stop(5)
+
+
+@skill(name="podcast_test", description="A pipeline: script on the LLM, then speech", params=Empty,
+       result=Empty)
+async def podcast_test(run: SkillRun, params: Empty) -> Empty:
+    async with run.use_resident("sglang", est_seconds=1, then="tts"):
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)  # splitting the script into sentences, between the two steps
+    async with run.use_resident("tts", est_seconds=1):
+        pass
+    return Empty()
+
+
+@skill(name="image_test", description="Uses ComfyUI", params=Empty, result=Empty, resident="comfyui",
+       est_seconds=1)
+async def image_test(run: SkillRun, params: Empty) -> Empty:
+    return Empty()
+
+
+async def test_a_pipeline_keeps_its_steps_adjacent_through_the_hub(tmp_path):
+    ports = {n: free_port() for n in ("sglang", "comfyui", "tts")}
+    residents: dict = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
+                       "monitor_interval_s": 0.5, "min_residency_s": 0}
+    for name in ("sglang", "comfyui", "tts"):
+        url = f"http://127.0.0.1:{ports[name]}"
+        residents[name] = {
+            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
+            "driver": {"type": "process", "command": sim_command(name, ports[name])},
+            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
+        }
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
+                         environ={})
+    registry = SkillRegistry()
+    registry.register(podcast_test)
+    registry.register(image_test)
+    hub = await Hub.start(config, skills=registry, components=("hub.scheduler.component",))
+    drivers = hub.gpu.drivers
+    started: list[str] = []
+    hub.bus.listen("gpu_started", lambda e: started.append(e.data["resident"]))
+    try:
+        podcast = await hub.start_skill("podcast_test", {}, Context.new("cli"))
+        for _ in range(100):
+            if started:
+                break
+            await asyncio.sleep(0.05)
+        image = await hub.start_skill("image_test", {}, Context.new("cli"))  # younger than the pipeline
+        await podcast.wait(30)
+        await image.wait(30)
+        assert started == ["sglang", "tts", "comfyui"]
+    finally:
+        await hub.stop()
+        for d in drivers.values():
+            await d.stop(5)
