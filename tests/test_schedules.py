@@ -284,6 +284,12 @@ async def test_a_one_shot_runs_once_and_is_then_done(hub):
         await hub.schedules.resume("once")
 
 
+async def test_an_interval_starts_one_interval_after_it_is_added(hub):
+    added = await hub.schedules.add("hourly", "every 1h", "echo", {"text": "x"})
+    assert added.next_run_at == pytest.approx(added.created_at + 3600)
+    assert hub.schedules.next_run("hourly").timestamp() == pytest.approx(added.next_run_at)
+
+
 async def test_pause_and_resume_unload_and_reload_the_timetable(hub):
     await hub.schedules.add("daily", "@daily", "echo", {"text": "x"}, timezone="Asia/Tokyo")
     assert hub.schedules.next_run("daily") is not None

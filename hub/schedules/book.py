@@ -17,7 +17,7 @@ from hub.context import new_id
 from hub.errors import InvalidParams, UnknownSkill
 from hub.registry import Permission, SkillRegistry
 from hub.schedules.model import RUN_OPEN, Schedule, ScheduleRun
-from hub.schedules.triggers import ScheduleError, TriggerSpec, as_epoch, from_fields, next_fire
+from hub.schedules.triggers import ScheduleError, TriggerSpec, as_epoch, build, from_fields
 
 if TYPE_CHECKING:
     from hub.config.schedules import ScheduleConfig
@@ -77,8 +77,12 @@ class ScheduleBook:
     @staticmethod
     def first_run(trigger: TriggerSpec, now: float, *, anchor: float | None = None) -> float | None:
         """The first slot after `now`; None for a one-shot whose time has passed."""
-        when = as_epoch(next_fire(trigger, datetime.fromtimestamp(now, UTC), anchor=anchor))
-        return None if when is None or when <= now else when
+        at = datetime.fromtimestamp(now, UTC)
+        built = build(trigger, anchor=anchor)
+        when = built.get_next_fire_time(None, at)
+        if when is not None and when <= at and trigger.kind != "at":
+            when = built.get_next_fire_time(when, at)  # an interval anchored at `now` starts one interval on
+        return None if when is None or when <= at else as_epoch(when)
 
     # -- schedules -------------------------------------------------------------------------------
     async def add(self, *, name: str, trigger: TriggerSpec, skill: str, params: dict[str, Any] | None = None,

@@ -191,7 +191,7 @@ class ScheduleService:
             return
         next_at = schedule.next_run_at
         if next_at is None:
-            next_at = as_epoch(trigger.get_next_fire_time(None, datetime.now(UTC)))
+            next_at = self.book.first_run(schedule.trigger, time.time(), anchor=schedule.created_at)
             await self.book.set_next_run(schedule.id, next_at)
             if next_at is None:
                 return

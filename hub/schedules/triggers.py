@@ -226,11 +226,5 @@ def parse_at(text: str, tz: ZoneInfo) -> datetime:
     return when.replace(tzinfo=tz) if when.tzinfo is None else when
 
 
-def next_fire(spec: TriggerSpec, now: datetime, *, anchor: float | None = None) -> datetime | None:
-    """The first slot after `now` (None when a one-shot is in the past)."""
-    trigger = build(spec, anchor=anchor)
-    return trigger.get_next_fire_time(None, now)
-
-
 def as_epoch(when: datetime | None) -> float | None:
     return when.timestamp() if when is not None else None
