@@ -102,12 +102,20 @@ async def test_without_the_model_the_article_itself_is_cleaned_and_read(tmp_path
     assert result.duration_s > 1
 
 
-async def test_article_path_must_stay_inside_the_blog(tmp_path):
+async def test_an_article_named_by_slug_is_read_from_the_blog_and_paths_stay_inside_it(tmp_path):
+    blog = tmp_path / "blog"
+    (blog / "src" / "content" / "blog").mkdir(parents=True)
+    (blog / "src" / "content" / "blog" / "gb10-notes.md").write_text(ARTICLE)
     (tmp_path / "secret.md").write_text("# private\n\nnotes")
-    async with content_hub(content_config(tmp_path, blog_dir=str(tmp_path / "blog"))) as hub:
+    async with content_hub(content_config(tmp_path, blog_dir=str(blog))) as hub:
+        result = await hub.run_skill("render_podcast", {"article": "gb10-notes", "rewrite": False}, Context.new("cli"))
+        assert result.path == str(blog / "public" / "podcasts" / "gb10-notes.mp3")
+        assert result.title == "Forty tokens a second under the desk"
         with pytest.raises(HubError, match="outside the blog"):
-            await hub.run_skill("render_podcast", {"article_path": "../../../../secret.md"}, Context.new("cli"))
-        with pytest.raises(InvalidParams, match="exactly one of article or article_path"):
+            await hub.run_skill("render_podcast", {"article": "../../../../secret.md"}, Context.new("cli"))
+        with pytest.raises(HubError, match="no article 'no-such-post'"):
+            await hub.run_skill("render_podcast", {"article": "no-such-post"}, Context.new("cli"))
+        with pytest.raises(InvalidParams, match="article"):
             await hub.run_skill("render_podcast", {}, Context.new("cli"))
 
 

@@ -232,7 +232,14 @@ async def test_draft_mode_stops_before_the_build(tmp_path, backends):
     config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
     config["skills"]["content"]["build_command"] = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
     async with content_hub(config) as hub:
-        result = await publish(hub, notes=NOTES, draft=True)
+        notes_file = tmp_path / "notes.md"
+        notes_file.write_text(NOTES)
+        result = await publish(hub, notes=str(notes_file), draft=True)  # a path names a notes file
+    from skills.content.publish import read_notes
+
+    assert read_notes(str(notes_file)) == NOTES and read_notes(NOTES) == NOTES
+    with pytest.raises(HubError, match="no notes file"):
+        read_notes(str(tmp_path / "missing.md"))
     draft = site / "src" / "content" / "blog" / "_speculative-decoding-on-a-desk-side-gb10.md"
     assert result.draft and result.article_path == str(draft) and draft.is_file()
     assert "heroImage: /images/heroes/speculative-decoding-on-a-desk-side-gb10.png" in draft.read_text()
@@ -264,6 +271,14 @@ async def test_publishing_is_destructive_and_waits_for_approval(tmp_path, backen
         assert hub.skills.by_command("publish").name == "publish_article"
         assert hub.skills.by_command("image").name == "hero_image"
         assert hub.skills.by_command("podcast").name == "render_podcast"
+        # chat: `/publish <notes>`, `/image <prompt>`, `/podcast <article or slug>` take free text
+        from hub.commands.skillargs import primary_field
+
+        assert [primary_field(hub.skills.by_command(c).params) for c in ("publish", "image", "podcast")] == [
+            "notes",
+            "prompt",
+            "article",
+        ]
         with pytest.raises(ApprovalDenied):
             await hub.run_skill(
                 "publish_article", {"notes": NOTES}, Context.new("matrix"), grant=Permission.destructive, approver=deny

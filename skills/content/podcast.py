@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from hub.errors import HubError
 from hub.jobs import SkillRun
@@ -25,22 +25,15 @@ TTS_RESIDENT = "vllm-omni"
 
 
 class PodcastParams(BaseModel):
-    article: str | None = Field(None, description="The article as markdown (frontmatter allowed)")
-    article_path: str | None = Field(
-        None, description="An article file inside the blog (relative to its content dir, or absolute inside the blog)"
+    article: str = Field(
+        min_length=1,
+        description="The article as markdown, or the slug or path of an article "
+        "in the blog (e.g. my-post, my-post.md, /srv/blog/src/content/blog/my-post.md)",
     )
     voice: str | None = Field(None, description="TTS voice preset, e.g. casual_male; default from config")
     format: Literal["mp3", "opus"] | None = Field(None, description="default from config (mp3)")
     title: str | None = Field(None, max_length=200, description="Episode title; default: the article's")
     rewrite: bool = Field(True, description="Let the local model write the spoken script (else strip markdown)")
-
-    @model_validator(mode="after")
-    def one_source(self) -> PodcastParams:
-        if (self.article is None) == (self.article_path is None):
-            raise ValueError("give exactly one of article or article_path")
-        if self.article is not None and not self.article.strip():
-            raise ValueError("article is empty")
-        return self
 
 
 class PodcastResult(BaseModel):
@@ -56,22 +49,38 @@ class PodcastResult(BaseModel):
     script_chars: int
 
 
-def read_article(run: SkillRun, params: PodcastParams) -> tuple[str, str]:
-    """(text, stem) of the article; a path must stay inside the configured blog."""
-    if params.article is not None:
-        return params.article, ""
+def is_reference(text: str) -> bool:
+    """A slug or a path, not an article: one line without spaces."""
+    text = text.strip()
+    return bool(text) and len(text) < 1024 and not any(c.isspace() for c in text)
+
+
+def read_article(run: SkillRun, article: str) -> tuple[str, str]:
+    """(text, file stem) of the article; a reference must name a file inside the configured blog."""
+    if not is_reference(article):
+        return article, ""
+    ref = article.strip()
     cfg = run.config.skills.content
     if cfg.blog_dir is None:
-        raise HubError("article_path needs skills.content.blog_dir; pass the article text instead")
+        raise HubError(
+            f"{ref!r} looks like an article name, but no blog is configured "
+            "(skills.content.blog_dir); pass the article text instead"
+        )
     blog = cfg.blog_dir.expanduser().resolve()
-    raw = Path(params.article_path).expanduser()
-    path = (raw if raw.is_absolute() else blog / cfg.content_subdir / raw).resolve()
-    if not path.is_relative_to(blog):
-        raise HubError(f"article_path {params.article_path} is outside the blog at {blog}")
-    if not path.is_file():
-        raise HubError(f"no article at {path}")
-    stem = path.parent.name if path.stem == "index" else path.stem
-    return path.read_text(), stem
+    content = blog / cfg.content_subdir
+    raw = Path(ref).expanduser()
+    bases = [raw] if raw.is_absolute() else [content / ref, blog / ref]
+    candidates = [
+        c
+        for b in bases
+        for c in (b, b.with_name(b.name + ".md"), b.with_name(b.name + ".mdx"), b / "index.md", b / "index.mdx")
+    ]
+    for path in (c.resolve() for c in candidates):
+        if not path.is_relative_to(blog):
+            raise HubError(f"{ref} is outside the blog at {blog}")
+        if path.is_file():
+            return path.read_text(), path.parent.name if path.stem == "index" else path.stem
+    raise HubError(f"no article {ref!r} in {content}")
 
 
 def episode_title(params: PodcastParams, text: str) -> str:
@@ -100,7 +109,7 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
     cfg = run.config.skills.content
     voice = params.voice or cfg.voice
     fmt = params.format or cfg.podcast_format
-    text, stem = read_article(run, params)
+    text, stem = read_article(run, params.article)
     title = episode_title(params, text)
     use_gpu_tts = cfg.tts_engine == "vllm-omni"
     engine = (

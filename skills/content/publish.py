@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from hub.errors import HubError
 from hub.jobs import SkillRun
@@ -24,19 +24,12 @@ from skills.content.site import Site, Transaction, git_publish, run_command, tai
 
 
 class PublishParams(BaseModel):
-    notes: str | None = Field(None, description="Raw engineering notes (markdown or plain text)")
-    notes_path: str | None = Field(None, description="A file holding the notes")
+    notes: str = Field(min_length=1, description="Raw engineering notes, or the path of a notes file (/... or ~/...)")
     draft: bool = Field(False, description="Write the article as an unpublished draft; no build, no deploy")
     force: bool = Field(False, description="Replace an existing article with the same slug")
     slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,79}$", description="default: from the title")
     image: bool = Field(True, description="Render a hero image with FLUX.1-schnell")
     image_prompt: str | None = Field(None, max_length=2000, description="default: from title and description")
-
-    @model_validator(mode="after")
-    def one_source(self) -> PublishParams:
-        if (self.notes is None) == (self.notes_path is None):
-            raise ValueError("give exactly one of notes or notes_path")
-        return self
 
 
 class PublishResult(BaseModel):
@@ -52,14 +45,15 @@ class PublishResult(BaseModel):
     warning: str | None = None
 
 
-def read_notes(params: PublishParams) -> str:
-    if params.notes is not None:
-        notes = params.notes
-    else:
-        path = Path(params.notes_path).expanduser()
-        if not path.is_file():
+def read_notes(notes: str) -> str:
+    """The notes text; a single line that is a path (/... or ~/...) names a file holding them."""
+    ref = notes.strip()
+    if "\n" not in ref and ref.startswith(("/", "~")) and len(ref) < 4096:
+        path = Path(ref).expanduser()
+        if path.is_file():
+            notes = path.read_text(errors="replace")
+        elif not any(c.isspace() for c in ref):
             raise HubError(f"no notes file at {path}")
-        notes = path.read_text(errors="replace")
     if not notes.strip():
         raise HubError("the notes are empty")
     if len(notes) > MAX_NOTES_CHARS:
@@ -85,7 +79,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         raise HubError("publishing needs skills.content.blog_dir (the Astro site checkout)")
     site = Site(cfg.blog_dir, cfg.content_subdir, cfg.hero_style, cfg.dist_subdir)
     site.check()
-    notes = read_notes(params)
+    notes = read_notes(params.notes)
     total = 2 if params.draft else 5
 
     await run.progress(0, total, "writing the article with the local model")
