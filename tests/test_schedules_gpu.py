@@ -35,8 +35,7 @@ async def voice_note(run: SkillRun, params: Empty) -> Empty:
     return Empty()
 
 
-async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot_is_skipped(tmp_path):
-    GATE.clear()
+def tts_config(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     residents = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
@@ -45,13 +44,20 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
                          "driver": {"type": "process", "command": sim_command("tts", port, delay=0.2)},
                          "ready": {"url": url + "/v1/models"}, "start_timeout_s": 20, "swap_seconds": 1,
                          "concurrency": 1}}
-    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
-                         environ={})
+    return load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
+                       environ={})
+
+
+async def start_hub(config) -> Hub:
     registry = SkillRegistry()
     registry.register(voice_hold)
     registry.register(voice_note)
-    hub = await Hub.start(config, skills=registry,
-                          components=("hub.scheduler.component", "hub.schedules.component"))
+    return await Hub.start(config, skills=registry, components=("hub.scheduler.component", "hub.schedules.component"))
+
+
+async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot_is_skipped(tmp_path):
+    GATE.clear()
+    hub = await start_hub(tts_config(tmp_path))
     drivers = hub.gpu.drivers
     try:
         holder = await hub.start_skill("voice_hold", {}, Context.new("cli"))
@@ -90,3 +96,39 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
 
 async def _value(value):
     return value
+
+
+async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks_a_second_instance(tmp_path):
+    GATE.clear()
+    config = tts_config(tmp_path)
+    hub = await start_hub(config)
+    drivers = hub.gpu.drivers
+    try:
+        holder = await hub.start_skill("voice_hold", {}, Context.new("cli"))
+        await wait_for(lambda: _value(holder.status == "running"), timeout=20)
+        await hub.schedules.add("hold", "every 0.5s", "voice_hold", {})
+        [entry] = await wait_for(lambda: _value([q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]))
+        await hub.stop()  # the scheduled job never got the GPU: it stays queued in SQLite
+
+        hub = await start_hub(config)  # it resumes, gets the GPU and runs (until the gate opens)
+
+        async def skipped():
+            runs = await runs_of(hub, "hold")
+            return runs if any(r.status == "skipped" for r in runs) else None
+
+        runs = await wait_for(skipped, timeout=20)
+        assert runs[0].job_id == entry.job_id and runs[0].status == "running"
+        assert f"the previous run (job {entry.job_id}) is still running" in runs[1].error
+        assert len([j for j in await hub.jobs.list() if j.job_class == "scheduled"]) == 1
+        await hub.schedules.pause("hold")
+        GATE["tts"].set()
+
+        async def succeeded():
+            return (await runs_of(hub, "hold"))[0].status == "succeeded"
+
+        await wait_for(succeeded, timeout=10)
+    finally:
+        GATE.setdefault("tts", asyncio.Event()).set()
+        await hub.stop()
+        for driver in drivers.values():
+            await driver.stop(5)
