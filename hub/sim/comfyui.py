@@ -40,6 +40,16 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(dumps(obj), status_code=status, media_type=JSON_TYPE)
 
 
+def _trouble() -> Response:
+    """aiohttp's answer to an unhandled exception in a handler."""
+    return Response(
+        "500 Internal Server Error\n\nServer got itself in trouble",
+        status_code=500,
+        media_type="text/plain; charset=utf-8",
+        headers={"Connection": "close"},
+    )
+
+
 def _empty(status: int = 200) -> Response:
     return Response(b"", status_code=status)
 
@@ -116,12 +126,7 @@ def create_app(
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return Response(
-                "500 Internal Server Error\n\nServer got itself in trouble",
-                status_code=500,
-                media_type="text/plain; charset=utf-8",
-                headers={"Connection": "close"},
-            )
+            return _trouble()
         number = state.number
         state.number += 1
         if not isinstance(body, dict) or "prompt" not in body:
@@ -138,6 +143,8 @@ def create_app(
                 400,
             )
         graph = body["prompt"]
+        if not isinstance(graph, dict):
+            return _trouble()  # the real server crashes in validate_prompt the same way
         error, outputs, node_errors = validate_prompt(graph, state.defs)
         if error is not None:
             return _json({"error": error, "node_errors": node_errors}, 400)
@@ -252,7 +259,12 @@ def create_app(
                 )
             )
             while True:
-                text = await ws.receive_text()
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if not text:
+                    continue  # binary from a client: ignored, as ComfyUI does
                 with contextlib.suppress(ValueError, AttributeError):
                     msg = json.loads(text)
                     if msg.get("type") == "feature_flags":
