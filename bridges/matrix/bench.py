@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +37,15 @@ def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
     return ordered[k]
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds used so far by a process (Linux /proc), to show who is the bottleneck."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def _ms(v: float) -> float:
@@ -133,9 +143,15 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             stuck = asyncio.create_task(_ask(human, stalled, "this one hangs", bot.user_id, timeout=3600))
             await asyncio.sleep(0.5)
             burst: list[float] = []
+            cpu0, wall0 = _cpu_s(synapse.proc.pid if synapse.proc else None), time.perf_counter()
+            own0 = time.process_time()
             for _ in range(rounds):
                 burst.extend(await asyncio.gather(*(_ask(human, r, "[[tokens 1]]", bot.user_id)
                                                     for r in many[1:])))
+
+            wall = time.perf_counter() - wall0
+            synapse_busy = (_cpu_s(synapse.proc.pid if synapse.proc else None) - cpu0) / wall
+            own_busy = (time.process_time() - own0) / wall
 
             async def later(i: int, room: str) -> float:
                 await asyncio.sleep(i * gap_ms / 1000)
@@ -174,6 +190,9 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "burst_one_stalled": stats(burst),
             "staggered_one_stalled": {**stats(staggered), "gap_ms": gap_ms},
             "stall_effect_p95": round(_pct(burst, 0.95) / _pct(control, 0.95), 2),
+            "synapse_cpu_during_burst": round(synapse_busy, 2),
+            "bench_process_cpu_during_burst": round(own_busy, 2),
+            "cpus": os.cpu_count(),
             "p95_ratio_goal": 1.2,
             "stalled_room_answered": stuck_done,
             "undecryptable": bridge_metrics.get("undecryptable", 0),
