@@ -27,6 +27,10 @@ def estimate_usd(input_tokens: int, max_tokens: int, price: ModelPrice | None) -
     return (input_tokens * price.input_per_mtok + max_tokens * price.output_per_mtok) / 1_000_000
 
 
+COST_INSERT = ("INSERT INTO costs(at, provider, model, input_tokens, output_tokens, cache_write_tokens, "
+               "cache_read_tokens, usd, origin, context_id, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 class Ledger:
     """Reads spend and writes cost rows."""
 
@@ -52,6 +56,4 @@ class Ledger:
     @staticmethod
     async def insert(db, rows: list[tuple]) -> None:
         if rows:
-            await db.executemany(
-                "INSERT INTO costs(at, provider, model, input_tokens, output_tokens, cache_write_tokens, "
-                "cache_read_tokens, usd, origin, context_id, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            await db.executemany(COST_INSERT, rows)

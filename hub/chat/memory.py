@@ -9,9 +9,11 @@ Trimming (`fit`) is pure: system prompt and newest turns first, oldest dropped, 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 from hub.chat.api import ConversationKey
+from hub.chat.budget import COST_INSERT
 from hub.llm.pricing import estimate_tokens
 from hub.llm.types import Message
 
@@ -33,13 +35,6 @@ class Memory:
             return rows[0][0]
         return None
 
-    async def _create(self, key: ConversationKey, summary: str | None = None) -> int:
-        cur = await self.db.execute(
-            "INSERT INTO conversations(bridge, room, thread, created_at, summary, active) VALUES (?, ?, ?, ?, ?, 1)",
-            (key.bridge, key.room, key.thread or "", time.time(), summary))
-        self._ids[key] = cur.lastrowid
-        return cur.lastrowid
-
     async def load(self, key: ConversationKey) -> tuple[str | None, list[Message]]:
         """(summary, messages oldest first) of the active conversation."""
         cid = await self._active(key)
@@ -54,26 +49,15 @@ class Memory:
                           output_tokens: int, context_id: str, costs: list[tuple] = (),
                           extra: tuple[str, tuple] | None = None) -> None:
         """The user's message, the answer, the turn's cost rows (and `extra` SQL), in one transaction."""
-        from hub.chat.budget import Ledger
-
         now = time.time()
-        async with self._tx:
-            await self.db.execute("BEGIN")
-            try:
-                cid = await self._active(key) or await self._create(key)
-                await self.db.executemany(
-                    "INSERT INTO messages(conversation_id, role, content, at, route, tokens, context_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(cid, "user", user_text, now, None, estimate_tokens(user_text), context_id),
-                     (cid, "assistant", answer, now, route, output_tokens, context_id)])
-                await Ledger.insert(self.db, list(costs))
-                if extra is not None:
-                    await self.db.execute(*extra)
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                self._ids.pop(key, None)
-                raise
+        cid = await self._active(key)
+        messages = [("user", user_text, now, None, estimate_tokens(user_text), context_id),
+                    ("assistant", answer, now, route, output_tokens, context_id)]
+        try:
+            self._ids[key] = await atomically(self.db, _write_turn, key, cid, messages, list(costs), extra)
+        except BaseException:
+            self._ids.pop(key, None)
+            raise
 
     async def new(self, key: ConversationKey) -> None:
         await self.db.execute("UPDATE conversations SET active=0 WHERE bridge=? AND room=? AND thread=?",
@@ -81,12 +65,52 @@ class Memory:
         self._ids.pop(key, None)
 
     async def restart_with_summary(self, key: ConversationKey, summary: str, keep: list[Message]) -> None:
-        await self.new(key)
-        cid = await self._create(key, summary)
         now = time.time()
-        await self.db.executemany(
-            "INSERT INTO messages(conversation_id, role, content, at, tokens) VALUES (?, ?, ?, ?, ?)",
-            [(cid, m.role, m.content, now, estimate_tokens(m.content)) for m in keep])
+        messages = [(m.role, m.content, now, None, estimate_tokens(m.content), None) for m in keep]
+        self._ids.pop(key, None)
+        self._ids[key] = await atomically(self.db, _write_turn, key, None, messages, [], None, summary)
+
+
+def _write_turn(conn: sqlite3.Connection, key: ConversationKey, cid: int | None, messages: list[tuple],
+                costs: list[tuple], extra: tuple[str, tuple] | None, summary: str | None = None) -> int:
+    """Runs on the connection's thread: a new conversation when `cid` is None (closing the old one
+    only when a summary replaces it), the messages, cost rows and `extra`; returns the conversation id."""
+    if cid is None:
+        if summary is not None:
+            conn.execute("UPDATE conversations SET active=0 WHERE bridge=? AND room=? AND thread=?",
+                         (key.bridge, key.room, key.thread or ""))
+        cid = conn.execute(
+            "INSERT INTO conversations(bridge, room, thread, created_at, summary, active) VALUES (?, ?, ?, ?, ?, 1)",
+            (key.bridge, key.room, key.thread or "", time.time(), summary)).lastrowid
+    conn.executemany(
+        "INSERT INTO messages(conversation_id, role, content, at, route, tokens, context_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", [(cid, *m) for m in messages])
+    if costs:
+        conn.executemany(COST_INSERT, costs)
+    if extra is not None:
+        conn.execute(*extra)
+    return cid
+
+
+async def atomically(db, fn, *args):
+    """Run `fn(sqlite3_connection, *args)` as ONE transaction in ONE hop to the connection's thread.
+
+    The store's connection is shared by every component: a BEGIN ... COMMIT spread over several
+    awaits would swallow (or roll back) other coroutines' statements and collide with concurrent
+    turns. aiosqlite runs queued functions one at a time on its thread, so this is atomic.
+    """
+
+    def run(conn: sqlite3.Connection):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    return await db._execute(run, db._conn)
 
 
 def fit(system: str, summary: str | None, history: list[Message], user_text: str, budget_tokens: int) -> list[Message]:

@@ -72,6 +72,7 @@ class ChatService:
         self.toolbox = Toolbox(hub)
         self._why: dict[ConversationKey, str] = {}
         self._tool_tokens: dict[Any, int] = {}
+        self._pending: dict[ConversationKey, asyncio.Task] = {}  # write-behind of finished turns
 
     async def start(self) -> None:
         rows = await self.hub.store.db.execute_fetchall(
@@ -81,22 +82,26 @@ class ChatService:
             self._why[ConversationKey(bridge, room, thread)] = json.loads(v)
 
     async def close(self) -> None:
+        await self.settled()
         for provider in (self.local, self.cloud):
             if provider is not None:
                 await provider.aclose()
 
     # ---- the public API ------------------------------------------------------------------------
     async def budget(self) -> BudgetState:
+        await self.settled()
         return await self.ledger.state()
 
     def why(self, key: ConversationKey) -> str:
         return self._why.get(key, "")
 
     async def new_conversation(self, key: ConversationKey) -> None:
+        await self.settled(key)
         await self.memory.new(key)
 
     async def compact(self, key: ConversationKey) -> str:
         """Summarise all but the newest turn with the local model; the summary replaces them."""
+        await self.settled(key)
         summary, history = await self.memory.load(key)
         if len(history) <= 2:
             return summary or ""
@@ -127,6 +132,8 @@ class ChatService:
         req.override = req.override or prefix_override
         ctx, key = req.context, req.conversation
         await sink.start()
+        if key in self._pending:
+            await self.settled(key)
         summary, history = await self.memory.load(key)
         tools = self.toolbox.specs(req.grant)
         messages = fit(self.config.llm.system_prompt, summary, history, text, self._window(req, tools))
@@ -161,9 +168,9 @@ class ChatService:
         answer = result.text or "(no answer)"
         if result.hit_max_steps:
             answer += f"\n\n(stopped after {result.steps} tool steps)"
-        await self.memory.append_turn(
+        self._write_behind(key, self.memory.append_turn(
             key, text, answer, route=turn.current, output_tokens=result.usage.output_tokens, context_id=ctx.id,
-            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=self._why_row(key, turn.current, turn.reason))
+            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=self._why_row(key, turn.current, turn.reason)))
         await sink.finish(answer)
         return TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
                            input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
@@ -299,6 +306,30 @@ class ChatService:
             return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
+    def _write_behind(self, key: ConversationKey, write) -> None:
+        """Store a finished turn without holding the answer back; writes per conversation stay in order,
+        and anything that reads them (the next turn, /new, /compact, budget, shutdown) waits first."""
+        previous = self._pending.get(key)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await write
+            except Exception:
+                log.exception("storing a chat turn in %s failed", key.room)
+
+        task = asyncio.create_task(run())
+        self._pending[key] = task
+        task.add_done_callback(lambda t: self._pending.pop(key, None) if self._pending.get(key) is t else None)
+
+    async def settled(self, key: ConversationKey | None = None) -> None:
+        """Wait until finished turns (of one conversation, or all) are stored."""
+        tasks = [self._pending[key]] if key is not None and key in self._pending else (
+            list(self._pending.values()) if key is None else [])
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     def _why_row(self, key: ConversationKey, route: str, reason: str) -> tuple[str, tuple]:
         line = f"{NAMES.get(route, route)} — {reason}"
         self._why[key] = line

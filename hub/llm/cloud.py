@@ -96,20 +96,25 @@ class CloudProvider(Provider):
         if specs:
             kwargs["tools"] = specs
         deadline = self.deadline()
+        shown: list[str] = []
         try:
             async with deadline.guard():
                 async with self.client.messages.stream(**kwargs) as stream:
                     async for event in stream:
                         if event.type == "text":
                             deadline.tick()
+                            shown.append(event.text)
                             await on_text(event.text)
                         elif event.type == "input_json":
                             deadline.tick()
                     final = await stream.get_final_message()
-        except LLMError:
+        except LLMError as exc:
+            exc.partial = "".join(shown)
             raise
         except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
-            raise map_anthropic_error(self.name, exc) from exc
+            error = map_anthropic_error(self.name, exc)
+            error.partial = "".join(shown)
+            raise error from exc
         text = "".join(b.text for b in final.content if b.type == "text")
         calls = [ToolCall(b.id, b.name, dict(b.input) if isinstance(b.input, dict) else {},
                           raw_arguments="" if isinstance(b.input, dict) else json.dumps(b.input))

@@ -98,6 +98,7 @@ class LocalProvider(Provider):
         if tools:
             kwargs["tools"] = to_openai_tools(tools)
         parts: list[str] = []
+        shown: list[str] = []
         slots: dict[int, list[str]] = {}
         usage: Usage | None = None
         finish = "stop"
@@ -120,6 +121,7 @@ class LocalProvider(Provider):
                         parts.append(delta.content)
                         safe = guard.feed(delta.content)
                         if safe:
+                            shown.append(safe)
                             await on_text(safe)
                     if delta.tool_calls:
                         deadline.tick()
@@ -132,10 +134,13 @@ class LocalProvider(Provider):
                                 slot[2] += tc.function.arguments or ""
                     if choice.finish_reason:
                         finish = FINISH.get(choice.finish_reason, choice.finish_reason)
-        except LLMError:
+        except LLMError as exc:
+            exc.partial = "".join(shown)
             raise
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
-            raise map_openai_error(self.name, exc) from exc
+            error = map_openai_error(self.name, exc)
+            error.partial = "".join(shown)
+            raise error from exc
         finally:
             if stream is not None:
                 await stream.close()
