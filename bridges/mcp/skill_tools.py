@@ -151,39 +151,42 @@ class SkillTool(Tool):
 
     async def _wait(self, handle: JobHandle, limit: float | None) -> BaseModel | None:
         """The result, or None when `limit` passed first; progress goes to the client meanwhile."""
-        if handle.done:
-            return await handle.wait()
-        mcp_ctx = get_context()
-        latest: list[Progress] = []
-        wake = asyncio.Event()
-
-        def on_progress(progress: Progress) -> None:
-            latest[:] = [progress]
-            wake.set()
-
-        unsubscribe = handle.on_progress(on_progress)
-        waiter = asyncio.ensure_future(handle.wait())
-        loop = asyncio.get_running_loop()
-        deadline = None if limit is None else loop.time() + limit
+        sender = _ProgressSender(get_context())
+        unsubscribe = handle.on_progress(sender.push)
         try:
-            while not waiter.done():
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    return None
-                woken = asyncio.ensure_future(wake.wait())
-                try:
-                    await asyncio.wait({waiter, woken}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
-                if wake.is_set() and latest:
-                    wake.clear()
-                    p = latest.pop()
-                    with contextlib.suppress(Exception):
-                        await mcp_ctx.report_progress(p.done, p.total, p.message or None)
-            return waiter.result()
+            return await handle.wait(limit)
+        except TimeoutError:
+            return None
         finally:
             unsubscribe()
-            if not waiter.done():
-                waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await waiter
+            await sender.close()
+
+
+class _ProgressSender:
+    """Forwards a job's progress as MCP notifications without ever slowing the job down.
+
+    Reports are coalesced (only the latest unsent one is kept) and sent from one task that starts
+    on the first report, so a call that reports nothing costs nothing.
+    """
+
+    def __init__(self, mcp_ctx: Any) -> None:
+        self._ctx = mcp_ctx
+        self._latest: Progress | None = None
+        self._task: asyncio.Task | None = None
+
+    def push(self, progress: Progress) -> None:
+        self._latest = progress
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._latest is not None:
+            p, self._latest = self._latest, None
+            with contextlib.suppress(Exception):
+                await self._ctx.report_progress(p.done, p.total, p.message or None)
+
+    async def close(self) -> None:
+        self._latest = None
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 1)

@@ -1,0 +1,219 @@
+"""`sovhub bench mcp`: what the hub adds to a fast tool call, against a bare FastMCP server.
+
+Both servers run as their own processes with the same trivial tool (`ping`), the same transport
+(streamable HTTP through uvicorn, or stdio) and the same Host guard; the hub's call goes the whole
+way (validation, permission, a job row and its events in SQLite, the result). Calls alternate
+between the two servers in rounds, so drift on a shared machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hub.jobs import SkillRun
+from hub.registry import SkillRegistry, skill
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class PingParams(BaseModel):
+    text: str = Field(description="echoed back")
+
+
+class PingResult(BaseModel):
+    text: str
+
+
+@skill(name="ping", description="Echo the text back (benchmark tool)", params=PingParams, result=PingResult)
+async def ping(run: SkillRun, params: PingParams) -> PingResult:
+    return PingResult(text=params.text)
+
+
+def bench_registry() -> SkillRegistry:
+    registry = SkillRegistry()
+    registry.register(ping)
+    return registry
+
+
+def bare_server():
+    from fastmcp import FastMCP
+
+    mcp = FastMCP("bare")
+
+    @mcp.tool(description="Echo the text back (benchmark tool)")
+    async def ping(text: str = Field(description="echoed back")) -> PingResult:
+        return PingResult(text=text)
+
+    return mcp
+
+
+# -- the server processes -----------------------------------------------------------------------
+async def _serve_http(kind: str, data_dir: str) -> None:
+    import uvicorn
+
+    from bridges.mcp.bridge import MCPBridge, _Server, bind_socket
+    from hub.config import load_config
+    from hub.core import Hub
+
+    if kind == "hub":
+        config = load_config(None, overrides={"storage": {"data_dir": data_dir}, "mcp": {"port": 0}})
+        hub = await Hub.start(config, skills=bench_registry())
+        bridge = MCPBridge(hub)
+        await bridge.start()
+        print(f"READY {bridge.url}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bridge.stop()
+            await hub.stop()
+    sock = bind_socket("127.0.0.1", 0)
+    app = bare_server().http_app(path="/mcp", transport="http", host_origin_protection=True,
+                                 allowed_hosts=["127.0.0.1"])
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    print(f"READY http://127.0.0.1:{sock.getsockname()[1]}/mcp", flush=True)
+    await task
+
+
+async def _serve_stdio_bare() -> None:
+    await bare_server().run_stdio_async(show_banner=False)
+
+
+# -- the client side ----------------------------------------------------------------------------
+async def _spawn_http(kind: str, data_dir: str) -> tuple[asyncio.subprocess.Process, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridges.mcp.bench", "serve-http", kind, data_dir, cwd=str(ROOT), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if not line.startswith(b"READY "):
+        proc.kill()
+        raise RuntimeError(f"{kind} MCP server did not start")
+    return proc, line.split()[1].decode()
+
+
+def _stdio_transport(kind: str, data_dir: str):
+    from fastmcp.client.transports import StdioTransport
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_LOG_LEVEL": "WARNING"}
+    if kind == "hub":
+        config = Path(data_dir) / "bench.yaml"
+        config.write_text(f"storage:\n  data_dir: {data_dir}\nlogging:\n  level: WARNING\n")
+        return StdioTransport(command=str(Path(sys.executable).with_name("sovhub")), cwd=str(ROOT), env=env,
+                              args=["mcp", "--config", str(config), "--registry", "bridges.mcp.bench:bench_registry"],
+                              log_file=Path(os.devnull))
+    return StdioTransport(command=sys.executable, args=["-m", "bridges.mcp.bench", "serve-stdio"], cwd=str(ROOT),
+                          env=env, log_file=Path(os.devnull))
+
+
+async def _batch(client, n: int, into: list[float]) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        result = await client.call_tool("ping", {"text": f"p{i}"})
+        into.append(time.perf_counter() - t0)
+        if result.structured_content != {"text": f"p{i}"}:
+            raise RuntimeError(f"unexpected result {result.structured_content}")
+    return time.perf_counter() - start
+
+
+async def _run(calls: int, rounds: int, warmup: int, transport: str) -> dict[str, Any]:
+    from fastmcp import Client
+
+    if transport not in ("http", "stdio"):
+        raise ValueError("transport must be http or stdio")
+    with tempfile.TemporaryDirectory(prefix="sovhub-bench-mcp-") as tmp:
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            targets: dict[str, Any] = {}
+            for kind in ("bare", "hub"):
+                data_dir = str(Path(tmp) / kind)
+                Path(data_dir).mkdir()
+                if transport == "http":
+                    proc, url = await _spawn_http(kind, data_dir)
+                    procs.append(proc)
+                    targets[kind] = url
+                else:
+                    targets[kind] = _stdio_transport(kind, data_dir)
+            async with Client(targets["bare"], timeout=60) as bare, Client(targets["hub"], timeout=60) as hub:
+                clients = {"bare": bare, "hub": hub}
+                for client in clients.values():
+                    await _batch(client, warmup, [])
+                latencies: dict[str, list[float]] = {"bare": [], "hub": []}
+                elapsed = {"bare": 0.0, "hub": 0.0}
+                per = max(1, calls // rounds)
+                for r in range(rounds):
+                    order = ("bare", "hub") if r % 2 == 0 else ("hub", "bare")
+                    for kind in order:
+                        elapsed[kind] += await _batch(clients[kind], per, latencies[kind])
+        finally:
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 10)
+    total = per * rounds
+    out: dict[str, Any] = {"transport": "streamable-http" if transport == "http" else "stdio",
+                           "tool": "ping", "calls_each": total, "rounds": rounds}
+    for kind in ("bare", "hub"):
+        lat = sorted(latencies[kind])
+        out[f"{kind}_calls_per_s"] = round(total / elapsed[kind], 1)
+        out[f"{kind}_p50_ms"] = round(statistics.median(lat) * 1000, 2)
+        out[f"{kind}_p90_ms"] = round(lat[int(len(lat) * 0.9) - 1] * 1000, 2)
+    out["ratio"] = round(out["hub_calls_per_s"] / out["bare_calls_per_s"], 3)
+    out["target_ratio"] = 0.9
+    out["hub_extra_p50_ms"] = round(out["hub_p50_ms"] - out["bare_p50_ms"], 2)
+    out.update(await _job_path(min(total, 200)))
+    return out
+
+
+async def _job_path(n: int) -> dict[str, Any]:
+    """The share of the extra time spent in the core's job path (`hub.run_skill`), without MCP."""
+    from hub.config import load_config
+    from hub.context import Context
+    from hub.core import Hub
+
+    with tempfile.TemporaryDirectory(prefix="sovhub-bench-mcp-") as tmp:
+        hub = await Hub.start(load_config(None, overrides={"storage": {"data_dir": tmp}}), skills=bench_registry())
+        try:
+            lat: list[float] = []
+            for i in range(n + 20):
+                t0 = time.perf_counter()
+                await hub.run_skill("ping", {"text": "x"}, Context.new("mcp", user="bench"))
+                if i >= 20:
+                    lat.append(time.perf_counter() - t0)
+            sync = (await hub.store.db.execute_fetchall("PRAGMA synchronous"))[0][0]
+        finally:
+            await hub.stop()
+    return {"job_path_p50_ms": round(statistics.median(lat) * 1000, 2),
+            "sqlite_synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, sync)}
+
+
+def run(calls: int = 400, rounds: int = 8, warmup: int = 30, transport: str = "http") -> dict[str, Any]:
+    """calls/s and p50 of `ping` through the hub's MCP server vs a bare FastMCP server."""
+    return asyncio.run(_run(calls, rounds, warmup, transport))
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if sys.argv[1] == "serve-http":
+        asyncio.run(_serve_http(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == "serve-stdio":
+        asyncio.run(_serve_stdio_bare())
