@@ -188,3 +188,33 @@ async def test_task_class_rules_route_debugging_to_claude_and_why_says_so(bed):
     assert why == "Claude — task class 'debugging' (matched 'root cause')"
     outcome, _ = await bed.turn("draft a note to the team", room="!other:x")
     assert outcome.route == "local"
+
+
+async def test_cancelling_a_turn_closes_the_stream_and_records_why(tmp_path):
+    async with chat_bed(tmp_path, sglang_options={"tokens_per_s": 50}) as bed:
+        task = asyncio.create_task(bed.turn("[[tokens 500]]"))
+        while (await bed.stats(bed.sglang))["running"] == 0:  # noqa: ASYNC110 - polling the stand-in
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if (await bed.stats(bed.sglang))["running"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert (await bed.stats(bed.sglang))["running"] == 0
+        assert bed.hub.chat.why(ConversationKey("matrix", "!room:x")).endswith("cancelled")
+
+
+async def test_a_lease_the_scheduler_refuses_is_a_local_failure_not_a_crash(bed):
+    from hub.errors import HubError
+
+    class Refusing(HeldArbiter):
+        def lease(self, resident, **kw):
+            raise HubError(f"unknown resident {resident!r}")
+
+    bed.hub.gpu = Refusing()
+    bed.hub.gpu.released.set()
+    outcome, sink = await bed.turn("hello", policy="local-only")
+    assert "GPU scheduler refused" in sink.of("fail")[0] and outcome.error

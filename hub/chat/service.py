@@ -9,6 +9,7 @@ allows, and stores the turn (messages, cost rows, the routing reason) in one tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
 from hub.chat.tools import Toolbox
 from hub.context import Context
 from hub.errors import HubError
-from hub.llm.errors import AuthFailed, BadRequest, LLMError
+from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable
 from hub.llm.pricing import cost_usd, estimate_tokens
 from hub.llm.types import Completion, Message, ToolSpec, Usage
 
@@ -301,8 +302,13 @@ class ChatService:
     async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
                             n: int = 0) -> Completion:
         local = self.config.llm.local
-        async with self.hub.gpu.lease(local.resident, job_id=f"turn-{ctx.id}-{n}", context=ctx,
-                                      job_class="interactive", est_seconds=30.0, label=label):
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self.hub.gpu.lease(
+                    local.resident, job_id=f"turn-{ctx.id}-{n}", context=ctx, job_class="interactive",
+                    est_seconds=30.0, label=label))
+            except HubError as exc:  # e.g. the scheduler cannot start the LLM resident
+                raise ProviderUnavailable("local", f"the GPU scheduler refused the lease: {exc}") from exc
             return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
