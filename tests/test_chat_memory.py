@@ -78,3 +78,14 @@ def test_fit_keeps_the_system_prompt_and_the_newest_turns():
 def test_fit_with_nothing_that_fits_still_sends_the_new_message():
     out = fit("S", "a summary", [Message("user", "z" * 100000), Message("assistant", "ok")], "hi", 100)
     assert [m.role for m in out] == ["system", "user"] and "a summary" in out[0].content
+
+
+async def test_concurrent_turns_in_many_rooms_are_all_stored(bed):
+    import asyncio
+
+    await asyncio.gather(*(bed.turn(f"hello {i}", room=f"!r{i}:x") for i in range(6)),
+                         *(bed.turn(f"again {i}", room="!same:x", thread=f"$t{i}") for i in range(4)))
+    await bed.hub.chat.settled()
+    rows = await bed.hub.store.db.execute_fetchall("SELECT COUNT(*) FROM messages")
+    convs = await bed.hub.store.db.execute_fetchall("SELECT COUNT(*) FROM conversations WHERE active=1")
+    assert rows[0][0] == 20 and convs[0][0] == 10

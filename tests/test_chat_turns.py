@@ -218,3 +218,9 @@ async def test_a_lease_the_scheduler_refuses_is_a_local_failure_not_a_crash(bed)
     bed.hub.gpu.released.set()
     outcome, sink = await bed.turn("hello", policy="local-only")
     assert "GPU scheduler refused" in sink.of("fail")[0] and outcome.error
+
+
+async def test_an_unpriced_cloud_model_is_still_charged_so_caps_hold(tmp_path):
+    async with chat_bed(tmp_path, llm={"cloud": {"model": "claude-unlisted", "prices": {}}}) as bed:
+        outcome, _ = await bed.turn("hello", override="cloud")
+        assert outcome.route == "cloud" and outcome.cost_usd > 0

@@ -8,7 +8,6 @@ Trimming (`fit`) is pure: system prompt and newest turns first, oldest dropped, 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 
@@ -22,7 +21,6 @@ class Memory:
     def __init__(self, db) -> None:
         self.db = db
         self._ids: dict[ConversationKey, int] = {}
-        self._tx = asyncio.Lock()  # one transaction at a time on the shared connection (many rooms at once)
 
     async def _active(self, key: ConversationKey) -> int | None:
         if key in self._ids:

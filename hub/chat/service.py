@@ -23,6 +23,7 @@ from hub.chat.health import Health
 from hub.chat.memory import Memory, fit
 from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
 from hub.chat.tools import Toolbox
+from hub.config.llm import ModelPrice
 from hub.context import Context
 from hub.errors import HubError
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable
@@ -32,6 +33,7 @@ from hub.llm.types import Completion, Message, ToolSpec, Usage
 log = logging.getLogger(__name__)
 
 WHY_KEY = "chat.why:"
+UNPRICED = ModelPrice(input_per_mtok=15.0, output_per_mtok=75.0, cache_write_per_mtok=18.75, cache_read_per_mtok=1.5)
 PROVIDER_LABEL = {"local": "local", "cloud": "anthropic"}
 
 
@@ -74,6 +76,7 @@ class ChatService:
         self._why: dict[ConversationKey, str] = {}
         self._tool_tokens: dict[Any, int] = {}
         self._pending: dict[ConversationKey, asyncio.Task] = {}  # write-behind of finished turns
+        self._warned_price = False
 
     async def start(self) -> None:
         rows = await self.hub.store.db.execute_fetchall(
@@ -241,8 +244,17 @@ class ChatService:
                                          for t in tools)
         return self._tool_tokens[key]
 
-    def _price(self):
-        return self.config.llm.cloud.prices.get(self.config.llm.cloud.model)
+    def _price(self) -> ModelPrice:
+        """The configured price of the cloud model; an unpriced model is charged at a conservative
+        (Opus-class) rate so the spend caps still hold."""
+        price = self.config.llm.cloud.prices.get(self.config.llm.cloud.model)
+        if price is None:
+            if not self._warned_price:
+                log.warning("llm.cloud.prices has no entry for %s: spend is counted at $%s/$%s per Mtok",
+                            self.config.llm.cloud.model, UNPRICED.input_per_mtok, UNPRICED.output_per_mtok)
+                self._warned_price = True
+            return UNPRICED
+        return price
 
     # ---- one model call, with failover -------------------------------------------------------------
     async def _call(self, turn: _Turn, messages: list[Message], tools: list[ToolSpec]) -> Completion:
