@@ -22,7 +22,9 @@ from hub.config import HubConfig, load_config
 from hub.context import Context
 from hub.core import Hub
 from hub.demo.fleet import RESIDENTS, CloudStandIn, SimFleet
+from hub.demo.seed import seed_blog, seed_notes
 from hub.demo.terminal import SwapWatcher, TerminalIO, TerminalSink
+from hub.demo.writer import StandInWriter
 from hub.runtime import bridge_modules
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class Demo:
                               "resident": "sglang", "first_token_timeout_s": 60}},
             "mcp": {"host": "127.0.0.1", "port": self.options.mcp_port},
             "status": {"host": "127.0.0.1", "port": self.options.status_port},
-            "skills": {"content": {"blog_dir": str(self.data_dir / "blog"), "tts_engine": "vllm-omni"}},
+            "skills": {"content": {"blog_dir": str(seed_blog(self.data_dir / "blog")), "tts_engine": "vllm-omni",
+                                   "git_push": False}},
         }
         if os.environ.get("ANTHROPIC_API_KEY"):
             overrides["llm"]["cloud"] = {"enabled": True, "api_key": os.environ["ANTHROPIC_API_KEY"]}
@@ -81,6 +84,9 @@ class Demo:
         self.hub = await Hub.start(config)
         self.watcher.snapshot = self.hub.gpu.snapshot
         self.hub.bus.listen("*", self.watcher.on_event)
+        if self.fleet.managed:
+            writer = StandInWriter(config.storage.db_path, config.llm.local.resident, self.fleet.url("sglang"))
+            self.hub.bus.listen("*", writer.on_event)
         await self._start_bridges()
         self.conversation = self._conversation_key()
         self._banner(config)
@@ -98,6 +104,7 @@ class Demo:
                 self.console.print(f"[yellow]⚠ the {name} bridge is not available: {exc}[/yellow]")
 
     async def stop(self) -> None:
+        self.watcher.muted = True
         if self.hub is not None:
             for name, module in reversed(self.bridges):
                 try:
@@ -166,8 +173,11 @@ class Demo:
         c.print(f"state: {config.storage.db_path}")
         c.print(f"{len(hub.skills)} skills; chat: "
                 + ("ready" if hub.chat is not None else "[yellow]not available in this build[/yellow]"))
-        c.print("[dim]Type to chat. Commands: /image <prompt>, /podcast <text>, /publish --draft ..., /diagnose, "
-                "/status, /help, /quit[/dim]")
+        notes = seed_notes(self.data_dir)
+        c.print("[dim]Type to chat (\"!claude ...\" asks the cloud). Try:[/dim]")
+        for hint in ("/image a lighthouse at dawn", "/podcast welcome", f"/publish --draft true {notes}",
+                     "/diagnose", "/status", "/help", "/quit"):
+            c.print(f"[dim]  {hint}[/dim]", highlight=False, soft_wrap=True)
         c.rule()
 
     def _port(self, bridge: str) -> int:

@@ -83,9 +83,10 @@ class TerminalIO:
         size = path.stat().st_size if path.exists() else 0
         icon = {"image": "🖼", "audio": "🔊"}.get(kind, "📄")
         self.console.print(f"  {icon} [bold]{kind}[/bold] {path} ({size / 1024:.0f} KiB)"
-                           + (f" — {caption}" if caption else ""), highlight=False)
+                           + (f" — {caption}" if caption else ""), highlight=False, soft_wrap=True)
         if kind == "audio":
-            self.console.print(f"[dim]    play it: ffplay -nodisp -autoexit {path}[/dim]", highlight=False)
+            self.console.print(f"[dim]    play it: ffplay -nodisp -autoexit {path}[/dim]", highlight=False,
+                               soft_wrap=True)
 
 
 def _fmt_s(value: Any) -> str:
@@ -102,6 +103,7 @@ class SwapWatcher:
         self.console = console
         self.snapshot = snapshot  # () -> GpuSnapshot, for the ETA of a resident being loaded
         self.seen: list[tuple[float, str, dict[str, Any]]] = []
+        self.muted = False  # set while the demo shuts down: stand-ins stopping are not news
 
     @property
     def swaps(self) -> int:
@@ -113,8 +115,8 @@ class SwapWatcher:
             return
         self.seen.append((event.time, event.type, dict(event.data)))
         line = self.describe(event.type, event.data)
-        if line:
-            self.console.print(f"[bold magenta]  ⇄ GPU[/bold magenta] {line}", highlight=False)
+        if line and not self.muted:
+            self.console.print(f"[bold magenta]  ⇄ GPU[/bold magenta] {line}", highlight=False, soft_wrap=True)
 
     def _eta(self, resident: str) -> str:
         if self.snapshot is None:
