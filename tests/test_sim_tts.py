@@ -138,3 +138,21 @@ async def test_tone_engine_gives_real_audio_without_espeak():
         resp = await http.post(url + "/v1/audio/speech", json={"input": "x" * 50, "voice": "casual_male"})
     seconds, rate, _ = wav_seconds(resp.content)
     assert rate == SAMPLE_RATE and seconds == pytest.approx(3.0, abs=0.01)
+
+
+async def test_speed_shortens_speech_and_raw_audio_streaming_sends_a_wav(tts_url):
+    text = "Speed changes how long this sentence takes to say out loud."
+    async with httpx.AsyncClient(timeout=30) as http:
+        normal = await http.post(tts_url + "/v1/audio/speech", json={"input": text, "voice": "casual_male"})
+        fast = await http.post(tts_url + "/v1/audio/speech", json={"input": text, "voice": "casual_male", "speed": 2.0})
+        raw = b""
+        async with http.stream(
+            "POST",
+            tts_url + "/v1/audio/speech",
+            json={"input": text, "voice": "casual_male", "stream_format": "audio", "response_format": "wav"},
+        ) as resp:
+            assert resp.headers["content-type"] == "audio/wav"
+            async for piece in resp.aiter_bytes():
+                raw += piece
+    assert wav_seconds(fast.content)[0] < 0.75 * wav_seconds(normal.content)[0]
+    assert raw[:4] == b"RIFF" and len(raw) - 44 == len(normal.content) - 44
