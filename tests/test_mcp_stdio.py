@@ -69,3 +69,28 @@ async def test_stdio_role_owner_may_call_destructive_tools(tmp_path):
         assert (await client.call_tool("wipe", {})).structured_content == {"wiped": True}
         jobs = (await client.call_tool("list_jobs", {})).structured_content["jobs"]
         assert [(j["skill"], j["origin"], j["user"]) for j in jobs] == [("wipe", "mcp", "stdio")]
+
+
+@pytest.mark.slow
+async def test_stdio_can_relay_to_the_running_hubs_http_server_with_a_token(tmp_path):
+    from tests.test_mcp_http import WRITER, running
+
+    async with running(tmp_path / "hub") as (hub, bridge):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SOVHUB_MCP_TOKEN": WRITER}
+        transport = StdioTransport(command=SOVHUB, args=["mcp", "--connect", bridge.url], cwd=str(ROOT), env=env,
+                                   log_file=tmp_path / "stderr.log")
+        seen: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(progress)
+
+        async with Client(transport, timeout=30) as client:
+            tools = {t.name for t in await client.list_tools()}
+            assert tools == {s.name for s in hub.skills} | set(HUB_TOOL_NAMES)
+            done = await client.call_tool("slow_render", {"steps": 3, "step_s": 0.05}, progress_handler=on_progress)
+            assert done.structured_content == {"steps": 3}
+            with pytest.raises(ToolError, match="needs an owner token"):
+                await client.call_tool("wipe", {})
+        jobs = await hub.jobs.list(10, status="succeeded")
+        assert [(j.skill, j.context.origin, j.context.user) for j in jobs] == [("slow_render", "mcp", "vibe")]
+        assert seen, "progress was not relayed"

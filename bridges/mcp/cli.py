@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -40,14 +41,37 @@ def load_registry(spec: str | None) -> SkillRegistry | None:
     return registry
 
 
+ConnectOpt = Annotated[str | None, typer.Option(
+    "--connect", help="relay stdio to the running hub's HTTP MCP server at this URL instead of starting a hub")]
+TokenEnvOpt = Annotated[str, typer.Option("--token-env", help="environment variable holding the bearer token")]
+
+
 @app.callback(invoke_without_command=True)
-def main(ctx: typer.Context, config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
+def main(ctx: typer.Context, config: ConfigOpt = None, registry: RegistryOpt = None, connect: ConnectOpt = None,
+         token_env: TokenEnvOpt = "SOVHUB_MCP_TOKEN") -> None:
     """Serve every skill as an MCP tool over stdio (stdout = protocol, stderr = logs)."""
     ctx.obj = {"config": config, "registry": registry}
     if ctx.invoked_subcommand is not None:
         return
+    if connect:
+        from hub.logs import setup_logging
+
+        token = os.environ.get(token_env)
+        setup_logging("WARNING", [token] if token else [])
+        run_async(relay_stdio(connect, token))
+        return
     cfg = get_config(config)  # logging goes to stderr (or the configured file), never stdout
     run_async(serve_stdio(cfg, load_registry(registry)))
+
+
+async def relay_stdio(url: str, token: str | None) -> None:
+    """stdio in front of a running hub: one hub owns the GPU, however many clients spawn `sovhub mcp`."""
+    from fastmcp.server import create_proxy
+    from fastmcp.server.providers.proxy import ProxyClient
+
+    # ProxyClient (not a plain Client) forwards the hub's progress notifications to the stdio client.
+    proxy = create_proxy(ProxyClient(url, auth=token), name="sovhub")
+    await proxy.run_stdio_async(show_banner=False)
 
 
 async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None:
