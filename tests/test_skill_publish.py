@@ -367,3 +367,15 @@ async def test_a_published_article_passes_a_real_astro_build_of_the_blog_templat
     page = site / "dist" / "blog" / result.slug / "index.html"
     assert result.built and "Speculative decoding on a desk-side GB10" in page.read_text()
     assert list((site / "dist" / "_astro").glob("*.webp"))  # the hero image went through astro:assets
+
+
+def test_the_model_reply_is_parsed_whatever_its_wrapping():
+    from skills.content.article import ArticleError, parse_draft
+
+    fenced = parse_draft(ARTICLE)
+    assert (fenced.title, fenced.tags) == ("Speculative decoding on a desk-side GB10", ["gpu", "llm", "sglang"])
+    assert fenced.body.startswith("EAGLE3 took")
+    bare = parse_draft("[THINK]outline first[/THINK]\n# Unified memory, explained\n\nIt is *one* pool. More text.")
+    assert (bare.title, bare.description, bare.tags) == ("Unified memory, explained", "It is one pool.", [])
+    with pytest.raises(ArticleError, match="no title"):
+        parse_draft("Just a paragraph with no title at all.")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import yaml
 
 from hub.errors import HubError
-from skills.content.script import split_frontmatter
+from skills.content.script import split_frontmatter, strip_thinking
 
 ARTICLE_SYSTEM = (
     "You are the author's technical editor. Turn the raw engineering notes into a finished blog "
@@ -62,7 +62,7 @@ def _first_sentence(body: str, limit: int = 160) -> str:
 
 def parse_draft(reply: str) -> Draft:
     """Accept what a model really sends: fenced or not, with or without frontmatter."""
-    meta, body = split_frontmatter(_unfence(reply))
+    meta, body = split_frontmatter(_unfence(strip_thinking(reply)))
     body = body.strip()
     title = str(meta.get("title") or "").strip()
     heading = re.match(r"\A#\s+(.+?)\s*\n", body + "\n")

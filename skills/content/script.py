@@ -74,8 +74,16 @@ def split_frontmatter(text: str) -> tuple[dict, str]:
     return (data if isinstance(data, dict) else {}), text[match.end() :]
 
 
+THINKING = re.compile(r"<think>.*?(</think>|\Z)|\[THINK\].*?(\[/THINK\]|\Z)", re.S | re.I)
+
+
+def strip_thinking(text: str) -> str:
+    """Drop a reasoning model's thinking blocks: only the answer is spoken or published."""
+    return THINKING.sub("", text).strip()
+
+
 def strip_markdown(text: str) -> str:
-    _, text = split_frontmatter(text)
+    _, text = split_frontmatter(strip_thinking(text))
     text = re.sub(r"```.*?(```|\Z)", " ", text, flags=re.S)  # fenced code: not read out
     text = re.sub(r"~~~.*?(~~~|\Z)", " ", text, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", text)  # HTML / MDX components

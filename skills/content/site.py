@@ -197,10 +197,11 @@ async def git_publish(
         return False, False, f"git commit failed: {tail(commit.output)}"
     if not push:
         return True, False, ""
-    remotes = await run_command(["git", "remote"], root, 30)
-    if not remotes.output.strip():
+    remotes = (await run_command(["git", "remote"], root, 30)).output.split()
+    if not remotes:
         return True, False, ""
-    pushed = await run_command(["git", "push"], root, timeout)
+    remote = "origin" if "origin" in remotes else remotes[0]
+    pushed = await run_command(["git", "push", remote, "HEAD"], root, timeout)
     if pushed.code != 0:
         return True, False, f"git push failed: {tail(pushed.output)}"
     return True, True, ""
