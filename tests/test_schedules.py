@@ -404,6 +404,8 @@ async def test_a_change_written_by_the_cli_reaches_a_running_hub(tmp_path, monke
     ("nightly 0 6 * * 1-5 Europe/Paris podcast article=latest",
      ("nightly", "0 6 * * 1-5", "Europe/Paris", "podcast", {"article": "latest"})),
     ("every 15m echo text=hi times=2", (None, "every 15m", "UTC", "echo", {"text": "hi", "times": 2})),
+    ("every 15 minutes echo text=hi", (None, "every 15minutes", "UTC", "echo", {"text": "hi"})),
+    ("every hour echo text=hi", (None, "every hour", "UTC", "echo", {"text": "hi"})),
     ('digest @daily echo "text=good morning" --tz Asia/Tokyo',
      ("digest", "@daily", "Asia/Tokyo", "echo", {"text": "good morning"})),
     ("at 2026-12-24 18:00 echo text=x", (None, "at 2026-12-24T18:00", "UTC", "echo", {"text": "x"})),

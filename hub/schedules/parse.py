@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.schedules.triggers import ALIASES, ScheduleError, parse_duration
+from hub.schedules.triggers import ALIASES, UNITS, ScheduleError, parse_duration
 
 ADD_USAGE = ('usage: /schedule add [name] "<cron>"|every <interval>|at <time> [Europe/Paris] <skill> '
              "[key=value ...]")
@@ -62,6 +62,9 @@ def _looks_like_trigger(words: list[str]) -> bool:
 
 def _take_trigger(words: list[str]) -> tuple[str, list[str]]:
     first = words[0]
+    if first.lower() == "every" and len(words) > 2 and re.match(r"^\d+(\.\d+)?$", words[1]) \
+            and words[2].lower() in UNITS:
+        return f"every {words[1]}{words[2].lower()}", words[3:]  # every 15 minutes
     if first.lower() in ("every", "at") and len(words) > 1:
         if first.lower() == "at" and len(words) > 2 and re.match(r"^\d{1,2}:\d{2}", words[2]) \
                 and _ISO.match(words[1]):

@@ -38,8 +38,10 @@ ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?$")
+UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,
+          "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400,
+          "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)?\s*([a-z]+)?$")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
 
 
@@ -84,11 +86,11 @@ def check_timezone(name: str) -> ZoneInfo:
 
 
 def parse_duration(text: str) -> float:
-    """`90`, `90s`, `15m`, `2h`, `1d`, `1w` -> seconds."""
+    """`90`, `90s`, `15m`, `15 minutes`, `2h`, `hour`, `1d`, `1w` -> seconds."""
     match = _DURATION_RE.match(text.strip().lower())
-    if not match:
+    if not match or not (match.group(1) or match.group(2)) or (match.group(2) or "s") not in UNITS:
         raise ScheduleError(f"invalid interval {text!r} (expected a number with s, m, h, d or w, e.g. 15m)")
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    seconds = float(match.group(1) or 1) * UNITS[match.group(2) or "s"]
     if seconds <= 0:
         raise ScheduleError(f"invalid interval {text!r}: it must be longer than 0 seconds")
     return seconds
