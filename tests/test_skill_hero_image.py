@@ -169,3 +169,11 @@ async def test_cancelling_the_job_interrupts_the_prompt_on_comfyui(tmp_path):
     (entry,) = history.values()
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
     assert entry["status"]["messages"][-1][1]["node_type"] == "KSampler"
+
+
+async def test_sovhub_bench_content_reports_image_overhead_and_podcast_speed():
+    from hub.bench.content import run
+
+    report = await run(images=2, width=128, height=128, paragraphs=3)
+    assert report["hero_image"]["runs"] == 2 and report["hero_image"]["overhead_ms_p50"] is not None
+    assert report["podcast"]["chunks"] >= 1 and abs(report["podcast"]["duration_minus_chunks_s"]) < 0.1
