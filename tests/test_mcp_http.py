@@ -19,10 +19,13 @@ from bridges.mcp.bridge import MCPBridge
 from bridges.mcp.hub_tools import HUB_TOOL_NAMES
 from bridges.mcp.skill_tools import may_defer
 from hub.config import check_config, load_config
-from hub.core import Hub
+from hub.core import COMPONENTS, Hub
 from hub.errors import ConfigError
 from hub.jobs import SkillRun
 from hub.registry import Permission, SkillRegistry, skill
+from hub.sim import anthropic as anthropic_sim
+from hub.sim import sglang as sglang_sim
+from hub.sim.serve import AppServer
 from tests.helpers_skills import test_registry
 
 OWNER = "owner-token-0123456789abcdef"
@@ -103,11 +106,13 @@ def mcp_registry() -> SkillRegistry:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path, **mcp: Any) -> AsyncIterator[tuple[Hub, MCPBridge]]:
+async def running(tmp_path, components: tuple[str, ...] = COMPONENTS, config: dict | None = None,
+                  **mcp: Any) -> AsyncIterator[tuple[Hub, MCPBridge]]:
     settings: dict[str, Any] = {"port": 0, "tokens": TOKENS, "call_wait_s": 5}
     settings.update(mcp)
-    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "mcp": settings})
-    hub = await Hub.start(config, skills=mcp_registry())
+    overrides = {"storage": {"data_dir": str(tmp_path)}, "mcp": settings, **(config or {})}
+    hub = await Hub.start(load_config(None, overrides=overrides, environ={}), skills=mcp_registry(),
+                          components=components)
     bridge = MCPBridge(hub)
     try:
         await bridge.start()
@@ -329,8 +334,8 @@ async def test_hub_status_reports_the_hub_and_the_bridge(tmp_path):
 
 
 async def test_chat_tools_say_clearly_when_chat_is_not_configured(tmp_path):
-    async with running(tmp_path) as (hub, bridge), Client(bridge.url, auth=WRITER) as client:
-        hub.chat = None  # a hub without the chat service
+    async with running(tmp_path, components=()) as (hub, bridge), Client(bridge.url, auth=WRITER) as client:
+        assert hub.chat is None  # a hub built without the chat service
         for name, args in (("ask", {"prompt": "hi", "route": "local"}), ("ask_local", {"prompt": "hi"})):
             with pytest.raises(ToolError, match="chat is not configured"):
                 await client.call_tool(name, args)
@@ -345,3 +350,28 @@ async def test_restart_serves_again_on_the_same_url(tmp_path):
         assert bridge.url == url and bridge.status()["restarts"] == 1 and bridge.status()["running"]
         async with Client(bridge.url, auth=READER) as client:
             assert (await client.call_tool("echo", {"text": "again"})).structured_content == {"text": "again"}
+
+
+async def test_ask_and_ask_local_go_through_the_chat_service(tmp_path):
+    local, cloud = AppServer(sglang_sim.create_app()), AppServer(anthropic_sim.create_app(api_key="sk-test"))
+    await local.start()
+    await cloud.start()
+    llm = {"local": {"base_url": local.url + "/v1", "max_retries": 0},
+           "cloud": {"base_url": cloud.url, "api_key": "sk-test", "max_retries": 0}}
+    try:
+        async with running(tmp_path, components=("hub.chat.component",), config={"llm": llm}) as (hub, bridge), \
+                Client(bridge.url, auth=WRITER) as client:
+            answer = (await client.call_tool("ask_local", {"prompt": "hello from vibe"})).structured_content
+            assert answer["route"] == "local" and "hello from vibe" in answer["text"]
+            tooled = await client.call_tool("ask", {"prompt": '[[call echo {"text": "hi"}]]', "route": "local"})
+            assert 'echo: {"text":"hi"}' in tooled.structured_content["text"]
+            echo_job = (await hub.jobs.list(5))[0]
+            assert (echo_job.skill, echo_job.context.origin, echo_job.context.user) == ("echo", "mcp", "vibe")
+            remote = (await client.call_tool("ask", {"prompt": "hello", "route": "cloud"})).structured_content
+            assert remote["route"] == "cloud" and remote["text"]
+            async with Client(bridge.url, auth=READER) as dash:
+                with pytest.raises(ToolError, match="needs a write token"):
+                    await dash.call_tool("ask_local", {"prompt": "hi"})
+    finally:
+        await local.stop()
+        await cloud.stop()
