@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import struct
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -34,7 +33,6 @@ class HeroImageResult(BaseModel):
     seed: int
     size_bytes: int
     node: str = Field(description="the workflow node that saved the image")
-    copies: list[str] = Field(default_factory=list, description="other places the image was written to")
 
 
 def slugify(text: str, limit: int = 60) -> str:
@@ -52,10 +50,9 @@ async def render(
     run: SkillRun,
     base_url: str,
     params: HeroImageParams,
-    copy_to: list[Path] | None = None,
     stage: tuple[float, float, float] | None = None,
 ) -> HeroImageResult:
-    """The pipeline step (also used by publish_article, which holds the comfyui lease itself)."""
+    """The pipeline step; publish_article calls it under its own comfyui lease and stages the file."""
     cfg = run.config.skills.content
     width = params.width or cfg.image_width
     height = params.height or cfg.image_height
@@ -88,11 +85,6 @@ async def render(
     actual_w, actual_h = png_size(image.data)
     path = run.artifacts_dir / f"{stem}.png"
     path.write_bytes(image.data)
-    copies = []
-    for dest in copy_to or []:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(image.data)
-        copies.append(str(dest))
     await run.log("image saved", path=str(path), width=actual_w, height=actual_h, seed=seed)
     return HeroImageResult(
         path=str(path),
@@ -101,7 +93,6 @@ async def render(
         seed=seed,
         size_bytes=len(image.data),
         node=image.node_id,
-        copies=copies,
     )
 
 
