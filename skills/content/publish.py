@@ -93,11 +93,13 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             f"an article {existing.name} already exists in {site.content_dir}; "
             "pass force=true to replace it, or choose another slug"
         )
+    if existing is not None and existing != site.content_dir / f"{slug}.md":
+        raise HubError(f"the article {existing.relative_to(site.content_dir)} has this slug; remove it first")
     await run.log("article written", title=draft.title, slug=slug)
 
     tx = Transaction(site)
     hero_value = None
-    await run.progress(1, total, "rendering the hero image")
+    await run.progress(1, total, "rendering the hero image" if params.image else "no hero image")
     if params.image:
         prompt = params.image_prompt or (
             f"Editorial hero image for a technical blog article titled "
@@ -107,7 +109,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             image = await render(
                 run,
                 lease.base_url or resident_url(run, IMAGE_RESIDENT),
-                HeroImageParams(prompt=prompt, name=slug),
+                HeroImageParams(prompt=prompt[:2000], name=slug),
                 stage=(1, 1, total),
             )
         rel, hero_value = site.hero_paths(slug)
