@@ -103,33 +103,36 @@ async def test_a_schedule_added_at_run_time_survives_a_restart(tmp_path):
 
 
 async def test_three_slots_missed_while_down_give_exactly_one_catch_up_run_at_start(tmp_path):
+    # An hourly slot whose latest occurrence was ~30 min ago: no real slot falls inside the test.
+    latest = (time.time() - 1800) // 60 * 60
+    minute = int(latest // 60 % 60)
     hub = await start(tmp_path)
-    await hub.schedules.add("minutely", "* * * * *", "echo", {"text": "tick"})
+    await hub.schedules.add("hourly", f"{minute} * * * *", "echo", {"text": "tick"})
     await hub.stop()
 
-    # The hub was down for a bit more than three slots: the stored next run is 3.5 minutes old.
+    # The hub was down across three slots: the stored next run is the first of them.
     from hub.store import Store
 
     store = await Store.open(tmp_path / "sovhub.db")
-    await store.db.execute("UPDATE schedules SET next_run_at = ? WHERE name = 'minutely'", (time.time() - 210,))
+    await store.db.execute("UPDATE schedules SET next_run_at = ? WHERE name = 'hourly'", (latest - 2 * 3600,))
     await store.close()
 
     hub = await start(tmp_path)
     try:
         async def finished():
-            runs = await runs_of(hub, "minutely")
+            runs = await runs_of(hub, "hourly")
             return runs if runs and runs[-1].status == "succeeded" else None
 
-        runs = await wait_for(finished)
+        await wait_for(finished)
         await asyncio.sleep(0.5)  # a second catch-up would have fired by now
-        runs = await runs_of(hub, "minutely")
+        runs = await runs_of(hub, "hourly")
         assert [r.status for r in runs] == ["succeeded"]
+        assert runs[0].scheduled_for == latest  # coalesced into the latest missed slot
         jobs = [j for j in await hub.jobs.list() if j.skill == "echo"]
         assert len(jobs) == 1 and jobs[0].job_class == "scheduled" and jobs[0].context.origin == "cron"
-        assert jobs[0].context.user == "schedule:minutely"
-        schedule = await hub.schedules.get("minutely")
-        assert schedule.next_run_at > time.time()  # the next slot is in the future again
-        assert runs[0].scheduled_for == pytest.approx(time.time() // 60 * 60, abs=60)  # the latest missed slot
+        assert jobs[0].context.user == "schedule:hourly"
+        schedule = await hub.schedules.get("hourly")
+        assert schedule.next_run_at == latest + 3600  # the next slot is in the future again
     finally:
         await hub.stop()
 
