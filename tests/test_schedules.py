@@ -376,6 +376,9 @@ async def test_chat_command_adds_lists_and_removes_with_the_room_as_default(hub)
     assert (await hub.schedules.get("echo")).created_by == "@owner:localhost"
     with pytest.raises(ScheduleError, match="unknown skill 'podcast'"):
         await hub.schedules.chat_command("add", '"0 6 * * *" podcast article=latest', ctx, room="!r:x")
+    text = await hub.schedules.chat_command("add", "demo every 1h echo text=x", Context.new("cli"), room="demo")
+    assert "results go to" not in text and (await hub.schedules.get("demo")).room is None
+    await hub.schedules.remove("demo")
     assert await hub.schedules.chat_command("rm", "standup", ctx, room="!r:x") == "Removed schedule **standup**."
     assert [s.name for s in await hub.schedules.list()] == ["echo"]
 

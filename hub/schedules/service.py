@@ -36,7 +36,7 @@ from hub.errors import ConfigError, HubError, UnknownJob
 from hub.events import Event
 from hub.jobs import FINAL
 from hub.schedules import render
-from hub.schedules.book import SCHEDULE_GRANT, ScheduleBook
+from hub.schedules.book import ROOM_RE, SCHEDULE_GRANT, ScheduleBook
 from hub.schedules.model import Schedule, ScheduleRun
 from hub.schedules.parse import parse_add, split_words
 from hub.schedules.triggers import ScheduleError, TriggerSpec, as_epoch, build, parse_trigger
@@ -398,8 +398,9 @@ class ScheduleService:
         if action == "add":
             request = parse_add(args)
             name = request.name or await self._free_name(request.skill)
+            here = room if room and ROOM_RE.match(room) else None  # a Matrix room; the terminal demo has none
             schedule = await self.add(name, request.trigger, request.skill, request.params,
-                                      timezone=request.timezone, room=request.room or room,
+                                      timezone=request.timezone, room=request.room or here,
                                       grace_s=request.grace_s, created_by=context.user)
             return (f"Scheduled **{schedule.name}**: `{schedule.skill}` {schedule.trigger.describe()}; next run "
                     f"{render.local_time(schedule.next_run_at, schedule.timezone)}"
