@@ -323,12 +323,28 @@ async def test_config_schedules_are_synced_at_start_and_cannot_be_removed_at_run
             await hub.schedules.add("digest", "0 6 * * *", "echo", {"text": "x"})
     finally:
         await hub.stop()
-    # Changed in the config: updated; gone from the config: removed.
-    hub = await start(tmp_path, schedules=[{**entry, "cron": "0 8 * * *"}])
+    # Changed in the config: updated; disabled there: paused, and only the config re-enables it.
+    hub = await start(tmp_path, schedules=[{**entry, "cron": "0 8 * * *", "enabled": False}])
     try:
-        assert (await hub.schedules.get("digest")).trigger.cron == "0 8 * * *"
+        digest = await hub.schedules.get("digest")
+        assert digest.trigger.cron == "0 8 * * *" and digest.state == "paused"
+        assert hub.schedules.next_run("digest") is None
+        with pytest.raises(ScheduleError, match="disabled in the config file \\(enabled: false\\); enable it there"):
+            await hub.schedules.resume("digest")
     finally:
         await hub.stop()
+    hub = await start(tmp_path, schedules=[{**entry, "cron": "0 8 * * *"}])
+    try:
+        assert (await hub.schedules.get("digest")).state == "active" and hub.schedules.next_run("digest")
+        await hub.schedules.pause("digest")  # a pause at run time survives a restart with the same config
+    finally:
+        await hub.stop()
+    hub = await start(tmp_path, schedules=[{**entry, "cron": "0 8 * * *"}])
+    try:
+        assert (await hub.schedules.get("digest")).state == "paused"
+    finally:
+        await hub.stop()
+    # Gone from the config: removed.
     hub = await start(tmp_path)
     try:
         assert await hub.schedules.list() == []

@@ -138,6 +138,8 @@ class ScheduleBook:
         schedule = await self.get(name)
         if schedule.done:
             raise ScheduleError(f"schedule {name!r} was a one-shot and has already run")
+        if enabled and schedule.paused_by == "config":
+            raise ScheduleError(f"schedule {name!r} is disabled in the config file (enabled: false); enable it there")
         if schedule.enabled == enabled:
             return schedule
         now = time.time()
@@ -147,8 +149,9 @@ class ScheduleBook:
             if next_at is None:
                 raise ScheduleError(f"schedule {name!r} cannot resume: its one-shot time {schedule.trigger.at} "
                                     "has passed")
-        await self.db.execute("UPDATE schedules SET enabled = ?, next_run_at = ?, updated_at = ? WHERE id = ?",
-                              (int(enabled), next_at, now, schedule.id))
+        await self.db.execute(
+            "UPDATE schedules SET enabled = ?, paused_by = ?, next_run_at = ?, updated_at = ? WHERE id = ?",
+            (int(enabled), None if enabled else "runtime", next_at, now, schedule.id))
         return await self.get(name)
 
     async def mark_fired(self, schedule_id: str, at: float, next_run_at: float | None) -> None:
@@ -203,31 +206,37 @@ class ScheduleBook:
     def _differs(old: Schedule, entry: ScheduleConfig, spec: TriggerSpec) -> bool:
         return (old.skill != entry.skill or old.params != entry.params or old.trigger != spec
                 or old.room != entry.room or old.grace_s != entry.grace_s
-                or (not entry.enabled and old.enabled))
+                or (not entry.enabled) != (old.paused_by == "config"))
 
     async def _insert_config(self, entry: ScheduleConfig, spec: TriggerSpec, now: float) -> None:
         next_at = self.first_run(spec, now, anchor=now) if entry.enabled else None
         done_at = now if spec.kind == "at" and next_at is None else None  # a one-shot already in the past
         await self.db.execute(
             "INSERT INTO schedules(id, name, skill, params, trigger, timezone, room, enabled, source, created_at,"
-            " updated_at, next_run_at, last_run_at, grace_s, created_by) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, 'config', ?, ?, ?, ?, ?, 'config')",
+            " updated_at, next_run_at, last_run_at, grace_s, created_by, paused_by) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, 'config', ?, ?, ?, ?, ?, 'config', ?)",
             (new_id(), entry.name, entry.skill, json.dumps(entry.params), spec.to_json(), spec.timezone, entry.room,
-             int(entry.enabled), now, now, next_at, done_at, entry.grace_s))
+             int(entry.enabled), now, now, next_at, done_at, entry.grace_s, None if entry.enabled else "config"))
 
     async def _update_config(self, old: Schedule, entry: ScheduleConfig, spec: TriggerSpec, now: float) -> None:
-        enabled = old.enabled and entry.enabled
+        """The config's definition wins; a pause made at run time survives unless the config disables."""
+        if not entry.enabled:
+            enabled, paused_by = False, "config"
+        elif old.paused_by == "runtime":
+            enabled, paused_by = False, "runtime"
+        else:
+            enabled, paused_by = True, None
         next_at = old.next_run_at
         last_run = old.last_run_at
-        if old.trigger != spec or not enabled:
+        if old.trigger != spec or enabled != old.enabled or not enabled:
             next_at = self.first_run(spec, now, anchor=now) if enabled else None
             if spec.kind == "at" and old.trigger != spec:
                 last_run = now if next_at is None else None
         await self.db.execute(
             "UPDATE schedules SET skill = ?, params = ?, trigger = ?, timezone = ?, room = ?, enabled = ?,"
-            " grace_s = ?, next_run_at = ?, last_run_at = ?, updated_at = ? WHERE id = ?",
+            " paused_by = ?, grace_s = ?, next_run_at = ?, last_run_at = ?, updated_at = ? WHERE id = ?",
             (entry.skill, json.dumps(entry.params), spec.to_json(), spec.timezone, entry.room, int(enabled),
-             entry.grace_s, next_at, last_run, now, old.id))
+             paused_by, entry.grace_s, next_at, last_run, now, old.id))
 
     # -- runs ------------------------------------------------------------------------------------
     async def insert_run(self, schedule_id: str, *, status: str, context_id: str | None = None,

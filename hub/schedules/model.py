@@ -29,6 +29,7 @@ class Schedule:
     grace_s: float | None = None
     created_by: str | None = None
     last_status: str | None = None
+    paused_by: str | None = None  # runtime (CLI, chat) | config (`enabled: false`)
 
     @property
     def timezone(self) -> str:
@@ -61,7 +62,8 @@ class Schedule:
             trigger=TriggerSpec.from_json(row["trigger"], row["timezone"]), room=row["room"],
             enabled=bool(row["enabled"]), source=row["source"], created_at=row["created_at"],
             updated_at=row["updated_at"], last_run_at=row["last_run_at"], next_run_at=row["next_run_at"],
-            grace_s=row["grace_s"], created_by=row["created_by"], last_status=row["last_status"])
+            grace_s=row["grace_s"], created_by=row["created_by"], last_status=row["last_status"],
+            paused_by=row["paused_by"])
 
 
 @dataclass(frozen=True)

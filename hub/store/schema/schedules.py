@@ -12,4 +12,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX schedule_runs_schedule ON schedule_runs(schedule_id, id);
     CREATE INDEX schedule_runs_context ON schedule_runs(context_id);
     """,
+    # 2: who paused a schedule (runtime | config), so `enabled: true` in the config undoes only its own pause
+    """
+    ALTER TABLE schedules ADD COLUMN paused_by TEXT;
+    UPDATE schedules SET paused_by = 'runtime' WHERE enabled = 0;
+    """,
 ]
