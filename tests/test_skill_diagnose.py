@@ -293,3 +293,22 @@ async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(t
     assert "sglang is not resident: no model server holds the GPU" in before.summary
     assert during.status == "healthy", during.summary
     assert during.residency.startswith("sglang is resident")
+
+
+async def test_with_warnings_the_local_model_explains_and_never_the_cloud(sg, tmp_path):
+    pytest.importorskip("hub.chat.component")
+    reply = "The KV cache is full under load; lower --max-running-requests first."
+    await _sim(sg, "/_sim/faults", {"retractions": 2})
+    await _sim(sg, "/_sim/script", {"responses": [{"text": reply}]})
+    config = HubConfig.model_validate({
+        "storage": {"data_dir": str(tmp_path / "data")}, "skills": {"ops": {"sglang_url": sg}},
+        "llm": {"local": {"base_url": sg + "/v1"}, "cloud": {"enabled": False}}})
+    hub = await Hub.start(config, skills=ops_registry(), components=("hub.chat.component",), resume_jobs=False)
+    try:
+        out = await diagnose(hub)
+        quiet = await diagnose(hub, explain=False)
+    finally:
+        await hub.stop()
+    assert out.status == "healthy" and out.explanation == reply
+    assert out.summary.endswith(reply)
+    assert quiet.explanation is None
