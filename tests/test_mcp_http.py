@@ -375,3 +375,15 @@ async def test_ask_and_ask_local_go_through_the_chat_service(tmp_path):
     finally:
         await local.stop()
         await cloud.stop()
+
+
+async def test_a_client_that_gives_up_on_a_call_cancels_its_job(tmp_path):
+    async with running(tmp_path, call_wait_s=20) as (hub, bridge), Client(bridge.url, auth=WRITER) as client:
+        with pytest.raises(MCPError, match="timed out"):
+            await client.call_tool("slow_render", {"steps": 50, "step_s": 0.1}, timeout=0.5)
+        for _ in range(50):
+            jobs = await hub.jobs.list(1)
+            if jobs and jobs[0].status == "cancelled":
+                break
+            await asyncio.sleep(0.05)
+        assert [(j.skill, j.status) for j in jobs] == [("slow_render", "cancelled")]

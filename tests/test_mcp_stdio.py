@@ -86,7 +86,7 @@ async def test_stdio_can_relay_to_the_running_hubs_http_server_with_a_token(tmp_
 
         async with Client(transport, timeout=30) as client:
             tools = {t.name for t in await client.list_tools()}
-            assert tools == {s.name for s in hub.skills} | set(HUB_TOOL_NAMES)
+            assert tools == {s.name for s in hub.skills} | set(HUB_TOOL_NAMES), (tmp_path / "stderr.log").read_text()
             done = await client.call_tool("slow_render", {"steps": 3, "step_s": 0.05}, progress_handler=on_progress)
             assert done.structured_content == {"steps": 3}
             with pytest.raises(ToolError, match="needs an owner token"):
