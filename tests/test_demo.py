@@ -37,7 +37,7 @@ def _args(data_dir: Path) -> list[str]:
 
 def _stand_ins_running(data_dir: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "hub.sim" in line and str(data_dir) in line]
+    return [line for line in out.splitlines() if "sovhub demo stand-in" in line and str(data_dir) in line]
 
 
 def test_interactive_session_gets_an_answer_an_image_and_a_visible_swap(tmp_path):
@@ -90,3 +90,21 @@ def test_script_runs_the_content_commands_and_exits(tmp_path):
     assert "heroImage:" in drafts[0].read_text()
     assert "needs approval: approved" in out and out.rstrip().endswith("bye")
     assert _stand_ins_running(data) == []
+
+
+def test_demo_goes_on_when_a_bridge_cannot_start(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = tmp_path / "session.txt"
+        script.write_text("/status\n")
+        args = ["demo", "--data-dir", str(tmp_path / "data"), "--mcp-port", str(port), "--status-port", str(port),
+                "--load-seconds", "0.3", "--script", str(script)]
+        result = subprocess.run([*SOVHUB, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "MCP server: not available" in result.stdout and "status page: not available" in result.stdout
+    assert "Address already in use" in result.stdout
+    assert "GPU:" in result.stdout and result.stdout.rstrip().endswith("bye")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hub.config import load_config
 from hub.context import Context
+from hub.core import Hub
+from hub.errors import HubError
+from hub.runtime import start_bridges
 from hub.sim.comfyui import create_app as comfyui_app
 from hub.sim.serve import free_port, serve_app
+from tests.helpers_skills import test_registry
 from tests.status_helpers import add_cost, status_hub
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
@@ -140,3 +146,18 @@ async def test_foreign_host_header_is_refused(tmp_path):
             evil = await client.get(url + "/api/status", headers={"Host": "evil.example.com"})
             local = await client.get(url + "/api/status", headers={"Host": "localhost:1234"})
     assert evil.status_code == 421 and local.status_code == 200
+
+
+async def test_a_taken_port_is_a_clear_error_not_an_exit(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = load_config(None, environ={}, overrides={"storage": {"data_dir": str(tmp_path)},
+                                                          "status": {"port": port}})
+        hub = await Hub.start(config, skills=test_registry(), components=())
+        try:
+            with pytest.raises(HubError, match=f"cannot listen on 127.0.0.1:{port}"):
+                await start_bridges(hub, only={"status"})
+        finally:
+            await hub.stop()

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from bridges.status.app import create_app
 from bridges.status.service import StatusService
+from hub.errors import HubError
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
@@ -27,24 +29,40 @@ def enabled(config: HubConfig) -> bool:
     return config.status.enabled
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind here, not in uvicorn: uvicorn answers a bind failure with sys.exit inside the hub's loop."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise HubError(f"the status page cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 class _Server:
     """uvicorn inside the hub's event loop; port 0 binds an ephemeral port (tests, the demo)."""
 
     def __init__(self, app, host: str, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                    lifespan="off", access_log=False,
+        self.host, self.port = host, port
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                                     timeout_graceful_shutdown=2))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the hub owns signals
         self.task: asyncio.Task | None = None
 
     async def start(self) -> str:
-        self.task = asyncio.create_task(self.server.serve())
+        sock = _bind(self.host, self.port)
+        host, port = sock.getsockname()[:2]
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
         while not self.server.started:
             if self.task.done():
-                self.task.result()
-                raise RuntimeError("the status page server exited before it started")
+                sock.close()
+                raise HubError(f"the status page server on {host}:{port} exited before it started")
             await asyncio.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hub.context import Context
 from hub.core import Hub
 from hub.demo.fleet import RESIDENTS, CloudStandIn, SimFleet
 from hub.demo.seed import seed_blog, seed_notes
-from hub.demo.terminal import SwapWatcher, TerminalIO, TerminalSink
+from hub.demo.terminal import LineReader, SwapWatcher, TerminalIO, TerminalSink
 from hub.demo.writer import StandInWriter
 from hub.runtime import bridge_modules
 
@@ -54,6 +55,8 @@ class Demo:
         self.bridges: list[tuple[str, Any]] = []
         self.io = TerminalIO(self.console)
         self.watcher = SwapWatcher(self.console)
+        self.reader = LineReader(self.console)
+        self.terminated = False
         self.context = Context.new("cli", user="demo")
         self.conversation: Any = None
 
@@ -247,8 +250,8 @@ class Demo:
         if self.options.auto_approve or self.options.script is not None:
             self.console.print(f"[yellow]  ? {skill.name} needs approval: approved (demo script)[/yellow]")
             return True
-        answer = await asyncio.to_thread(self.console.input, f"[yellow]  ? run {skill.name}? [y/N] [/yellow]")
-        return answer.strip().lower() in ("y", "yes")
+        answer = await self.reader.readline(f"[yellow]  ? run {skill.name}? [y/N] [/yellow]")
+        return (answer or "").strip().lower() in ("y", "yes")
 
     def _status_extra(self) -> dict[str, Any]:
         return {"demo": {"swaps_seen": self.watcher.swaps,
@@ -262,9 +265,8 @@ class Demo:
                 yield line
             return
         while True:
-            try:
-                line = await asyncio.to_thread(self.console.input, "[bold cyan]you>[/bold cyan] ")
-            except EOFError:
+            line = await self.reader.readline("[bold cyan]you>[/bold cyan] ")
+            if line is None:
                 return
             yield line
 
@@ -285,5 +287,19 @@ async def run_demo(data_dir: Path | None = None, script: Path | None = None, mcp
     options = DemoOptions(data_dir=data_dir, script=script, mcp_port=mcp_port, status_port=status_port,
                           load_seconds=load_seconds, auto_approve=yes)
     demo = Demo(options)
-    with contextlib.suppress(KeyboardInterrupt):
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def terminate() -> None:  # SIGTERM / SIGHUP: stop like /quit (stand-ins included)
+        demo.terminated = True
+        if task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, terminate)
+    try:
         await demo.run()
+    except asyncio.CancelledError:
+        if not demo.terminated:
+            raise

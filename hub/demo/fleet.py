@@ -72,17 +72,22 @@ class SimFleet:
         return out
 
     def _command(self, name: str, module: str) -> list[str]:
-        """`python -m hub.sim MODULE --port P ...`; stand-ins without a load time of their own
-        (ComfyUI, TTS) sleep first, so every swap takes a visible moment like a real model load."""
+        """`python -m hub.sim MODULE --port P ...` wrapped in a few lines of Python that
+        - ask Linux to end the stand-in when the demo dies (even by SIGKILL: no orphans),
+        - make ComfyUI and TTS, which have no load time of their own, sleep first, so every swap
+          takes a visible moment like a real model load (SGLang's stand-in has `load_seconds`),
+        - carry the data dir in the command line, so `ps` shows whose stand-in it is."""
         args = [module, "--port", str(self.ports[name])]
         for key, value in _options(name, self.data_dir, self.load_seconds).items():
             args += ["--option", f"{key}={value}"]
-        if name == "sglang" or self.load_seconds <= 0:
-            return [sys.executable, "-m", "hub.sim", *args]
-        delay = round(self.load_seconds * 0.6, 2)
-        code = ("import runpy, sys, time; print('loading weights (simulated)', flush=True); "
-                f"time.sleep({delay}); sys.argv = ['hub.sim', *{args!r}]; "
-                "runpy.run_module('hub.sim', run_name='__main__', alter_sys=True)")
+        delay = 0.0 if name == "sglang" else round(max(0.0, self.load_seconds) * 0.6, 2)
+        code = (f"# sovhub demo stand-in {name} for {self.data_dir}\n"
+                "import ctypes, runpy, sys, time\n"
+                "try:\n    ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG: SIGTERM when the demo exits\n"
+                "except Exception:\n    pass\n"
+                + ("print('loading weights (simulated)', flush=True)\n" if delay else "")
+                + f"time.sleep({delay})\nsys.argv = ['hub.sim', *{args!r}]\n"
+                "runpy.run_module('hub.sim', run_name='__main__', alter_sys=True)\n")
         return [sys.executable, "-c", code]
 
     async def start_unmanaged(self) -> None:

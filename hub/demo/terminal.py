@@ -150,3 +150,50 @@ class SwapWatcher:
         if kind == "gpu_adopted":
             return f"{resident} was already running: adopted"
         return None
+
+
+class LineReader:
+    """Terminal input on a daemon thread, one line per request.
+
+    `asyncio.to_thread(input)` would keep a worker thread blocked in `input()` at exit (Ctrl-C
+    would hang until Enter); a daemon thread does not hold the process. The prompt is shown only
+    when the demo asks for the next line, so it never lands in the middle of an answer.
+    """
+
+    def __init__(self, console: Console) -> None:
+        import threading
+
+        self.console = console
+        self._want: Any = threading.Event()
+        self._prompt = ""
+        self._queue: Any = None
+        self._loop: Any = None
+        self._thread = threading.Thread(target=self._run, name="demo-input", daemon=True)
+        self._done = False
+
+    def _run(self) -> None:
+        while True:
+            self._want.wait()
+            self._want.clear()
+            try:
+                line: str | None = self.console.input(self._prompt)
+            except (EOFError, KeyboardInterrupt, OSError):
+                line = None
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
+            if line is None:
+                return
+
+    async def readline(self, prompt: str) -> str | None:
+        """The next line, or None at end of input."""
+        import asyncio
+
+        if self._done:
+            return None
+        if self._queue is None:
+            self._queue, self._loop = asyncio.Queue(), asyncio.get_running_loop()
+            self._thread.start()
+        self._prompt = prompt
+        self._want.set()
+        line = await self._queue.get()
+        self._done = line is None
+        return line

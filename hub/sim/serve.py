@@ -40,7 +40,7 @@ class AppServer:
             ws_ping_interval=None, timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the host owns signals
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
