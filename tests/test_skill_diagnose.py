@@ -207,6 +207,29 @@ async def test_slow_health_is_a_timeout_finding_not_a_hang(sg, tmp_path):
     assert out.metrics["gen_throughput"] is not None  # the other endpoints still answered
 
 
+def older_sglang(app, missing=("/server_info", "/model_info", "/v1/loads")):
+    """The stand-in as an older SGLang that only has the `/get_*` names (404 for the newer ones)."""
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] in missing:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b'{"detail":"Not Found"}'})
+            return
+        await app(scope, receive, send)
+    return asgi
+
+
+async def test_an_older_server_is_read_through_the_get_endpoint_aliases(tmp_path):
+    async with serve_app(older_sglang(sglang.create_app())) as url:
+        hub = await start_hub(tmp_path, sglang_url=url)
+        try:
+            out = await diagnose(hub)
+        finally:
+            await hub.stop()
+    assert out.status == "healthy", out.summary
+    assert out.server["version"] == sglang.VERSION and out.server["attention_backend"] == "triton"
+    assert out.loads == [{"num_reqs": 0, "num_waiting_reqs": 0, "num_tokens": 0}]
+
+
 async def test_nothing_listening_is_down_and_says_so(tmp_path):
     hub = await start_hub(tmp_path, sglang_url=f"http://127.0.0.1:{free_port()}")
     try:
