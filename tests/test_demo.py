@@ -108,3 +108,18 @@ def test_demo_goes_on_when_a_bridge_cannot_start(tmp_path):
     assert "MCP server: not available" in result.stdout and "status page: not available" in result.stdout
     assert "Address already in use" in result.stdout
     assert "GPU:" in result.stdout and result.stdout.rstrip().endswith("bye")
+
+
+def test_the_bot_joins_matrix_when_a_homeserver_is_configured(tmp_path, synapse):
+    script = tmp_path / "session.txt"
+    script.write_text("/status\n")
+    env = _env()
+    env.update(SOVHUB_MATRIX__ENABLED="true", SOVHUB_MATRIX__HOMESERVER=synapse.url,
+               SOVHUB_MATRIX__USER_ID=synapse.bot.user_id, SOVHUB_MATRIX__PASSWORD=synapse.bot.password,
+               SOVHUB_MATRIX__ALLOWED_USERS=f'["{synapse.human.user_id}"]')
+    result = subprocess.run([*SOVHUB, *_args(tmp_path / "data"), "--script", str(script)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"Matrix: the bot {synapse.bot.user_id} is online on {synapse.url}" in result.stdout
+    assert "bridge is not available" not in result.stdout
+    assert (tmp_path / "data" / "matrix").is_dir()  # the E2EE store lives in the demo's data dir
