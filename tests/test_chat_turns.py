@@ -224,3 +224,14 @@ async def test_an_unpriced_cloud_model_is_still_charged_so_caps_hold(tmp_path):
     async with chat_bed(tmp_path, llm={"cloud": {"model": "claude-unlisted", "prices": {}}}) as bed:
         outcome, _ = await bed.turn("hello", override="cloud")
         assert outcome.route == "cloud" and outcome.cost_usd > 0
+
+
+async def test_claude_failing_after_a_tool_step_hands_the_turn_with_its_tool_results_to_local(bed):
+    fault = {"kind": "status", "status": 529, "skip": 1, "times": None}
+    await bed.post(bed.anthropic, "/_sim/faults", {"add": [fault]})
+    outcome, _ = await bed.turn(f"!claude {ECHO}")
+    assert outcome.route == "local" and "Claude failed" in outcome.reason
+    assert outcome.text == 'Tool results: echo: {"text":"hi hi"}'
+    assert await bed.cloud_requests() == 2 and await bed.local_requests() == 1
+    [job] = await bed.hub.jobs.list()
+    assert job.skill == "echo"  # the tool ran once, not again after the failover

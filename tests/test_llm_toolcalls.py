@@ -44,3 +44,15 @@ def test_retry_after_header_forms():
     assert retry_after_from({"retry-after-ms": "250"}) == 0.25
     assert retry_after_from({"retry-after": "Wed, 25 Nov 2026 12:00:10 GMT"}, now=1795608000.0) == 10.0
     assert retry_after_from({}) is None
+
+
+def test_tool_call_ids_sent_to_mistral_are_nine_alphanumerics_and_stable():
+    from hub.llm.local import mistral_id, to_openai_messages
+    from hub.llm.types import Message, ToolCall
+
+    assert mistral_id("abcDEF123") == "abcDEF123"
+    mapped = mistral_id("toolu_01ABCdefGHIjklMNOpqrSTU")
+    assert len(mapped) == 9 and mapped.isalnum() and mapped == mistral_id("toolu_01ABCdefGHIjklMNOpqrSTU")
+    wire = to_openai_messages([Message("assistant", "", tool_calls=[ToolCall("call_123456789abc", "x", {})]),
+                               Message("tool", "ok", tool_call_id="call_123456789abc")])
+    assert wire[0]["tool_calls"][0]["id"] == wire[1]["tool_call_id"] == mistral_id("call_123456789abc")

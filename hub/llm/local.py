@@ -8,7 +8,9 @@ deadlines and error types are ours (`hub.llm.base`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import string
 from typing import Any
 
 import httpx2
@@ -24,16 +26,30 @@ from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
 FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
 
 
+def mistral_id(call_id: str) -> str:
+    """Mistral's chat template accepts only 9 alphanumerics as a tool-call id; others (Claude's
+    `toolu_...` after a failover, a server's `call_...`) are mapped to a stable 9-character form."""
+    if len(call_id) == 9 and call_id.isascii() and call_id.isalnum():
+        return call_id
+    digest = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    alphabet = string.ascii_letters + string.digits
+    chars = []
+    for _ in range(9):
+        digest, r = divmod(digest, len(alphabet))
+        chars.append(alphabet[r])
+    return "".join(chars)
+
+
 def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "assistant" and m.tool_calls:
             out.append({"role": "assistant", "content": m.content or None, "tool_calls": [
-                {"id": c.id, "type": "function",
+                {"id": mistral_id(c.id), "type": "function",
                  "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments)}}
                 for c in m.tool_calls]})
         elif m.role == "tool":
-            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+            out.append({"role": "tool", "tool_call_id": mistral_id(m.tool_call_id or ""), "content": m.content})
         else:
             out.append({"role": m.role, "content": m.content})
     return out

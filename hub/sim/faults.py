@@ -9,7 +9,8 @@ Kinds:
   (`format`: "args" = `[TOOL_CALLS]name[ARGS]{...}`, "json" = `[TOOL_CALLS][{...}]`);
 - `error_event` (Anthropic): after `after_tokens`, send an SSE `error` event
   (`error_type`, default overloaded_error) and end the stream.
-`times` is how many requests it hits (default 1; null = until cleared).
+`times` is how many requests it hits (default 1; null = until cleared); `skip` lets that many
+matching requests through first (e.g. fail the second call of a tool-using turn).
 Health and metrics faults are plain settings: `health_status` (force /health's status),
 `health_delay` (seconds before /health answers), `retractions` (sglang:num_retracted_reqs).
 """
@@ -59,6 +60,7 @@ class Fault:
     message: str = "simulated failure"
     error_type: str | None = None
     format: str = "args"
+    skip: int = 0  # let this many matching requests through first
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Fault:
@@ -96,6 +98,9 @@ class FaultBook:
         """The first pending fault of this kind, counting one use of it."""
         for fault in self.faults:
             if fault.kind == kind:
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
