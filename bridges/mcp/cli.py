@@ -71,6 +71,7 @@ async def relay_stdio(url: str, token: str | None) -> None:
 
     # ProxyClient (not a plain Client) forwards the hub's progress notifications to the stdio client.
     proxy = create_proxy(ProxyClient(url, auth=token), name="sovhub")
+    proxy.provider_error_strategy = "raise"  # an unreachable hub is an error, not an empty tool list
     await proxy.run_stdio_async(show_banner=False)
 
 
