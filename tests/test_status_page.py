@@ -18,6 +18,7 @@ from hub.errors import HubError
 from hub.runtime import start_bridges
 from hub.sim.comfyui import create_app as comfyui_app
 from hub.sim.serve import free_port, serve_app
+from tests import status_helpers
 from tests.helpers_skills import test_registry
 from tests.status_helpers import add_cost, status_hub
 
@@ -57,22 +58,39 @@ async def _some_history(hub) -> None:
 
 @pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (tests/run.sh installs it)")
 async def test_status_page_renders_in_headless_chromium_and_saves_a_screenshot(tmp_path):
-    comfy_port = free_port()
-    residents = {"comfyui": {"kind": "image", "memory_gb": 30, "base_url": f"http://127.0.0.1:{comfy_port}",
-                             "ready": {"url": f"http://127.0.0.1:{comfy_port}/system_stats"}, "default": True}}
-    async with serve_app(comfyui_app(), port=comfy_port), status_hub(tmp_path, residents=residents) as (hub, url):
+    """A busy moment: ComfyUI swapped in and rendering, a chat job queued for SGLang with an ETA."""
+    residents = status_helpers.sim_residents()
+    async with status_hub(tmp_path, residents=residents, scheduler=True) as (hub, url):
         await _some_history(hub)
-        OUTPUT.mkdir(exist_ok=True)
-        shot = OUTPUT / "status_page.png"
-        shot.unlink(missing_ok=True)
-        await _chromium_run(f"--screenshot={shot}", "--window-size=1280,900", url + "/")
-        dom = (await _chromium_run("--dump-dom", url + "/")).decode()
+        ctx = Context.new("cli")
+        waiting = asyncio.Event()
+        hub.bus.listen("gpu_queued", lambda e: waiting.set() if e.data["job_id"] == "chat-turn-7" else None)
+        async with hub.gpu.lease("comfyui", job_id="hero-image-1", context=ctx, label="hero image"):
+            queued = asyncio.create_task(_lease_briefly(hub, "sglang", "chat-turn-7", "interactive"))
+            await asyncio.wait_for(waiting.wait(), 10)
+            OUTPUT.mkdir(exist_ok=True)
+            shot = OUTPUT / "status_page.png"
+            shot.unlink(missing_ok=True)
+            await _chromium_run(f"--screenshot={shot}", "--window-size=1280,900", url + "/")
+            dom = (await _chromium_run("--dump-dom", url + "/")).decode()
+        await queued
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     for text in ("Resident model", "GPU queue", "Recent jobs", "Swap history", "Cloud spend", "Backend health",
                  "Matrix decryption health", "echo", "boom", "the backend exploded", "$0.42", "read-only"):
         assert text in dom, f"{text!r} is not on the page"
-    assert "comfyui" in dom and "● up" in dom
+    queue = dom.split('id="queue"')[1].split("</section>")[0]
+    assert "chat-turn-7" in queue and "interactive" in queue and "sglang" in queue
+    resident = dom.split('id="resident"')[1].split("</section>")[0]
+    assert "comfyui" in resident and "busy" in resident
+    swaps = dom.split('id="swaps"')[1].split("</section>")[0]
+    assert "comfyui" in swaps and "sglang" in swaps
+
+
+async def _lease_briefly(hub, resident: str, job_id: str, job_class: str) -> None:
+    async with hub.gpu.lease(resident, job_id=job_id, context=Context.new("matrix"), job_class=job_class,
+                             label="chat turn"):
+        pass
 
 
 async def test_api_status_reports_jobs_spend_and_backend_health(tmp_path):

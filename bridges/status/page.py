@@ -23,7 +23,8 @@ header { padding:14px 24px; border-bottom:1px solid #2d3640; display:flex; gap:2
 header h1 { font-size:20px; margin:0; } header span { color:var(--dim); }
 main { display:grid; grid-template-columns:repeat(auto-fit, minmax(380px, 1fr)); gap:16px; padding:16px 24px; }
 section { background:var(--card); border-radius:8px; padding:12px 16px; overflow:auto; }
-section.wide { grid-column:1 / -1; }
+section.wide { grid-column:1 / -1; } section.span2 { grid-column:span 2; }
+@media (max-width: 820px) { section.span2 { grid-column:auto; } }
 h2 { font-size:13px; text-transform:uppercase; letter-spacing:.06em; color:var(--dim); margin:0 0 8px; }
 table { width:100%; border-collapse:collapse; } th, td { text-align:left; padding:3px 10px 3px 0; white-space:nowrap; }
 th { color:var(--dim); font-weight:500; } td.num { text-align:right; font-variant-numeric:tabular-nums; }
@@ -92,7 +93,7 @@ def _queue(s: dict[str, Any]) -> str:
              escape(q.get("label") or ""), escape(str(q.get("resident", ""))), escape(str(q.get("job_class", ""))),
              _secs(q.get("waited_s")), _secs(q.get("eta_s"))]
             for i, q in enumerate(s["gpu"].get("queue") or [])]
-    return ('<section id="queue"><h2>GPU queue</h2>'
+    return ('<section id="queue" class="span2"><h2>GPU queue</h2>'
             + _table(["#", "job", "what", "needs", "class", "waited", "ETA"], rows, "nothing is waiting")
             + "</section>")
 
@@ -126,8 +127,8 @@ def _swaps(s: dict[str, Any]) -> str:
              _secs(w.get("seconds")), ok if w.get("ok", True) else failed,
              escape(str(w.get("error") or w.get("reason") or ""))]
             for w in s["gpu"].get("swaps") or []]
-    return ('<section id="swaps"><h2>Swap history</h2>'
-            + _table(["when", "resident", "phase", "took", "", "why"], rows, "no swaps yet") + "</section>")
+    return ('<section id="swaps" class="wide"><h2>Swap history</h2>'
+            + _table(["when", "resident", "phase", "took", "", "error"], rows, "no swaps yet") + "</section>")
 
 
 def _bar(spent: float, cap: float) -> str:
@@ -170,7 +171,7 @@ def _matrix(s: dict[str, Any]) -> str:
 def render(s: dict[str, Any]) -> str:
     mode = "actions enabled (token)" if s.get("actions_enabled") else "read-only"
     generated = datetime.fromtimestamp(s.get("generated_at") or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _swaps(s), _matrix(s), _jobs(s)))
+    sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _matrix(s), _swaps(s), _jobs(s)))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_S}">'
