@@ -133,7 +133,7 @@ class ChatService:
 
     async def turn(self, req: TurnRequest, sink: ReplySink) -> TurnOutcome:
         text, prefix_override = split_prefix(req.text)
-        req.override = req.override or prefix_override
+        override = req.override or prefix_override
         ctx, key = req.context, req.conversation
         await sink.start()
         if key in self._pending:
@@ -142,7 +142,7 @@ class ChatService:
         tools = self.toolbox.specs(req.grant)
         messages = fit(self.config.llm.system_prompt, summary, history, text, self._window(req, tools))
         policy = self._policy(req)
-        route = decide(await self._router_input(text, policy, req.override, messages, tools))
+        route = decide(await self._router_input(text, policy, override, messages, tools))
         await self.hub.bus.fire("turn_routed", {"route": route.target, "reason": route.reason, "bridge": key.bridge,
                                                 "room": key.room, "thread": key.thread}, ctx)
         if route.target == "none":
@@ -168,6 +168,9 @@ class ChatService:
                                cost_usd=turn.cost, error=message)
         except asyncio.CancelledError:
             await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx)
+            raise
+        except Exception as exc:  # a bug or a broken sink: keep the spend and the reason, then re-raise
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {type(exc).__name__}", turn.calls, ctx)
             raise
         answer = result.text or "(no answer)"
         if result.hit_max_steps:
