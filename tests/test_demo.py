@@ -74,7 +74,8 @@ def test_script_runs_the_content_commands_and_exits(tmp_path):
         "# a comment line is skipped",
         "!claude what is a GB10?",
         "/podcast welcome",
-        f"/publish --draft true {data / 'notes' / 'eagle-on-the-gb10.md'}",
+        f"/publish --draft {data / 'notes' / 'eagle-on-the-gb10.md'}",
+        "/cancel",
         "/status",
     ]) + "\n")
     result = subprocess.run([*SOVHUB, *_args(data), "--script", str(script)], cwd=ROOT, env=_env(),
@@ -89,6 +90,7 @@ def test_script_runs_the_content_commands_and_exits(tmp_path):
     assert [d.name for d in drafts] == ["_eagle-on-the-gb10-38-tokens-per-second.md"]
     assert "heroImage:" in drafts[0].read_text()
     assert "needs approval: approved" in out and out.rstrip().endswith("bye")
+    assert "usage: /cancel <job>" in out  # usage errors keep their <placeholders> in the terminal
     assert _stand_ins_running(data) == []
 
 

@@ -74,6 +74,9 @@ def _tokens(rest: str) -> list[str]:
         return rest.split()
 
 
+BOOLS = ("true", "false", "yes", "no", "on", "off")
+
+
 def parse_args(sig: Signature, rest: str) -> Parsed:
     """Match `rest` against `sig`; raise UsageError naming what is wrong plus the usage line."""
     out = Parsed(sig.command)
@@ -91,11 +94,15 @@ def parse_args(sig: Signature, rest: str) -> Parsed:
             if opt is not None and opt.kind == "flag":
                 out.values[key] = True
             elif opt is not None or sig.extra_kv:
-                if not eq:
-                    if i + 1 >= len(tokens):
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+                if not eq and opt is not None and str(opt.default).lower() in BOOLS and (
+                        nxt is None or nxt.lower() not in BOOLS):
+                    val = "true"  # a yes/no option given bare, e.g. `/publish --draft notes...`
+                elif not eq:
+                    if nxt is None:
                         raise UsageError(f"--{key} needs a value\n{sig.usage()}")
                     i += 1
-                    val = tokens[i]
+                    val = nxt
                 if opt is not None:
                     _check_choice(sig, opt, val)
                     out.values[key] = val

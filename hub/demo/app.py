@@ -178,7 +178,7 @@ class Demo:
                 + ("ready" if hub.chat is not None else "[yellow]not available in this build[/yellow]"))
         notes = seed_notes(self.data_dir)
         c.print("[dim]Type to chat (\"!claude ...\" asks the cloud). Try:[/dim]")
-        for hint in ("/image a lighthouse at dawn", "/podcast welcome", f"/publish --draft true {notes}",
+        for hint in ("/image a lighthouse at dawn", "/podcast welcome", f"/publish --draft {notes}",
                      "/diagnose", "/status", "/help", "/quit"):
             c.print(f"[dim]  {hint}[/dim]", highlight=False, soft_wrap=True)
         c.rule()

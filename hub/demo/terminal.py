@@ -57,6 +57,13 @@ class TerminalSink:
         self.console.print(f"[bold red]sovhub> ⚠ {message}[/bold red]", highlight=False)
 
 
+def _keep_angle_brackets(markdown: str) -> str:
+    """`usage: /cancel <job>` must show `<job>`: the terminal's Markdown would drop it as HTML.
+    Outside code spans, escape `<`; inside backticks it is shown as it is anyway."""
+    parts = markdown.split("`")
+    return "`".join(part.replace("<", "\\<") if i % 2 == 0 else part for i, part in enumerate(parts))
+
+
 class TerminalIO:
     """Where slash commands answer (the CommandIO of `hub.commands`)."""
 
@@ -66,7 +73,7 @@ class TerminalIO:
         self._last_progress = ""
 
     async def reply(self, text: str) -> None:
-        self.console.print(Markdown(text))
+        self.console.print(Markdown(_keep_angle_brackets(text)))
 
     async def job_state(self, state: str) -> None:
         mark = {"started": "⏳ started", "succeeded": "✅ done", "failed": "❌ failed"}.get(state, state)
