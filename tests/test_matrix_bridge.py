@@ -341,3 +341,18 @@ async def test_schedule_announcements_reach_opted_in_rooms_and_the_schedule_room
     assert not [s for s in owner.seen if s.room_id == other and s.content.get("body") == "Nightly digest done"]
     await component.teardown(rig.hub)
     rig.bridge = None
+
+
+async def test_revoked_access_token_leads_to_a_fresh_login_and_answers_continue(rig):
+    bridge = await rig.start_bot()
+    owner = await rig.user(rig.owner)
+    room = await owner.create_room([rig.bot.user_id], name="relogin", wait_join=rig.bot.user_id)
+    old_device = bridge.conn.client.device_id
+    headers = {"Authorization": f"Bearer {bridge.conn.client.access_token}"}
+    async with httpx.AsyncClient(base_url=rig.synapse.url, headers=headers) as http:
+        assert (await http.post("/_matrix/client/v3/logout", json={})).status_code == 200
+    mark = len(owner.seen)
+    await owner.send(room, "/jobs")
+    await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.type == "m.room.message", after=mark,
+                         timeout=40)
+    assert bridge.metrics["relogins"] == 1 and bridge.conn.client.device_id != old_device

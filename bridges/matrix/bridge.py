@@ -23,7 +23,7 @@ from nio.events import Event
 
 from bridges.matrix.access import Access
 from bridges.matrix.approvals import Approvals
-from bridges.matrix.client import MatrixConnection
+from bridges.matrix.client import MatrixConnection, TokenRevoked
 from bridges.matrix.format import edit_content, notice_content, relation, with_relation
 from bridges.matrix.inbox import Inbox, InboxEvent
 from bridges.matrix.media import media_content
@@ -160,6 +160,17 @@ class MatrixBridge:
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
+            except TokenRevoked as exc:
+                log.warning("%s; logging in again", exc)
+                self.metrics["relogins"] += 1
+                try:
+                    await self.conn.relogin()
+                    full_state = True
+                    continue
+                except Exception:
+                    log.exception("matrix: logging in again failed; retrying in %.0f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
             except Exception:
                 log.exception("matrix sync failed; retrying in %.0f s", backoff)
                 await asyncio.sleep(backoff)

@@ -36,6 +36,10 @@ class MatrixError(HubError):
     pass
 
 
+class TokenRevoked(MatrixError):
+    """The homeserver no longer accepts the kept access token (logged out elsewhere, expired)."""
+
+
 def sync_filter(timeline_limit: int) -> dict[str, Any]:
     """Only what the bot needs: room timelines (no presence, no account data noise)."""
     return {
@@ -56,9 +60,13 @@ class MatrixConnection:
         self.store_dir = store_dir
         store_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(store_dir, 0o700)
-        self.client = AsyncClient(
-            config.homeserver, config.user_id, device_id=config.device_id or "", store_path=str(store_dir),
-            config=AsyncClientConfig(encryption_enabled=config.encryption, store_sync_tokens=False,
+        self.client = self._new_client()
+
+    def _new_client(self) -> AsyncClient:
+        cfg = self.config
+        return AsyncClient(
+            cfg.homeserver, cfg.user_id, device_id=cfg.device_id or "", store_path=str(self.store_dir),
+            config=AsyncClientConfig(encryption_enabled=cfg.encryption, store_sync_tokens=False,
                                      max_limit_exceeded=None, max_timeouts=None, request_timeout=60),
         )
 
@@ -94,8 +102,19 @@ class MatrixConnection:
         resp = await self.client.sync(timeout=timeout_ms, since=since, full_state=full_state,
                                       sync_filter=sync_filter(self.config.timeline_limit))
         if not isinstance(resp, SyncResponse):
+            if getattr(resp, "status_code", None) == "M_UNKNOWN_TOKEN":
+                raise TokenRevoked(f"matrix: the access token of {self.config.user_id} was revoked")
             raise MatrixError(f"matrix sync failed: {getattr(resp, 'message', resp)}")
         return resp
+
+    async def relogin(self) -> None:
+        """Forget the revoked token and log in again with the password (a new device)."""
+        (self.store_dir / CREDENTIALS).unlink(missing_ok=True)
+        if self.config.password is None:
+            raise MatrixError("matrix: the access token was revoked and no password is configured to log in again")
+        await self.client.close()
+        self.client = self._new_client()  # a fresh client: new device, new E2EE store
+        await self.login()
 
     async def housekeeping(self) -> None:
         """The E2EE chores sync_forever would do: to-device messages, key upload/query/claim."""
