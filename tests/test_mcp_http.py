@@ -98,9 +98,21 @@ async def slow_render(run: SkillRun, params: SlowParams) -> SlowResult:
     return SlowResult(steps=params.steps)
 
 
+class Restarted(BaseModel):
+    restarts: int
+
+
+@skill(name="restart_bridge", description="Restart the hub's own MCP server", params=Empty, result=Restarted,
+       permission=Permission.destructive)
+async def restart_bridge(run: SkillRun, params: Empty) -> Restarted:
+    bridge = run.hub.extras["mcp"]
+    await bridge.restart()
+    return Restarted(restarts=bridge.restarts)
+
+
 def mcp_registry() -> SkillRegistry:
     registry = test_registry()
-    for item in (search_blog, get_article, diagnose_sglang, slow_render):
+    for item in (search_blog, get_article, diagnose_sglang, slow_render, restart_bridge):
         registry.register(item)
     return registry
 
@@ -387,3 +399,18 @@ async def test_a_client_that_gives_up_on_a_call_cancels_its_job(tmp_path):
                 break
             await asyncio.sleep(0.05)
         assert [(j.skill, j.status) for j in jobs] == [("slow_render", "cancelled")]
+
+
+async def test_a_call_that_restarts_the_bridge_itself_finishes_its_job(tmp_path):
+    async with running(tmp_path) as (hub, bridge):
+        async with Client(bridge.url, auth=OWNER) as client:
+            with contextlib.suppress(Exception):  # the call's own connection ends with the old server
+                await client.call_tool("restart_bridge", {}, timeout=10)
+        for _ in range(100):
+            jobs = await hub.jobs.list(1)
+            if jobs[0].status not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.05)
+        assert (jobs[0].skill, jobs[0].status, jobs[0].result) == ("restart_bridge", "succeeded", {"restarts": 1})
+        async with Client(bridge.url, auth=OWNER) as client:
+            assert (await client.call_tool("echo", {"text": "back"})).structured_content == {"text": "back"}

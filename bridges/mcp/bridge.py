@@ -95,6 +95,7 @@ class MCPBridge:
                 raise HubError(f"the MCP server did not start: {exc}") from exc
             await asyncio.sleep(0.01)
         self._server, self._task, self.started_at = server, task, time.time()
+        self.stats.stopping = False
         log.info("MCP server on %s (%s)", self.url,
                  f"{len(self.config.tokens)} token(s)" if self.config.tokens else "no tokens, loopback only")
 
@@ -112,14 +113,17 @@ class MCPBridge:
         self._server, self._task = None, None
         if server is None or task is None:
             return
+        # Calls cut off by our own shutdown must not cancel their jobs (a `restart_mcp` call would
+        # otherwise cancel itself half-way); only a client that gives up cancels its job.
+        self.stats.stopping = True
         server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 5)
-        except (TimeoutError, asyncio.CancelledError, Exception):
+        done, _ = await asyncio.wait({task}, timeout=5)
+        if not done:
             server.force_exit = True
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task}, timeout=2)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("the MCP server stopped with an error: %s", task.exception())
 
     async def restart(self) -> None:
         """Stop and start again on the same address (in-flight calls end; their jobs go on)."""

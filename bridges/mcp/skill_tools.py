@@ -80,12 +80,13 @@ def pending_result(handle: JobHandle, waited_s: float) -> ToolResult:
 
 
 class CallStats:
-    """Counters for `status()`: cheap, no locks (one event loop)."""
+    """Counters for `status()` and the shutdown flag, shared by a server's tools (one event loop)."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors = 0
         self.deferred = 0
+        self.stopping = False  # set while the server shuts down: cut-off calls leave their jobs running
 
 
 class SkillTool(Tool):
@@ -136,8 +137,8 @@ class SkillTool(Tool):
         try:
             result = await self._wait(handle, limit)
         except asyncio.CancelledError:
-            # The client gave up on this call (MCP cancellation or disconnect): stop the job too.
-            if not handle.done:
+            # The client gave up on this call (MCP cancellation, timeout): nobody will collect the job.
+            if not handle.done and not self._stats.stopping:
                 await handle.cancel()
             raise
         except HubError as exc:
