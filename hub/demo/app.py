@@ -164,7 +164,8 @@ class Demo:
             c.print(f"cloud: [bold]real Claude[/bold] ({config.llm.cloud.model}, from ANTHROPIC_API_KEY)")
         names = {n for n, _ in self.bridges}
         if "mcp" in names:
-            c.print(f"MCP server: http://127.0.0.1:{self._port('mcp')}{config.mcp.path}")
+            mcp = hub.extras.get("mcp")
+            c.print(f"MCP server: {getattr(mcp, 'url', None) or f'http://127.0.0.1:{config.mcp.port}{config.mcp.path}'}")
         else:
             c.print("[yellow]MCP server: not available[/yellow]")
         if "status" in names:
@@ -182,12 +183,6 @@ class Demo:
                      "/diagnose", "/status", "/help", "/quit"):
             c.print(f"[dim]  {hint}[/dim]", highlight=False, soft_wrap=True)
         c.rule()
-
-    def _port(self, bridge: str) -> int:
-        assert self.hub is not None
-        extra = self.hub.extras.get(bridge)
-        port = getattr(extra, "port", None)
-        return int(port) if isinstance(port, int) and port else self.hub.config.mcp.port
 
     # -- the loop ----------------------------------------------------------------------------------
     async def handle(self, line: str) -> bool:
