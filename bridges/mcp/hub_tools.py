@@ -7,6 +7,7 @@ browse other people's prompts.
 # No `from __future__ import annotations`: the tool signatures below close over runtime values
 # (e.g. the wait limit) that pydantic must see when it builds their schemas.
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastmcp import FastMCP
@@ -30,6 +31,11 @@ NOT_CONFIGURED = "chat is not configured on this hub (no local or cloud model): 
 JobId = Annotated[str, Field(description="the job id a tool call returned", min_length=1, max_length=64)]
 JobState = Literal["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "rejected",
                    "refused", "denied"]
+
+
+def refusal(message: str) -> ToolError:
+    """A tool error caused by the call, not by the hub: logged at INFO, not as a server error."""
+    return ToolError(message, log_level=logging.INFO)
 
 
 class JobInfo(BaseModel):
@@ -114,9 +120,9 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         try:
             record = await hub.jobs.get(job_id)
         except UnknownJob:
-            raise ToolError(f"no job {job_id!r}") from None
+            raise refusal(f"no job {job_id!r}") from None
         if not who.is_owner and not (record.context.origin == "mcp" and record.context.user == who.name):
-            raise ToolError(f"no job {job_id!r} (only an owner token sees other callers' jobs)")
+            raise refusal(f"no job {job_id!r} (only an owner token sees other callers' jobs)")
         return record
 
     def info(record: JobRecord) -> JobInfo:
@@ -151,7 +157,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
             return JobResultOut(job_id=job_id, skill=record.skill, status=record.status, done=True,
                                 result=record.result)
         if record.status in FINAL:
-            raise ToolError(f"job {job_id} ({record.skill}) {record.status}: {record.error or 'no result'}")
+            raise refusal(f"job {job_id} ({record.skill}) {record.status}: {record.error or 'no result'}")
         handle = hub.jobs.active.get(job_id)
         progress = handle.progress if handle is not None else None
         return JobResultOut(job_id=job_id, skill=record.skill, status=handle.status if handle else record.status,
@@ -162,7 +168,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         """Cancel a queued or running job (your own; an owner token may cancel any)."""
         who = caller()
         if who.grant < Permission.write:
-            raise ToolError(f"cancel_job needs a write token (caller {who.name!r} has role {who.role})")
+            raise refusal(f"cancel_job needs a write token (caller {who.name!r} has role {who.role})")
         await visible(job_id, who)
         status = await hub.jobs.cancel(job_id)
         return CancelOut(job_id=job_id, status=status)
@@ -194,9 +200,9 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
     async def ask_chat(prompt: str, *, override: str | None, policy: str) -> AskOut:
         who = caller()
         if who.grant < Permission.write:
-            raise ToolError(f"asking the model needs a write token (caller {who.name!r} has role {who.role})")
+            raise refusal(f"asking the model needs a write token (caller {who.name!r} has role {who.role})")
         if hub.chat is None:
-            raise ToolError(NOT_CONFIGURED)
+            raise refusal(NOT_CONFIGURED)
         from hub.chat.api import ConversationKey, TurnRequest
 
         ctx = Context.new("mcp", user=who.name)
@@ -207,10 +213,10 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         try:
             outcome = await hub.chat.turn(request, sink)
         except HubError as exc:
-            raise ToolError(str(exc)) from None
+            raise refusal(str(exc)) from None
         error = outcome.error or sink.error
         if error:
-            raise ToolError(error)
+            raise refusal(error)
         return AskOut(text=outcome.text or sink.text, route=outcome.route, reason=outcome.reason,
                       input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
                       cost_usd=outcome.cost_usd)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
 from hub.context import Context
-from hub.errors import HubError, InvalidParams, PermissionDenied
+from hub.errors import HubError, PermissionDenied
 from hub.jobs import JobHandle, Progress
 from hub.registry import Skill
 
@@ -126,13 +126,10 @@ class SkillTool(Tool):
             self._stats.errors += 1
             need = "an owner" if skill.permission.name == "destructive" else "a write"
             raise ToolError(f"{skill.name} is a {skill.permission.name} tool: it needs {need} token "
-                            f"(caller {caller.name!r} has role {caller.role})") from None
-        except InvalidParams as exc:
+                            f"(caller {caller.name!r} has role {caller.role})", log_level=logging.INFO) from None
+        except HubError as exc:  # InvalidParams (names the field), UnknownSkill, ...: the caller's mistake
             self._stats.errors += 1
-            raise ToolError(str(exc)) from None
-        except HubError as exc:
-            self._stats.errors += 1
-            raise ToolError(str(exc)) from None
+            raise ToolError(str(exc), log_level=logging.INFO) from None
         limit = self._wait_s if may_defer(skill) else None
         try:
             result = await self._wait(handle, limit)
@@ -143,7 +140,7 @@ class SkillTool(Tool):
             raise
         except HubError as exc:
             self._stats.errors += 1
-            raise ToolError(f"{exc} (job {handle.id})") from None
+            raise ToolError(f"{exc} (job {handle.id})", log_level=logging.WARNING) from None
         if result is None:
             self._stats.deferred += 1
             return pending_result(handle, limit or 0)
