@@ -235,3 +235,24 @@ async def test_claude_failing_after_a_tool_step_hands_the_turn_with_its_tool_res
     assert await bed.cloud_requests() == 2 and await bed.local_requests() == 1
     [job] = await bed.hub.jobs.list()
     assert job.skill == "echo"  # the tool ran once, not again after the failover
+
+
+async def test_turns_announce_their_route_and_their_outcome_on_the_bus(bed):
+    seen = []
+    bed.hub.bus.listen("turn_routed", lambda ev: seen.append(("routed", ev.data["route"])))
+    bed.hub.bus.listen("turn_finished", lambda ev: seen.append(("finished", ev.data["tools"])))
+    await bed.turn(f"echo {ECHO}")
+    assert seen == [("routed", "local"), ("finished", ["echo"])]
+
+
+async def test_a_resident_that_failed_to_start_counts_as_local_down(bed):
+    from hub.gpu_api import GpuSnapshot
+
+    class Failed(HeldArbiter):
+        def snapshot(self):
+            return GpuSnapshot(resident=None, state="failed",
+                               residents={"sglang": {"error": "CUDA out of memory", "eta_s": None}})
+
+    bed.hub.gpu = Failed()
+    outcome, _ = await bed.turn("hello")
+    assert outcome.route == "cloud" and "failed to start (CUDA out of memory)" in outcome.reason

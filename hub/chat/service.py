@@ -179,9 +179,14 @@ class ChatService:
             key, text, answer, route=turn.current, output_tokens=result.usage.output_tokens, context_id=ctx.id,
             costs=self.ledger.rows(turn.calls, ctx, key.room), extra=self._why_row(key, turn.current, turn.reason)))
         await sink.finish(answer)
-        return TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
-                           input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-                           cost_usd=round(turn.cost, 6))
+        outcome = TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
+                              input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                              cost_usd=round(turn.cost, 6))
+        await self.hub.bus.fire("turn_finished", {
+            "route": outcome.route, "bridge": key.bridge, "room": key.room, "steps": result.steps,
+            "tools": result.tool_calls, "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens, "cost_usd": outcome.cost_usd}, ctx)
+        return outcome
 
     # ---- routing inputs --------------------------------------------------------------------------
     def _policy(self, req: TurnRequest) -> str:
@@ -200,6 +205,9 @@ class ChatService:
         if snap.resident == llm and snap.state in ("ready", "busy", "idle"):
             return None, 0.0
         eta = snap.eta_for(llm)
+        error = (snap.residents.get(llm) or {}).get("error")
+        if error and snap.resident != llm:
+            return f"the local model failed to start ({error})", eta
         if snap.resident and snap.resident != llm:
             return f"the GPU is busy with {snap.resident}", eta
         if snap.resident == llm:
