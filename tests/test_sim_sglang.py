@@ -194,3 +194,10 @@ async def test_command_line_serves_logs_sglang_lines_and_stops_on_sigterm():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_an_input_longer_than_the_context_is_a_400_with_sglangs_message():
+    async with serve_app(sglang.create_app(context_length=100)) as url:
+        with pytest.raises(openai.BadRequestError) as err:
+            await client(url).chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 2000}])
+        assert "longer than the model's context length (100 tokens)" in err.value.body["message"]

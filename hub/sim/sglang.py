@@ -190,6 +190,11 @@ def create_app(**options: Any) -> Starlette:
         if fault := sim.faults.take("status"):
             return fault_response(fault)
         prompt = prompt_from_openai(body)
+        if prompt.prompt_tokens >= sim.context_length:
+            return error(400, f"The input ({prompt.prompt_tokens} tokens) is longer than the model's context "
+                              f"length ({sim.context_length} tokens).", "BadRequestError")
+        if body.get("tool_choice") == "none":
+            prompt.tool_names = []
         reply = sim.responder.reply(prompt)
         leak = sim.faults.take("leak_tool_calls") if reply.tool_calls else None
         stall = sim.faults.take("stall")
