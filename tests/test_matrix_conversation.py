@@ -147,7 +147,7 @@ async def test_reply_to_the_bot_is_answered_in_a_group_room(convo):
 
 
 async def test_restart_mid_answer_and_messages_while_down_are_answered_exactly_once(synapse, tmp_path):
-    """In-process variant of the kill -9 test (tests/test_matrix_restart.py runs the real process)."""
+    """In-process variant of the kill -9 test (tests/test_matrix_restart.py kills the real process)."""
     bot = synapse.register(f"rbot{_uid()}")
     person = synapse.register(f"rperson{_uid()}")
     async with serve_app(create_app(tokens_per_s=25)) as url:
@@ -173,7 +173,8 @@ async def test_restart_mid_answer_and_messages_while_down_are_answered_exactly_o
         human = await MatrixUserClient(synapse.url, person, tmp_path / "human").start()
         hub, bridge = await start()
         try:
-            room = await human.create_room([bot.user_id], name="restart", wait_join=bot.user_id)
+            # Encrypted: the bot's E2EE store (account, sessions) must survive the restart too.
+            room = await human.create_room([bot.user_id], name="restart", encrypted=True, wait_join=bot.user_id)
             first = await human.send(room, "first [[tokens 30]]")
             await human.wait_for(lambda s: s.sender == bot.user_id and s.type == "m.room.message")
             await bridge.stop()  # mid-answer: the question stays pending
