@@ -94,3 +94,15 @@ async def test_stdio_can_relay_to_the_running_hubs_http_server_with_a_token(tmp_
         jobs = await hub.jobs.list(10, status="succeeded")
         assert [(j.skill, j.context.origin, j.context.user) for j in jobs] == [("slow_render", "mcp", "vibe")]
         assert seen, "progress was not relayed"
+
+
+@pytest.mark.slow
+async def test_stdio_warns_when_a_hub_already_serves_mcp_on_the_configured_port(tmp_path):
+    from tests.test_mcp_http import running
+
+    async with running(tmp_path / "hub") as (_, bridge):
+        client, stderr = stdio_client(tmp_path, f"  port: {bridge.port}\n")
+        async with client:
+            assert await client.list_tools()
+    assert f"a hub already serves MCP at {bridge.url}" in stderr.read_text()
+    assert "sovhub mcp --connect" in stderr.read_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import os
 import secrets
 import sys
@@ -81,12 +82,30 @@ async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None
     from bridges.mcp.server import build_server
     from hub.core import Hub
 
+    await warn_if_hub_running(config)
     hub = await Hub.start(config, skills=registry)
     try:
         mcp = build_server(hub, default_caller=Caller("stdio", config.mcp.stdio_role), with_auth=False)
         await mcp.run_stdio_async(show_banner=False)
     finally:
         await hub.stop()
+
+
+async def warn_if_hub_running(config: HubConfig) -> None:
+    """Two hubs on one data directory would both drive the GPU: say so when `sovhub run` is up."""
+    mcp = config.mcp
+    if not mcp.enabled:
+        return
+    host = "127.0.0.1" if mcp.host in ("0.0.0.0", "::") else mcp.host
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), mcp.port), 0.3)
+    except (OSError, TimeoutError):
+        return
+    writer.close()
+    url = f"http://{host}:{mcp.port}{mcp.path}"
+    logging.getLogger(__name__).warning(
+        "a hub already serves MCP at %s; this starts a second hub on the same data directory. "
+        "Prefer `sovhub mcp --connect %s` (token in $SOVHUB_MCP_TOKEN).", url, url)
 
 
 @app.command("http")
