@@ -103,6 +103,7 @@ class Hub:
     async def status(self) -> dict[str, Any]:
         """A summary for `sovhub status`, `/status` and the status page."""
         gpu = self.gpu.snapshot()
+        await self.jobs.flush()
         rows = await self.store.db.execute_fetchall("SELECT status, COUNT(*) FROM jobs GROUP BY status")
         out: dict[str, Any] = {
             "uptime_s": round(time.time() - self.started_at, 1),

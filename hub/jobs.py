@@ -137,6 +137,8 @@ class JobHandle:
         self.result: BaseModel | None = None
         self.error: str | None = None
         self._done: asyncio.Future[BaseModel] = asyncio.get_running_loop().create_future()
+        # A job nobody waits for (a deferred MCP call, a schedule) must not log "never retrieved".
+        self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._task: asyncio.Task | None = None
         self._progress_callbacks: list[Callable[[Progress], Any]] = []
 
@@ -262,7 +264,7 @@ class JobManager:
         skill = run.skill
         handle.status = "running"
         now = time.time()
-        await self.db.execute("UPDATE jobs SET status='running', started_at=? WHERE id=?", (now, handle.id))
+        self._write("UPDATE jobs SET status='running', started_at=? WHERE id=?", (now, handle.id))
         await self.add_event(handle.id, "started", {})
         await self.hub.bus.fire("job_started", {"job_id": handle.id, "skill": skill.name}, run.context)
         try:
@@ -280,7 +282,7 @@ class JobManager:
     # -- persistence -----------------------------------------------------------------------------
     async def _insert(self, s: _Start) -> None:
         ctx = s.context
-        await self.db.execute(
+        self._write(
             "INSERT INTO jobs(id, skill, params, status, context, origin, user, parent_id, resident, job_class,"
             " priority, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.job_id, s.skill.name, json.dumps(s.raw_params, default=str), json.dumps(ctx.as_dict()),
@@ -288,8 +290,8 @@ class JobManager:
         await self.add_event(s.job_id, "queued", {"origin": ctx.origin, "user": ctx.user})
 
     async def _finish_early(self, s: _Start, status: str, error: str) -> None:
-        await self.db.execute("UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?",
-                              (status, error, time.time(), s.job_id))
+        self._write("UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?",
+                    (status, error, time.time(), s.job_id))
         await self.add_event(s.job_id, status, {"error": error})
         await self.hub.bus.fire("job_finished", {"job_id": s.job_id, "skill": s.skill.name, "status": status,
                                                  "error": error}, s.context)
@@ -298,21 +300,32 @@ class JobManager:
         handle = self.active.get(job_id)
         if handle:
             handle.status = status
-        await self.db.execute("UPDATE jobs SET status=? WHERE id=?", (status, job_id))
+        self._write("UPDATE jobs SET status=? WHERE id=?", (status, job_id))
 
     async def _complete(self, handle: JobHandle, status: str, *, result: BaseModel | None = None,
                         error: str | None = None) -> None:
         handle.status, handle.error = status, error
         payload = result.model_dump_json() if result is not None else None
-        await self.db.execute("UPDATE jobs SET status=?, result=?, error=?, finished_at=? WHERE id=?",
-                              (status, payload, error, time.time(), handle.id))
+        self._write("UPDATE jobs SET status=?, result=?, error=?, finished_at=? WHERE id=?",
+                    (status, payload, error, time.time(), handle.id))
         await self.add_event(handle.id, status, {"error": error} if error else {})
         await self.hub.bus.fire("job_finished", {"job_id": handle.id, "skill": handle.skill.name,
                                                  "status": status, "error": error}, handle.context)
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
-        await self.db.execute("INSERT INTO job_events(job_id, at, type, data) VALUES (?, ?, ?, ?)",
-                              (job_id, time.time(), type_, json.dumps(data, default=str)))
+        self._write("INSERT INTO job_events(job_id, at, type, data) VALUES (?, ?, ?, ?)",
+                    (job_id, time.time(), type_, json.dumps(data, default=str)))
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Bookkeeping rows go through the store's write-behind (one transaction per batch)."""
+        writer = self.hub.store.writer
+        if writer is None:
+            raise RuntimeError("the job store has no writer (an in-memory store?)")
+        writer.add(sql, params)
+
+    async def flush(self) -> None:
+        """Readers of the jobs tables call this first, so they never see stale rows."""
+        await self.hub.store.flush()
 
     # -- queries ---------------------------------------------------------------------------------
     @staticmethod
@@ -325,12 +338,14 @@ class JobManager:
             finished_at=row["finished_at"])
 
     async def get(self, job_id: str) -> JobRecord:
+        await self.flush()
         rows = await self.db.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if not rows:
             raise UnknownJob(f"no job {job_id!r}")
         return self._record(rows[0])
 
     async def list(self, limit: int = 20, status: str | None = None) -> list[JobRecord]:
+        await self.flush()
         if status:
             rows = await self.db.execute_fetchall(
                 "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?", (status, limit))
@@ -339,6 +354,7 @@ class JobManager:
         return [self._record(r) for r in rows]
 
     async def events(self, job_id: str) -> list[dict[str, Any]]:
+        await self.flush()
         rows = await self.db.execute_fetchall(
             "SELECT at, type, data FROM job_events WHERE job_id = ? ORDER BY id", (job_id,))
         return [{"at": r[0], "type": r[1], "data": json.loads(r[2])} for r in rows]
@@ -351,13 +367,14 @@ class JobManager:
         record = await self.get(job_id)
         if record.status in FINAL:
             return record.status
-        await self.db.execute("UPDATE jobs SET status='cancelled', error='cancelled', finished_at=? WHERE id=?",
-                              (time.time(), job_id))
+        self._write("UPDATE jobs SET status='cancelled', error='cancelled', finished_at=? WHERE id=?",
+                    (time.time(), job_id))
         await self.add_event(job_id, "cancelled", {})
         return "cancelled"
 
     async def resume_after_restart(self) -> None:
         """Queued jobs from before a restart run again; running ones are failed with a notice."""
+        await self.flush()
         rows = await self.db.execute_fetchall(
             "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'waiting_approval') ORDER BY created_at")
         for row in rows:
@@ -365,8 +382,8 @@ class JobManager:
             if record.status != "queued" or record.skill not in self.hub.skills:
                 note = ("interrupted by a hub restart" if record.skill in self.hub.skills
                         else "its skill is no longer available")
-                await self.db.execute("UPDATE jobs SET status='failed', error=?, finished_at=? WHERE id=?",
-                                      (note, time.time(), record.id))
+                self._write("UPDATE jobs SET status='failed', error=?, finished_at=? WHERE id=?",
+                            (note, time.time(), record.id))
                 await self.add_event(record.id, "failed", {"error": note})
                 await self.hub.bus.fire("job_finished", {"job_id": record.id, "skill": record.skill,
                                                          "status": "failed", "error": note}, record.context)
@@ -387,3 +404,4 @@ class JobManager:
         tasks = [h._task for h in handles if h._task]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        await self.flush()

@@ -188,6 +188,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
             if status:
                 sql += " AND status = ?"
                 args.append(status)
+            await hub.jobs.flush()
             rows = await hub.store.db.execute_fetchall(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
             records = [await hub.jobs.get(r[0]) for r in rows]
         return JobList(jobs=[info(r) for r in records])

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from hub.errors import StoreError
+from hub.store.writer import BatchWriter
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -45,6 +46,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
+        self.writer: BatchWriter | None = None
 
     @classmethod
     async def open(cls, path: str | Path, migrations: dict[str, list[str]] | None = None) -> Store:
@@ -61,6 +63,8 @@ class Store:
         try:
             await store._check_integrity()
             await store._migrate(migrations if migrations is not None else known_migrations())
+            if str(path) != ":memory:":
+                store.writer = BatchWriter(path)
         except BaseException:
             await db.close()
             raise
@@ -91,6 +95,7 @@ class Store:
         pending = [(c, v) for c, steps in sorted(migrations.items())
                    for v in range(current.get(c, 0) + 1, len(steps) + 1)]
         await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after a crash, no fsync per commit
         await db.execute("PRAGMA foreign_keys=ON")
         await db.execute("PRAGMA busy_timeout=5000")
         if not pending:
@@ -115,7 +120,14 @@ class Store:
     async def versions(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self.db.execute_fetchall("SELECT component, version FROM schema_versions")}
 
+    async def flush(self) -> None:
+        """Make the write-behind rows visible to readers of `self.db`."""
+        if self.writer is not None:
+            await self.writer.flush()
+
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
         await self.db.close()
 
     # -- key-value state -------------------------------------------------------------------------
