@@ -256,3 +256,16 @@ async def test_a_resident_that_failed_to_start_counts_as_local_down(bed):
     bed.hub.gpu = Failed()
     outcome, _ = await bed.turn("hello")
     assert outcome.route == "cloud" and "failed to start (CUDA out of memory)" in outcome.reason
+
+
+async def test_lease_classes_interactive_for_chat_skill_and_scheduled_for_background_work(bed):
+    from hub.context import Context
+
+    arbiter = HeldArbiter()
+    arbiter.released.set()
+    bed.hub.gpu = arbiter
+    await bed.turn("hello")
+    await bed.hub.chat.complete([{"role": "user", "content": "x"}], context=Context.new("mcp"))
+    await bed.hub.chat.complete([{"role": "user", "content": "x"}], context=Context.new("cron"))
+    assert [lease["job_class"] for lease in arbiter.leases] == ["interactive", "skill", "scheduled"]
+    assert await bed.cloud_requests() == 0

@@ -126,7 +126,8 @@ class ChatService:
             raise HubError("complete() is local-only; use a chat turn for Claude")
         msgs = [m if isinstance(m, Message) else Message(m["role"], m.get("content") or "") for m in messages]
         ctx = context or Context.new("cli")
-        completion = await self._local_stream(ctx, msgs, [], _discard, max_tokens, label="completion")
+        completion = await self._local_stream(ctx, msgs, [], _discard, max_tokens, label="completion",
+                                               job_class="scheduled" if ctx.origin == "cron" else "skill")
         rows = self.ledger.rows([("local", self.local.model, completion.usage, 0.0)], ctx, None)
         await Ledger.insert(self.hub.store.db, rows)
         return completion.text
@@ -323,12 +324,16 @@ class ChatService:
         return await self.cloud.stream(messages, tools, max_tokens=self.config.llm.cloud.max_tokens, on_text=on_text)
 
     async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
-                            n: int = 0) -> Completion:
+                            n: int = 0, job_class: str | None = None) -> Completion:
+        """One local call under a lease of the LLM resident: chat turns are `interactive` (scheduled
+        ones `scheduled`), completions for skills are `skill`, so they queue behind swaps fairly."""
+        if job_class is None:
+            job_class = "scheduled" if ctx.origin == "cron" else "interactive"
         local = self.config.llm.local
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await stack.enter_async_context(self.hub.gpu.lease(
-                    local.resident, job_id=f"turn-{ctx.id}-{n}", context=ctx, job_class="interactive",
+                    local.resident, job_id=f"turn-{ctx.id}-{n}", context=ctx, job_class=job_class,
                     est_seconds=30.0, label=label))
             except HubError as exc:  # e.g. the scheduler cannot start the LLM resident
                 raise ProviderUnavailable("local", f"the GPU scheduler refused the lease: {exc}") from exc
