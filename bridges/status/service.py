@@ -28,6 +28,8 @@ PROBE_TTL_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 RECENT_JOBS = 15
 RECENT_SWAPS = 15
+# keys of hub.status() that have their own place in the collected status (the rest goes to "extras")
+SHOWN_ELSEWHERE = ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "matrix", "status_page", "gpu_scheduler")
 ACTIVE_STATES = ("queued", "running", "waiting", "waiting_approval", "waiting_gpu")
 
 
@@ -102,8 +104,7 @@ class StatusService:
             "matrix": self._matrix(base),
             "actions_enabled": self.token is not None,
         }
-        extras = {k: v for k, v in base.items()
-                  if k not in ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "matrix", "status_page")}
+        extras = {k: v for k, v in base.items() if k not in SHOWN_ELSEWHERE}
         if extras:
             out["extras"] = _jsonable(extras)
         return out

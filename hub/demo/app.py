@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,10 @@ class Demo:
             c.print("[yellow]status page: not available[/yellow]")
         if "matrix" in names:
             c.print(f"Matrix: the bot {config.matrix.user_id} is online on {config.matrix.homeserver}")
+        missing = [tool for tool in ("espeak-ng", "ffmpeg") if shutil.which(tool) is None]
+        if missing:
+            c.print(f"[yellow]/podcast is not available: {' and '.join(missing)} not installed "
+                    f"(apt-get install {' '.join(missing)})[/yellow]")
         c.print(f"state: {config.storage.db_path}")
         c.print(f"{len(hub.skills)} skills; chat: "
                 + ("ready" if hub.chat is not None else "[yellow]not available in this build[/yellow]"))
