@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from hub.config import HubConfig, load_config
 from hub.context import Context
@@ -158,7 +159,8 @@ class Demo:
         c.print(f"GPU pool 128 GB, one model at a time: {mode}")
         for name, (_, _, memory, _, what) in RESIDENTS.items():
             star = " (default)" if name == "sglang" else ""
-            c.print(f"  • [bold]{name}[/bold]{star}: {what} stand-in, {memory:.0f} GB, {self.fleet.url(name)}")
+            voice = " (it speaks with espeak-ng)" if name == "vllm-omni" else ""
+            c.print(f"  • [bold]{name}[/bold]{star}: {what} stand-in{voice}, {memory:.0f} GB, {self.fleet.url(name)}")
         if self.cloud is not None:
             c.print("cloud: [bold]the Anthropic stand-in[/bold] (set ANTHROPIC_API_KEY to use real Claude)")
         else:
@@ -182,6 +184,10 @@ class Demo:
         c.print(f"state: {config.storage.db_path}")
         c.print(f"{len(hub.skills)} skills; chat: "
                 + ("ready" if hub.chat is not None else "[yellow]not available in this build[/yellow]"))
+        if self.cloud is not None:
+            c.print("[dim]The stand-in models echo what you say; a message with "
+                    + escape('[[call hero_image {"prompt": "a fox"}]]') + " makes them call a tool.[/dim]",
+                    soft_wrap=True)
         notes = seed_notes(self.data_dir)
         c.print("[dim]Type to chat (\"!claude ...\" asks the cloud). Try:[/dim]")
         for hint in ("/image a lighthouse at dawn", "/podcast welcome", f"/publish --draft {notes}",
@@ -261,7 +267,7 @@ class Demo:
         """The script's lines, or the terminal's until EOF."""
         if self.options.script is not None:
             for line in self.options.script.read_text().splitlines():
-                self.console.print(f"[bold cyan]you>[/bold cyan] {line}")
+                self.console.print(f"[bold cyan]you>[/bold cyan] {escape(line)}")
                 yield line
             return
         while True:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 RESIDENTS: dict[str, tuple[str, str, float, str, str]] = {
     "sglang": ("sglang", "llm", 94, "/health", "SGLang · Mistral Small 4 119B"),
     "comfyui": ("comfyui", "image", 40, "/system_stats", "ComfyUI · FLUX.1-schnell"),
-    "vllm-omni": ("tts", "tts", 24, "/v1/models", "vllm-omni · Voxtral 4B TTS, voiced by espeak-ng"),
+    "vllm-omni": ("tts", "tts", 24, "/v1/models", "vllm-omni · Voxtral 4B TTS"),
 }
 
 
