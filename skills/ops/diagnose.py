@@ -101,7 +101,7 @@ async def _explain(run: SkillRun, summary: str, timeout: float) -> str | None:
 @skill(name="diagnose_sglang", command="diagnose", permission=Permission.read, timeout_s=120, est_seconds=3,
        description="Diagnose the local LLM server (SGLang): health, throughput, queue, KV cache, speculative "
                    "decoding, container state and log, known GB10 failure signatures and launch flags. Read-only.",
-       params=DiagnoseParams, result=DiagnoseResult)
+       params=DiagnoseParams, result=DiagnoseResult, long_running=True)
 async def diagnose_sglang(run: SkillRun, params: DiagnoseParams) -> DiagnoseResult:
     config = run.config
     ops = config.skills.ops

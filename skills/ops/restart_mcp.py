@@ -153,7 +153,7 @@ async def _restart(hub: Hub, target: McpTarget) -> None:
 @skill(name="restart_mcp", command="restart-mcp", permission=Permission.destructive, timeout_s=180, est_seconds=10,
        description="Restart an MCP server (a configured Docker container, or 'hub' for the hub's own MCP "
                    "server) and verify it lists its tools again. Needs approval.",
-       params=RestartParams, result=RestartResult)
+       params=RestartParams, result=RestartResult, long_running=True)
 async def restart_mcp(run: SkillRun, params: RestartParams) -> RestartResult:
     hub = run.hub
     target = resolve_target(hub, params.target)
