@@ -195,6 +195,27 @@ def test_batch_continuation_holds_its_resident_against_a_waiting_swap():
     assert kinds(acts, Unload)[0].resident == "img"
 
 
+def test_default_goes_last_among_equals_so_idle_needs_no_return_swap():
+    s = state(resident="img")
+    s = R.submit(s, job("d", "llm", at=0.0))  # older, same class, for the default
+    s = R.submit(s, job("t", "tts", at=1.0))
+    s = R.stopped(R.stop_started(s, "img", 2.0), "img", 2.0 + 200)  # img long gone
+    acts = decide(s, 300.0)
+    assert [a.resident for a in kinds(acts, Load)] == ["tts"]  # then llm, and the day ends on it
+
+
+def test_default_goes_last_only_among_equals_and_never_undoes_a_swap():
+    s = state(resident=None)
+    s = R.submit(s, job("d", "llm", at=0.0, cls="interactive"))
+    s = R.submit(s, job("t", "tts", at=1.0))
+    assert [a.resident for a in kinds(decide(s, 2.0), Load)] == ["llm"]  # chat outranks the skill
+    s = state(resident="tts")
+    s = R.submit(s, job("d", "llm", at=0.0))
+    s = R.submit(s, job("t", "tts", at=1.0))
+    s = R.stopped(R.stop_started(s, "tts", 2.0), "tts", 10.0)  # tts just made room for the llm
+    assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["llm"]
+
+
 def test_memory_budget_is_never_exceeded_and_stops_are_awaited():
     s = state()
     s = R.submit(s, job("b", "img", at=0.0))

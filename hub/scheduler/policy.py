@@ -87,6 +87,11 @@ def swap_eta(state: SchedState, name: str, now: float) -> float:
     if r and r.phase == Phase.starting:
         return max(0.0, r.since + state.cost_in(name) - now)
     eta = state.cost_in(name)
+    if r and r.phase == Phase.stopped and state.specs[name].memory_gb > free_memory(state):
+        # another resident is starting in the way: it must come up, drain and stop first
+        for o in state.residents.values():
+            if o.phase == Phase.starting and o.name != name:
+                eta += max(0.0, o.since + state.cost_in(o.name) - now) + state.cost_out(o.name)
     if r and r.phase == Phase.stopping:
         return eta + max(0.0, r.since + state.cost_out(name) - now)
     victims = victims_for(state, name) or []
@@ -191,6 +196,10 @@ def decide(state: SchedState, now: float) -> list[Action]:
                   key=lambda h: effective_priority(h, p, now), default=None)
         if pre is not None and effective_priority(pre, p, now) > effective_priority(blocker, p, now):
             target, why = pre.resident, f"follow-up of {pre.owner}"
+        else:
+            alt = _default_last(state, blocker, order, now)
+            if alt is not None:
+                target, why = alt.resident, f"{alt.id} waits (the default {blocker.resident} goes last)"
         victims = victims_for(state, target)
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
@@ -213,6 +222,28 @@ def decide(state: SchedState, now: float) -> list[Action]:
     if future:
         acts.append(WakeAt(min(future)))
     return acts
+
+
+def _default_last(state: SchedState, blocker: Job, order: list[Job], now: float) -> Job | None:
+    """Cost-aware order of visits: when the default resident and another one both have work of the
+    same class waiting, visit the other first. Idle time brings the default back anyway, so ending
+    on it saves that return swap (A: img, llm instead of llm, img, llm). Max wait still binds."""
+    p = state.params
+    if blocker.resident != state.default:
+        return None
+    base = p.rank(blocker.job_class) + blocker.priority
+    return next((j for j in order if j.resident != blocker.resident
+                 and state.phase(j.resident) in (Phase.stopped, Phase.stopping)
+                 and not just_evicted(state, j.resident, now)
+                 and p.rank(j.job_class) + j.priority >= base), None)
+
+
+def just_evicted(state: SchedState, name: str, now: float) -> bool:
+    """Stopped moments ago to make room for another (not a failed start, not a crash): loading it
+    straight back would undo the swap under way."""
+    r = state.residents[name]
+    return r.phase == Phase.stopped and r.error is None and r.since > r.last_active \
+        and now - r.since < state.params.urgency_margin_s
 
 
 def _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) -> bool:
