@@ -147,18 +147,20 @@ def test_min_residency_lets_a_fresh_resident_serve_its_work_before_eviction():
     assert kinds(acts, Unload)[0].resident == "img"
 
 
-def test_idle_returns_to_the_default_after_about_one_swap_cost():
+def test_idle_returns_to_the_default_after_about_one_round_trip_of_swaps():
     s = state(resident="img")
     s = R.submit(s, job("i", "img", at=0.0))
     s = R.dispatch(s, "i", 0.0)
     s = R.finish(s, "i", 10.0)
     acts = decide(s, 20.0)
     assert not kinds(acts, Unload)
-    assert WakeAt(110.0) in acts  # idle since 10 + the default's 100 s swap-in
-    acts = decide(s, 110.0)
+    # idle since 10 + what a wrong return costs: img out 5, llm in 100, llm out 10, img in 20
+    assert WakeAt(145.0) in acts
+    assert not kinds(decide(s, 140.0), Unload)
+    acts = decide(s, 145.0)
     assert kinds(acts, Unload)[0].resident == "img"
-    s = R.stopped(R.stop_started(s, "img", 110.0), "img", 115.0)
-    assert kinds(decide(s, 115.0), Load) == [Load("llm", "default resident")]
+    s = R.stopped(R.stop_started(s, "img", 145.0), "img", 150.0)
+    assert kinds(decide(s, 150.0), Load) == [Load("llm", "default resident")]
 
 
 def test_empty_gpu_loads_the_default_at_once():

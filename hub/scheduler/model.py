@@ -55,7 +55,7 @@ class PolicyParams:
     busy_timeout_s: float = 600.0  # a job running this long past its estimate counts as hung
     anticipation_s: float = 15.0  # how long a declared follow-up (`then=`) holds its place
     urgency_margin_s: float = 30.0  # act this long before a job would cross its max wait
-    rent_factor: float = 1.0  # idle this many swap-costs before returning to the default
+    rent_factor: float = 1.0  # idle this many round trips of swaps before returning to the default
     swap_cost_alpha: float = 0.3  # weight of the newest measurement in the moving average
 
     def max_wait(self, job_class: str) -> float:

@@ -12,7 +12,8 @@ Rules, in the order they bind:
 5. never evict with work in flight: drain first; a job running `busy_timeout_s` past its estimate
    marks the server hung, and only then is it force-stopped;
 6. never exceed the memory budget: load only once the evicted residents' memory is back;
-7. idle: return to the default resident after idling about as long as that swap costs (rent or buy).
+7. idle: return to the default resident after idling about as long as a wrong return would cost
+   (one round trip of swaps: rent or buy).
 """
 
 from __future__ import annotations
@@ -293,8 +294,16 @@ def _switch_to(state: SchedState, name: str, now: float, reason: str, wakes: lis
     return acts
 
 
+def round_trip(state: SchedState, here: str, default: str) -> float:
+    """What a return to the default costs if it proves wrong: stop here, start the default, then
+    stop it and start this one again for the next request that wants it (the rent-or-buy price)."""
+    return state.cost_out(here) + state.cost_in(default) + state.cost_out(default) + state.cost_in(here)
+
+
 def _return_to_default(state: SchedState, now: float, wakes: list[float]) -> list[Action]:
-    """Rent or buy: idle about one swap-cost on a non-default resident, then go back to the default."""
+    """Rent or buy: idle on a non-default resident for about what a wrong return would cost (one
+    round trip of swaps), then go back to the default. Deterministic ski rental: never more than
+    twice the cost of the better choice in hindsight, whichever request comes next."""
     d = state.default
     if d is None or state.phase(d) != Phase.stopped:
         return []
@@ -309,7 +318,7 @@ def _return_to_default(state: SchedState, now: float, wakes: list[float]) -> lis
         return [Load(d, "default resident")]
     idle_since = max(state.residents[v].last_active for v in victims)
     idle_since = max(idle_since, max(state.residents[v].since for v in victims))
-    due = idle_since + state.params.rent_factor * state.cost_in(d)
+    due = idle_since + state.params.rent_factor * max(round_trip(state, v, d) for v in victims)
     if now < due:
         wakes.append(due)
         return []
