@@ -210,6 +210,8 @@ class JobManager:
             await self._finish_early(start, "refused", msg)
             raise PermissionDenied(msg)
         handle = JobHandle(start.job_id, skill, context, klass, priority)
+        if job_id is not None and not resume:
+            await self.flush()  # a caller-chosen (idempotent) id is on disk before the skill can run
         self.active[handle.id] = handle
         handle._task = asyncio.create_task(self._run(start, model, handle), name=f"job-{handle.id}")
         await self.hub.bus.fire("job_queued", {"job_id": handle.id, "skill": skill.name,

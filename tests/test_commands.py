@@ -8,8 +8,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from hub.commands import CommandEnv, RoomSettings, dispatch, help_text, is_command
+from hub.commands.handlers import request_job_id
 from hub.commands.parser import Arg, Signature, UsageError, parse_args, split_command
-from hub.commands.skillargs import skill_signature
+from hub.commands.skillargs import result_text, skill_signature
 from hub.config.model import HubConfig
 from hub.context import Context
 from hub.core import Hub
@@ -207,3 +208,74 @@ async def test_chat_commands_say_clearly_when_no_chat_service(hub):
     assert io.replies == ["⚠️ the chat service is not running in this hub"]
 
 
+
+
+def test_result_with_a_summary_shows_the_summary_and_its_links_not_every_field():
+    from skills.ops.diagnose import DiagnoseResult
+    from skills.ops.restart_mcp import RestartResult
+
+    diag = DiagnoseResult(status="degraded", summary="SGLang is up but slow: 3 requests queued.",
+                          url="http://127.0.0.1:30000", residency="resident",
+                          metrics={"queue": 3.0}, log_tail=["line"] * 50, server={"model": "x" * 500})
+    text = result_text(test_registry().get("echo"), diag)
+    assert text.startswith("SGLang is up but slow: 3 requests queued.")
+    assert "- url: http://127.0.0.1:30000" in text
+    assert "log_tail" not in text and "metrics" not in text and "xxxx" not in text
+    restart = RestartResult(target="ops", kind="docker", url="http://127.0.0.1:8123/mcp", tool_count=2,
+                            tools=["a", "b"], seconds_to_healthy=1.5, restart_seconds=2.0,
+                            summary="ops restarted and healthy in 1.5 s: 2 tools")
+    text = result_text(test_registry().get("echo"), restart)
+    assert text == "ops restarted and healthy in 1.5 s: 2 tools\n\n- url: http://127.0.0.1:8123/mcp"
+
+
+class Hit(BaseModel):
+    slug: str
+    title: str
+    score: float
+
+
+class Rich(BaseModel):
+    path: str
+    body: str
+    hits: list[Hit]
+    chunk_seconds: list[float]
+    note: str | None = None
+    draft: bool = False
+    link: str = "https://example.org/post"
+
+
+def test_result_without_a_summary_is_one_short_line_per_field(tmp_path):
+    audio = tmp_path / "episode.wav"
+    audio.write_bytes(b"RIFF")
+    result = Rich(path=str(audio), body="word " * 500, chunk_seconds=[1.25] * 40,
+                  hits=[Hit(slug=f"p{i}", title=f"Post {i}", score=0.5) for i in range(5)])
+    text = result_text(test_registry().get("echo"), result)
+    lines = text.splitlines()
+    assert lines[0] == "**echo** done"
+    assert "episode.wav" not in text  # sent as an attachment
+    assert "- hits: 5: Post 0; Post 1; Post 2 …" in lines
+    assert "- chunk_seconds: 40: 1.25, 1.25, 1.25 …" in lines
+    assert "- draft: no" in lines and "- link: https://example.org/post" in lines
+    assert not any(line.startswith("- note") for line in lines)
+    assert all(len(line) <= 220 for line in lines), lines
+
+
+async def test_a_command_seen_again_with_the_same_request_id_follows_its_job_instead_of_rerunning(hub):
+    env, io = make_env(hub)
+    env.request_id = "test:$event1"
+    await dispatch(env, "/run echo text=hi")
+    await dispatch(env, "/run echo text=hi")  # the same request, replayed
+    assert io.replies[0] == io.replies[1] and "text: hi" in io.replies[0]
+    jobs = await hub.jobs.list()
+    assert [j.id for j in jobs] == [request_job_id("test:$event1")]
+    # A job cut off by a restart is reported, not run again.
+    env2, io2 = make_env(hub)
+    env2.request_id = "test:$event2"
+    job_id = request_job_id("test:$event2")
+    await dispatch(env2, "/run echo text=again")
+    await hub.jobs.flush()
+    await hub.store.db.execute("UPDATE jobs SET status='failed', error='interrupted by a hub restart' WHERE id=?",
+                               (job_id,))
+    await dispatch(env2, "/run echo text=again")
+    assert "interrupted by a hub restart and is not run again" in io2.replies[-1]
+    assert len(await hub.jobs.list()) == 2

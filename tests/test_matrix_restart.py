@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel, Field
 
+from hub.jobs import SkillRun
+from hub.registry import skill
 from hub.sim.serve import serve_app
 from hub.sim.sglang import create_app
 from tests.testbed.matrix_user import MatrixUserClient
@@ -22,16 +25,51 @@ pytest.importorskip("hub.chat.component", reason="needs the chat service")
 REPO = Path(__file__).resolve().parents[1]
 
 
+class TallyParams(BaseModel):
+    label: str = Field(description="what to count")
+
+
+class TallyResult(BaseModel):
+    summary: str
+
+
+@skill(name="tally", description="Count a run in a file, slowly (test)", params=TallyParams, result=TallyResult,
+       long_running=True, timeout_s=60, command="tally")
+async def tally(run: SkillRun, params: TallyParams) -> TallyResult:
+    """Each run appends its label to $TALLY_FILE first: the file says how often the skill really ran."""
+    with open(os.environ["TALLY_FILE"], "a") as f:
+        f.write(params.label + "\n")
+    for i in range(30):
+        await run.progress(i + 1, 30, "counting")
+        await asyncio.sleep(0.1)
+    return TallyResult(summary=f"counted {params.label}")
+
+
+def bot_with_tally_main() -> None:
+    """The bot process of the command test: the test skills plus `tally`."""
+    from bridges.matrix.__main__ import main
+    from tests.helpers_skills import test_registry
+
+    registry = test_registry()
+    registry.register(tally)
+    main(sys.argv[1:], skills=registry)
+
+
 class BotProcess:
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, *, tally_file: Path | None = None) -> None:
         self.config_path = config_path
         self.log_path = log_path
+        self.tally_file = tally_file
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "bridges.matrix"]
+        if self.tally_file is not None:
+            env["TALLY_FILE"] = str(self.tally_file)
+            cmd = [sys.executable, "-c", "from tests.test_matrix_restart import bot_with_tally_main as m; m()"]
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridges.matrix", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([*cmd, "--config", str(self.config_path)],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
@@ -106,3 +144,95 @@ async def test_sigkill_mid_answer_then_two_messages_each_answered_exactly_once(s
         finally:
             proc.stop()
             await human.close()
+
+
+async def _wait_file_lines(path: Path, n: int, timeout: float = 60) -> list[str]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= n or asyncio.get_running_loop().time() > deadline:
+            return lines
+        await asyncio.sleep(0.05)
+
+
+async def test_sigkill_while_a_skill_command_runs_never_runs_the_skill_twice(synapse, tmp_path):
+    bot = synapse.register(f"cbot{uuid.uuid4().hex[:8]}")
+    human_user = synapse.register(f"chuman{uuid.uuid4().hex[:8]}")
+    tally_file = tmp_path / "tally.txt"
+    async with serve_app(create_app()) as llm_url:
+        proc = BotProcess(write_config(tmp_path, synapse, bot, human_user, llm_url), tmp_path / "bot.log",
+                          tally_file=tally_file)
+        human = await MatrixUserClient(synapse.url, human_user, tmp_path / "human").start()
+        try:
+            proc.start()
+            room = await human.create_room([bot.user_id], name="commands")
+            await human.wait_for(lambda s: s.room_id == room and s.type == "m.room.member"
+                                 and s.event.state_key == bot.user_id and s.event.membership == "join", timeout=60)
+            first = await human.send(room, "/tally one")
+            assert await _wait_file_lines(tally_file, 1) == ["one"], proc.tail()
+            await asyncio.sleep(0.5)  # the skill is mid-run (it takes 3 s)
+            proc.kill9()
+            second = await human.send(room, "/tally two")  # arrives while the bot is down
+            proc.start()
+
+            def reply_to(event_id: str, text: str):
+                return lambda s: (s.sender == bot.user_id and s.type == "m.room.message" and not s.is_edit
+                                  and s.relates.get("m.in_reply_to", {}).get("event_id") == event_id
+                                  and text in s.content.get("body", ""))
+
+            await human.wait_for(reply_to(first, "interrupted by a hub restart"), timeout=60)
+            await human.wait_for(reply_to(second, "counted two"), timeout=60)
+            await human.wait_for(lambda s: s.type == "m.reaction" and s.sender == bot.user_id
+                                 and s.content["m.relates_to"] == {"rel_type": "m.annotation", "event_id": first,
+                                                                   "key": "❌"}, timeout=30)
+            await human.settle(1.0)
+            assert tally_file.read_text().splitlines() == ["one", "two"], proc.tail()
+            texts = [m.content.get("body", "") for m in human.from_user(bot.user_id, room)]
+            assert sum("interrupted" in t for t in texts) == 1, texts
+            assert sum("counted two" in t for t in texts) == 1, texts
+        finally:
+            proc.stop()
+            await human.close()
+
+
+async def test_a_replayed_command_whose_job_finished_reports_that_job_once_and_does_not_rerun_it(
+        synapse, tmp_path, monkeypatch):
+    """The job ended but the bot died before marking the request done: the replay reports, never reruns."""
+    from bridges.matrix.bridge import MatrixBridge
+    from hub.core import Hub
+    from tests.helpers_skills import test_registry
+    from tests.test_matrix_bridge import BotRig, _settled_counts
+
+    tally_file = tmp_path / "tally.txt"
+    monkeypatch.setenv("TALLY_FILE", str(tally_file))
+    rig = BotRig(synapse, tmp_path)
+    try:
+        registry = test_registry()
+        registry.register(tally)
+        rig.hub = await Hub.start(rig.config(), skills=registry, components=())
+        rig.bridge = MatrixBridge(rig.hub)
+        await rig.bridge.start()
+        await rig.bridge.synced.wait()
+        owner = await rig.user(rig.owner)
+        room = await owner.create_room([rig.bot.user_id], wait_join=rig.bot.user_id)
+        ask = await owner.send(room, "/tally once")
+
+        def answered(s) -> bool:
+            return (s.sender == rig.bot.user_id and not s.is_edit and "counted once" in s.content.get("body", "")
+                    and s.relates.get("m.in_reply_to", {}).get("event_id") == ask)
+
+        await owner.wait_for(answered, timeout=30)
+        await _settled_counts(rig.bridge)
+        await rig.bridge.stop()
+        # As if the process died after the answer but before the inbox row was marked done.
+        await rig.hub.store.db.execute("UPDATE matrix_inbox SET state='pending' WHERE event_id=?", (ask,))
+        rig.bridge = MatrixBridge(rig.hub)
+        await rig.bridge.start()
+        await rig.bridge.synced.wait()
+        assert (await _settled_counts(rig.bridge)).get("pending") is None
+        assert rig.bridge.metrics["command"] == 1  # the request was replayed...
+        await owner.settle(1.0)
+        assert tally_file.read_text().splitlines() == ["once"]  # ...without running the skill again
+        assert len([s for s in owner.seen if answered(s)]) == 1  # and its answer is the same message
+    finally:
+        await rig.close()

@@ -9,7 +9,7 @@ import signal
 import sys
 
 
-async def _run(config_path: str | None) -> None:
+async def _run(config_path: str | None, skills=None) -> None:
     from bridges.matrix import component
     from hub.config import load_config
     from hub.core import Hub
@@ -19,7 +19,7 @@ async def _run(config_path: str | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    hub = await Hub.start(config)
+    hub = await Hub.start(config, skills=skills)
     try:
         await component.setup(hub)
         print("matrix bridge running", flush=True)
@@ -29,7 +29,8 @@ async def _run(config_path: str | None) -> None:
         await hub.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, skills=None) -> None:
+    """`skills`: a SkillRegistry to use instead of discovering the `skills` package."""
     parser = argparse.ArgumentParser(prog="python -m bridges.matrix")
     parser.add_argument("--config", "-c", default=None)
     parser.add_argument("--log-level", default="INFO")
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("nio").setLevel(logging.WARNING)
-    asyncio.run(_run(args.config))
+    asyncio.run(_run(args.config, skills))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class MatrixCommandIO:
         self.thread_root = thread_root
         self._progress_id: str | None = None
         self._replies = 0
+        self._files = 0
 
     async def _send(self, content: dict, txn: str | None = None) -> str:
         event_id = await self.bridge.conn.send(self.ev.room_id, with_relation(content, self.rel), txn_id=txn)
@@ -72,13 +73,14 @@ class MatrixCommandIO:
 
     async def progress(self, text: str) -> None:
         if self._progress_id is None:
-            self._progress_id = await self._send(notice_content(text))
+            self._progress_id = await self._send(notice_content(text), txn=f"sovhub.{self.ev.event_id}.progress")
         else:
             await self.bridge.conn.send(self.ev.room_id, edit_content(self._progress_id, text))
 
     async def send_file(self, path: Path, *, kind: str, caption: str) -> None:
+        self._files += 1
         content = await media_content(self.bridge.conn, self.ev.room_id, path, kind, caption)
-        await self._send(content)
+        await self._send(content, txn=f"sovhub.{self.ev.event_id}.f{self._files}")
 
 
 class MatrixBridge:
@@ -331,6 +333,7 @@ class MatrixBridge:
             approver=self._approver(ev.room_id, rel),
             run_turn=lambda t, override: self._turn(ev, t, override, rel, thread_root, context, role),
             status_extra=lambda: {"matrix": self.status()},
+            request_id=f"{BRIDGE}:{ev.event_id}",  # a replayed command follows its job, never reruns it
         )
         if await dispatch(env, text):
             return "command"

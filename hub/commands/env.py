@@ -52,6 +52,9 @@ class CommandEnv:
     approver: Approver | None = None
     run_turn: TurnRunner | None = None
     status_extra: Callable[[], dict[str, Any]] | None = None
+    # A stable id of the request (e.g. "matrix:<event id>"): a skill command started with one gets a
+    # job id derived from it, so a request replayed after a crash attaches to its job, never reruns it.
+    request_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from hub.commands.parser import Parsed, Signature, UsageError, parse_args
 from hub.commands.settings import POLICIES, SETTINGS
 from hub.commands.skillargs import result_files, result_text, skill_params
-from hub.errors import HubError, UnknownSkill
+from hub.errors import HubError, UnknownJob, UnknownSkill
+from hub.jobs import FINAL, JobRecord
 
 if TYPE_CHECKING:
     from hub.commands.env import CommandEnv
@@ -163,10 +165,73 @@ async def cmd_schedule(env: CommandEnv, args: Parsed) -> None:
 
 
 # -- skills ----------------------------------------------------------------------------------------
+INTERRUPTED = "interrupted by a hub restart"
+
+
+def request_job_id(request_id: str) -> str:
+    """The job id of the skill command a request starts: the same request always maps to the same job."""
+    return hashlib.sha256(f"sovhub.request.{request_id}".encode()).hexdigest()[:16]
+
+
+async def _earlier_job(env: CommandEnv, job_id: str) -> JobRecord | None:
+    try:
+        return await env.hub.jobs.get(job_id)
+    except UnknownJob:
+        return None
+
+
 async def run_skill_command(env: CommandEnv, skill: Skill, params: dict[str, Any]) -> None:
-    """Run a skill through the hub's one path; long skills get ⏳/✅/❌ and a progress line."""
+    """Run a skill through the hub's one path; long skills get ⏳/✅/❌ and a progress line.
+
+    With a `request_id` the job id is derived from the request: a request seen again (replayed
+    after a crash) follows the job it already started, or reports how it ended, instead of running
+    the skill a second time.
+    """
+    if env.request_id is None:
+        handle = await env.hub.start_skill(skill.name, params, env.context, grant=env.grant,
+                                           approver=env.approver)
+        await _follow(env, skill, handle)
+        return
+    job_id = request_job_id(env.request_id)
+    handle = env.hub.jobs.active.get(job_id)  # e.g. a queued job the hub resumed after its restart
+    if handle is None:
+        record = await _earlier_job(env, job_id)
+        if record is not None:
+            await _report_earlier(env, skill, record)
+            return
+        handle = await env.hub.jobs.start(skill.name, params, env.context, grant=env.grant,
+                                          approver=env.approver, job_id=job_id)
+    await _follow(env, skill, handle)
+
+
+async def _report_earlier(env: CommandEnv, skill: Skill, record: JobRecord) -> None:
+    """The request already started this job (before a crash): say how it went, never run it again."""
+    if record.status == "succeeded":
+        if skill.long_running:
+            await env.io.job_state("succeeded")
+        await _send_result(env, skill, skill.result.model_validate(record.result or {}))
+        return
+    if record.status not in FINAL:
+        raise HubError(f"{skill.name} (job {record.id}) is {record.status}; it is not started again "
+                       f"(/jobs shows it, /cancel {record.id} stops it)")
+    if skill.long_running:
+        await env.io.job_state("failed")
+    if record.error == INTERRUPTED:
+        raise HubError(f"{skill.name} (job {record.id}) was {INTERRUPTED} and is not run again; "
+                       "send the command again to retry")
+    raise HubError(f"{skill.name} (job {record.id}): {record.error or record.status}")
+
+
+async def _send_result(env: CommandEnv, skill: Skill, result) -> None:
+    files = result_files(result)
+    for path, kind in files:
+        await env.io.send_file(path, kind=kind, caption=f"{skill.name}: {path.name}")
+    if not files or len(type(result).model_fields) > 1:
+        await env.io.reply(result_text(skill, result))
+
+
+async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
     long = skill.long_running
-    handle = await env.hub.start_skill(skill.name, params, env.context, grant=env.grant, approver=env.approver)
     if long:
         await env.io.job_state("started")
         last = [0.0]
@@ -193,11 +258,7 @@ async def run_skill_command(env: CommandEnv, skill: Skill, params: dict[str, Any
     if long:
         ticker.cancel()
         await env.io.job_state("succeeded")
-    files = result_files(result)
-    for path, kind in files:
-        await env.io.send_file(path, kind=kind, caption=f"{skill.name}: {path.name}")
-    if not files or len(type(result).model_fields) > 1:
-        await env.io.reply(result_text(skill, result))
+    await _send_result(env, skill, result)
 
 
 def _eta(seconds: float | None) -> str:

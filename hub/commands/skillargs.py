@@ -104,16 +104,72 @@ def result_files(result: BaseModel) -> list[tuple[Path, str]]:
     return found
 
 
+NOTE_KEYS = ("warning", "error")  # said even when a summary says the rest
+TITLE_KEYS = ("title", "name", "slug", "id")
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _is_sent_file(value: Any) -> bool:
+    """An existing local file: it arrives as an attachment, so the text need not repeat it."""
+    return isinstance(value, str) and len(value) < 4096 and Path(value).is_absolute() and Path(value).is_file()
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if "\n" not in text[:limit] else text
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _title(item: dict[str, Any]) -> str:
+    for key in TITLE_KEYS:
+        if isinstance(item.get(key), (str, int)) and str(item[key]):
+            return str(item[key])
+    first = next((v for v in item.values() if isinstance(v, (str, int, float)) and not isinstance(v, bool)), None)
+    return str(first) if first is not None else f"{len(item)} fields"
+
+
+def _compact(value: Any) -> str | None:
+    """One short line for a field, or None when there is nothing worth saying."""
+    if value is None or value == "" or value == [] or value == {}:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    if isinstance(value, str):
+        return _clip(value, 200)
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):
+            shown = "; ".join(_clip(_title(v), 60) for v in value[:3])
+        elif all(isinstance(v, (str, int, float)) for v in value) and len(value) <= 6:
+            shown = ", ".join(_clip(str(v), 60) for v in value)
+            return _clip(shown, 200)
+        else:
+            shown = ", ".join(_clip(str(v), 40) for v in value[:3])
+        return f"{len(value)}: {shown}" + (" …" if len(value) > 3 else "")
+    if isinstance(value, dict):
+        parts = [f"{k} {_compact(v)}" for k, v in value.items()
+                 if isinstance(v, (str, int, float, bool)) and _compact(v) is not None]
+        return _clip(", ".join(parts), 200) if parts else f"{len(value)} fields"
+    return _clip(str(value), 200)
+
+
 def result_text(skill: Skill, result: BaseModel) -> str:
-    """A short readable summary of a result's non-file fields."""
+    """A readable answer: the result's own `summary` when it has one (plus links and notes), else one
+    short line per field. Files that exist locally are left out (they are sent as attachments)."""
     data = result.model_dump(mode="json")
+    summary = data.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        extra = [f"- {key}: {value}" for key, value in data.items()
+                 if key != "summary" and (_is_link(value) or (key in NOTE_KEYS and value))]
+        return summary.strip() + ("\n\n" + "\n".join(extra) if extra else "")
     lines = []
     for key, value in data.items():
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).exists():
+        if _is_sent_file(value):
             continue
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value, ensure_ascii=False)
-            if len(value) > 600:
-                value = value[:600] + "…"
-        lines.append(f"- **{key}**: {value}")
+        shown = value if _is_link(value) else _compact(value)
+        if shown is not None:
+            lines.append(f"- {key}: {shown}")
     return f"**{skill.name}** done" + ("\n" + "\n".join(lines) if lines else "")
