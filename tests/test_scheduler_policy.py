@@ -218,6 +218,30 @@ def test_default_goes_last_only_among_equals_and_never_undoes_a_swap():
     assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["llm"]
 
 
+def _chat_during_the_stop(img_job):
+    s = R.submit(state(), img_job)
+    s, acts = settle(s, 0.0)
+    assert kinds(acts, Unload)[0].resident == "llm"  # the llm is idle: make room for the image
+    s = R.submit(s, job("c", "llm", at=5.0, cls="interactive"))  # a chat comes during the stop
+    return R.stopped(s, "llm", 10.0)
+
+
+def test_a_swap_under_way_is_finished_when_the_chat_can_afford_it():
+    s = _chat_during_the_stop(job("x", "img", at=0.0))
+    # img in 20 + its work 10 + img out 5 + llm in 100 fit the chat's 300 s: no load back and forth
+    assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["img"]
+
+
+def test_a_swap_under_way_yields_to_the_chat_when_a_batch_of_unknown_length_waits():
+    s = _chat_during_the_stop(job("x", "img", at=0.0, owner="b", then="img"))
+    assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["llm"]
+
+
+def test_a_swap_under_way_yields_to_the_chat_that_cannot_afford_it():
+    s = _chat_during_the_stop(job("x", "img", at=0.0, est=200.0))
+    assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["llm"]
+
+
 def test_memory_budget_is_never_exceeded_and_stops_are_awaited():
     s = state()
     s = R.submit(s, job("b", "img", at=0.0))

@@ -197,6 +197,8 @@ def decide(state: SchedState, now: float) -> list[Action]:
                   key=lambda h: effective_priority(h, p, now), default=None)
         if pre is not None and effective_priority(pre, p, now) > effective_priority(blocker, p, now):
             target, why = pre.resident, f"follow-up of {pre.owner}"
+        elif (alt := _committed_target(state, blocker.resident, order, holds, now)) is not None:
+            target, why = alt.resident, f"{alt.id} waits (finishing the swap under way)"
         else:
             alt = _default_last(state, blocker, order, now)
             if alt is not None:
@@ -245,6 +247,28 @@ def just_evicted(state: SchedState, name: str, now: float) -> bool:
     r = state.residents[name]
     return r.phase == Phase.stopped and r.error is None and r.since > r.last_active \
         and now - r.since < state.params.urgency_margin_s
+
+
+def _committed_target(state: SchedState, evicted: str, order: list[Job], holds: list[Reservation],
+                      now: float) -> Job | None:
+    """A swap once begun is finished when the waiting jobs can afford it: the memory a resident just
+    gave up goes to the job it was freed for, not straight back to it because one of its own jobs
+    came during the stop (a load back and later the same swap again). Only when the other
+    resident's work is known in full (no declared follow-up on it) and the evicted resident's most
+    urgent job can still wait for that load, that work, its stop and the reload within its max wait."""
+    if not just_evicted(state, evicted, now):
+        return None
+    alt = next((j for j in order if j.resident != evicted and state.phase(j.resident) == Phase.stopped
+                and not just_evicted(state, j.resident, now)), None)
+    if alt is None:
+        return None
+    theirs = [j for j in order if j.resident == alt.resident]
+    if any(j.then == alt.resident for j in theirs) or any(h.resident == alt.resident for h in holds):
+        return None  # a batch of unknown length: it would be cut short and cost the swap again
+    work = sum(j.est_seconds for j in theirs) / max(1, state.specs[alt.resident].concurrency)
+    detour = state.cost_in(alt.resident) + work + state.cost_out(alt.resident) + state.cost_in(evicted)
+    first = min(deadline(j, state) for j in order if j.resident == evicted)
+    return alt if first - now - state.params.urgency_margin_s >= detour else None
 
 
 def _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) -> bool:
