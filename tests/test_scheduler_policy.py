@@ -242,6 +242,17 @@ def test_a_swap_under_way_yields_to_the_chat_that_cannot_afford_it():
     assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["llm"]
 
 
+def test_a_job_that_could_not_wait_for_the_round_trip_is_served_before_leaving():
+    s = state(lookahead=0, min_residency_s=0)
+    s = R.submit(s, job("b", "img", at=0.0, priority=60))  # outranks the chat, lookahead used up
+    fresh = R.submit(s, job("c", "llm", at=400.0, cls="interactive"))
+    acts = decide(fresh, 400.0)  # 270 s of slack cover img out/in, b's work, img out, llm in
+    assert not kinds(acts, Dispatch) and kinds(acts, Unload)[0].resident == "llm"
+    late = R.submit(s, job("c", "llm", at=250.0, cls="interactive"))
+    acts = decide(late, 400.0)  # leaving now would force a return before b did any work
+    assert kinds(acts, Dispatch) == [Dispatch("c", "llm")] and not kinds(acts, Unload)
+
+
 def test_memory_budget_is_never_exceeded_and_stops_are_awaited():
     s = state()
     s = R.submit(s, job("b", "img", at=0.0))

@@ -129,6 +129,16 @@ def overtakes(job: Job, blocker: Job, params: PolicyParams) -> bool:
     return not job.continues or params.rank(blocker.job_class) > params.rank(job.job_class)
 
 
+def cannot_wait_for_round_trip(state: SchedState, job: Job, blocker: Job, now: float) -> bool:
+    """Whether `job` (for a ready resident) would cross its max wait if we left now for `blocker`:
+    the excursion (the swap, the blocker's work, its stop) plus the reload of `job`'s resident does
+    not fit its slack. Leaving anyway would force a return before the excursion did any work, so the
+    job is served first; the blocker's own max wait still binds (it freezes the resident)."""
+    trip = swap_eta(state, blocker.resident, now) + blocker.est_seconds + state.cost_out(blocker.resident) \
+        + state.cost_in(job.resident)
+    return deadline(job, state) - now - state.params.urgency_margin_s < trip
+
+
 def in_min_residency(state: SchedState, name: str, now: float) -> bool:
     r = state.residents[name]
     return r.phase == Phase.ready and now - r.since < state.params.min_residency_s
@@ -180,7 +190,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
         if cap.get(r, 0) <= 0 or r in frozen:
             continue
         if blocker is not None and overtakes(j, blocker, p) and not in_min_residency(state, r, now):
-            if blocker.overtaken + n_over >= p.lookahead:
+            if blocker.overtaken + n_over >= p.lookahead and not cannot_wait_for_round_trip(state, j, blocker, now):
                 continue
             n_over += 1
         acts.append(Dispatch(j.id, r))
