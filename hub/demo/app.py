@@ -58,6 +58,7 @@ class Demo:
         self.io = TerminalIO(self.console)
         self.watcher = SwapWatcher(self.console)
         self.reader = LineReader(self.console)
+        self.writer: StandInWriter | None = None
         self.terminated = False
         self.context = Context.new("cli", user="demo")
         self.conversation: Any = None
@@ -90,8 +91,8 @@ class Demo:
         self.watcher.snapshot = self.hub.gpu.snapshot
         self.hub.bus.listen("*", self.watcher.on_event)
         if self.fleet.managed:
-            writer = StandInWriter(config.storage.db_path, config.llm.local.resident, self.fleet.url("sglang"))
-            self.hub.bus.listen("*", writer.on_event)
+            self.writer = StandInWriter(config.llm.local.resident, self.fleet.url("sglang"))
+            self.hub.bus.listen("gpu_started", self.writer.on_gpu_started)
         await self._start_bridges()
         self.conversation = self._conversation_key()
         self._banner(config)
@@ -255,9 +256,13 @@ class Demo:
     async def _approve(self, skill, params, ctx) -> bool:
         if self.options.auto_approve or self.options.script is not None:
             self.console.print(f"[yellow]  ? {skill.name} needs approval: approved (demo script)[/yellow]")
-            return True
-        answer = await self.reader.readline(f"[yellow]  ? run {skill.name}? [y/N] [/yellow]")
-        return (answer or "").strip().lower() in ("y", "yes")
+            ok = True
+        else:
+            answer = await self.reader.readline(f"[yellow]  ? run {skill.name}? [y/N] [/yellow]")
+            ok = (answer or "").strip().lower() in ("y", "yes")
+        if ok and self.writer is not None:
+            self.writer.approved(skill.name, params, ctx)
+        return ok
 
     def _status_extra(self) -> dict[str, Any]:
         return {"demo": {"swaps_seen": self.watcher.swaps,

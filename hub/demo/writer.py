@@ -9,15 +9,15 @@ blog) then runs for real. On a real GB10 Mistral Small 4 writes the article; thi
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
+from hub.context import Context
 from hub.events import Event
 
 log = logging.getLogger(__name__)
@@ -42,24 +42,27 @@ def article_from_notes(notes: str) -> str:
 
 
 class StandInWriter:
-    def __init__(self, db_path: Path, llm_resident: str, base_url: str) -> None:
-        self.db_path = db_path
+    """Knows a writing job's notes from the moment the demo approves it (publishing is destructive,
+    so the demo's approver always sees its params before the job can lease the GPU)."""
+
+    def __init__(self, llm_resident: str, base_url: str) -> None:
         self.llm_resident = llm_resident
         self.base_url = base_url.rstrip("/")
-        self.skills: dict[str, str] = {}
+        self.notes: dict[str, str] = {}  # job context id -> notes
 
-    def on_event(self, event: Event) -> None:
+    def approved(self, skill_name: str, params: Any, context: Context) -> None:
+        if skill_name not in WRITING_SKILLS:
+            return
+        dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params or {})
+        notes = _notes(dumped)
+        if notes:
+            self.notes[context.id] = notes
+
+    def on_gpu_started(self, event: Event) -> None:
         """Synchronous on purpose: the reply is queued before the granted job can send its prompt."""
-        data = event.data
-        if event.type == "job_queued":
-            self.skills[str(data.get("job_id"))] = str(data.get("skill"))
+        if event.data.get("resident") != self.llm_resident:
             return
-        if event.type != "gpu_started" or data.get("resident") != self.llm_resident:
-            return
-        job_id = str(data.get("job_id"))
-        if self.skills.get(job_id) not in WRITING_SKILLS:
-            return
-        notes = self._notes(job_id)
+        notes = self.notes.pop(event.context.id, None)
         if not notes:
             return
         try:
@@ -68,19 +71,12 @@ class StandInWriter:
         except httpx.HTTPError as exc:
             log.warning("could not queue the article on the stand-in: %s", exc)
 
-    def _notes(self, job_id: str) -> str | None:
+
+def _notes(params: dict) -> str | None:
+    notes = str(params.get("notes") or params.get("notes_path") or "")
+    if notes.startswith(("/", "~")) and "\n" not in notes:  # the path of a notes file
         try:
-            with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=2) as db:
-                row = db.execute("SELECT params FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        except sqlite3.Error:
+            return Path(notes).expanduser().read_text(errors="replace")
+        except OSError:
             return None
-        if row is None:
-            return None
-        params = json.loads(row[0])
-        notes = str(params.get("notes") or params.get("notes_path") or "")
-        if notes.startswith(("/", "~")) and "\n" not in notes:  # the path of a notes file
-            try:
-                return Path(notes).expanduser().read_text(errors="replace")
-            except OSError:
-                return None
-        return notes or None
+    return notes or None
