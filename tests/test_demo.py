@@ -125,3 +125,19 @@ def test_the_bot_joins_matrix_when_a_homeserver_is_configured(tmp_path, synapse)
     assert f"Matrix: the bot {synapse.bot.user_id} is online on {synapse.url}" in result.stdout
     assert "bridge is not available" not in result.stdout
     assert (tmp_path / "data" / "matrix").is_dir()  # the E2EE store lives in the demo's data dir
+
+
+async def test_without_the_scheduler_every_stand_in_runs_in_process(tmp_path):
+    import httpx
+
+    from hub.demo.fleet import RESIDENTS, SimFleet
+
+    fleet = SimFleet(tmp_path)
+    fleet.managed = False  # what a build without hub.scheduler gets
+    await fleet.start_unmanaged()
+    try:
+        async with httpx.AsyncClient() as client:
+            for name, (_, _, _, health, _) in RESIDENTS.items():
+                assert (await client.get(fleet.url(name) + health)).status_code == 200, name
+    finally:
+        await fleet.stop()
