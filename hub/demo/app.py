@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path("~/.local/share/sovhub-demo")
 QUIT = ("/quit", "/exit", "/q")
+DEFAULT_READY_WAIT_S = 30.0
 
 
 @dataclass
@@ -89,6 +90,9 @@ class Demo:
         await self.fleet.start_unmanaged()
         self.hub = await Hub.start(config)
         self.watcher.snapshot = self.hub.gpu.snapshot
+        default_up = asyncio.Event()
+        self.hub.bus.listen("gpu_ready", lambda e: default_up.set() if e.data.get("resident") == "sglang" else None)
+        self.hub.bus.listen("gpu_start_failed", lambda e: default_up.set())
         self.hub.bus.listen("*", self.watcher.on_event)
         if self.fleet.managed:
             self.writer = StandInWriter(config.llm.local.resident, self.fleet.url("sglang"))
@@ -96,6 +100,22 @@ class Demo:
         await self._start_bridges()
         self.conversation = self._conversation_key()
         self._banner(config)
+        await self._wait_for_default(default_up)
+
+    async def _wait_for_default(self, default_up: asyncio.Event) -> None:
+        """The box boots with its default model: show it loading, then start the chat on it."""
+        assert self.hub is not None
+        snap = self.hub.gpu.snapshot()
+        if not self.fleet.managed or (snap.resident == "sglang" and snap.state in ("ready", "busy")):
+            return
+        eta = (snap.residents.get("sglang") or {}).get("eta_s")
+        self.console.print("[bold magenta]  ⇄ GPU[/bold magenta] loading the default model [bold]sglang[/bold]"
+                           + (f", ETA {eta:.1f} s" if eta else "") + " …", highlight=False)
+        try:
+            await asyncio.wait_for(default_up.wait(), DEFAULT_READY_WAIT_S)
+        except TimeoutError:
+            self.console.print("[yellow]  the default model is still loading; chat goes to the cloud meanwhile"
+                               "[/yellow]")
 
     async def _start_bridges(self) -> None:
         assert self.hub is not None
