@@ -302,8 +302,8 @@ class Demo:
             yield line
 
     async def run(self) -> None:
-        await self.start()
         try:
+            await self.start()
             async for line in self.lines():
                 if not await self.handle(line):
                     break
