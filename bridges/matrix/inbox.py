@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TOKEN_KEY = "matrix.sync_token"
+CHUNK = 100  # rows per statement (well under SQLite's variable limit)
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,34 @@ class Inbox:
         await self.store.kv_set(TOKEN_KEY, token)
 
     async def add(self, events: list[InboxEvent]) -> list[InboxEvent]:
-        """Record events; returns only the ones not seen before (in the given order)."""
-        fresh = []
-        now = time.time()
+        """Record events; returns only the ones not seen before (in the given order).
+
+        One query and one multi-row insert per sync, not a round trip (and a commit) per event: a
+        burst of rooms would otherwise queue behind each other in the sync loop.
+        """
+        if not events:
+            return []
+        known: set[str] = set()
+        ids = list(dict.fromkeys(ev.event_id for ev in events))
+        for i in range(0, len(ids), CHUNK):
+            part = ids[i:i + CHUNK]
+            rows = await self.db.execute_fetchall(
+                f"SELECT event_id FROM matrix_inbox WHERE event_id IN ({','.join('?' * len(part))})", part)
+            known.update(r[0] for r in rows)
+        fresh: list[InboxEvent] = []
         for ev in events:
-            cur = await self.db.execute(
-                "INSERT OR IGNORE INTO matrix_inbox(event_id, room_id, sender, ts, source, state, received_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                (ev.event_id, ev.room_id, ev.sender, ev.ts, json.dumps(ev.source), now))
-            if cur.rowcount == 1:
+            if ev.event_id not in known:
+                known.add(ev.event_id)
                 fresh.append(ev)
+        now = time.time()
+        for i in range(0, len(fresh), CHUNK):
+            part = fresh[i:i + CHUNK]
+            values: list[Any] = []
+            for ev in part:
+                values += [ev.event_id, ev.room_id, ev.sender, ev.ts, json.dumps(ev.source), now]
+            await self.db.execute(
+                "INSERT OR IGNORE INTO matrix_inbox(event_id, room_id, sender, ts, source, state, received_at)"
+                " VALUES " + ",".join(["(?, ?, ?, ?, ?, 'pending', ?)"] * len(part)), values)
         return fresh
 
     async def finish(self, event_id: str, outcome: str = "answered") -> None:

@@ -126,8 +126,10 @@ class MatrixReplySink:
                 log.exception("streaming edit failed in %s", self.room_id)
 
     async def _keep_typing(self) -> None:
+        """Typing only while nothing is shown yet: once the first message is sent (or on its way),
+        the streaming edits are the sign of life, and a busy homeserver gets no extra requests."""
         await asyncio.sleep(TYPING_DELAY_S)
-        while not self.finished:
+        while not self.finished and not self.message_ids and not self._lock.locked():
             self._typing_on = True
             await self.conn.typing(self.room_id, True)
             await asyncio.sleep(20)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from typing import Any
 
 from hub.commands.parser import UsageError
@@ -23,16 +24,27 @@ SETTINGS: dict[str, tuple[tuple[str, ...] | None, Any, str]] = {
 }
 
 
+# Settings are read on every message and changed rarely (only through `set`): one read-through
+# cache per store, shared by every RoomSettings on it, spares each message its database round trips.
+_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], Any]] = weakref.WeakKeyDictionary()
+_MISSING = object()
+
+
 class RoomSettings:
     def __init__(self, store, bridge: str) -> None:
         self.db = store.db
         self.bridge = bridge
+        self._cache = _CACHES.setdefault(store, {})
 
     async def get(self, room: str, key: str, default: Any = None) -> Any:
-        rows = await self.db.execute_fetchall(
-            "SELECT value FROM room_settings WHERE bridge=? AND room=? AND key=?", (self.bridge, room, key))
-        if rows:
-            return json.loads(rows[0][0])
+        value = self._cache.get((self.bridge, room, key), _MISSING)
+        if value is _MISSING:
+            rows = await self.db.execute_fetchall(
+                "SELECT value FROM room_settings WHERE bridge=? AND room=? AND key=?", (self.bridge, room, key))
+            value = json.loads(rows[0][0]) if rows else None
+            self._cache[(self.bridge, room, key)] = value
+        if value is not None:
+            return value
         return SETTINGS[key][1] if default is None and key in SETTINGS else default
 
     async def all(self, room: str) -> dict[str, Any]:
@@ -48,6 +60,7 @@ class RoomSettings:
             "INSERT INTO room_settings(bridge, room, key, value, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(bridge, room, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
             (self.bridge, room, key, json.dumps(value), time.time()))
+        self._cache[(self.bridge, room, key)] = value
 
     async def rooms_with(self, key: str, value: Any) -> list[str]:
         rows = await self.db.execute_fetchall(
