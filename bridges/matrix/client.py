@@ -98,7 +98,24 @@ class MatrixConnection:
                        "access_token": resp.access_token}, fh)
         log.info("matrix: logged in as %s, new device %s", resp.user_id, resp.device_id)
 
+    def _quiet_store(self) -> None:
+        """nio writes the set of newly encrypted rooms to its SQLite store after EVERY sync, even when
+        the set is empty: a blocking transaction in the event loop that every room's reply waits
+        behind. Only a non-empty set is worth writing."""
+        store = self.client.store
+        if store is None or getattr(store, "_sovhub_quiet", False):
+            return
+        save = store.save_encrypted_rooms
+
+        def save_encrypted_rooms(rooms) -> None:
+            if rooms:
+                save(rooms)
+
+        store.save_encrypted_rooms = save_encrypted_rooms
+        store._sovhub_quiet = True
+
     async def sync(self, since: str | None, timeout_ms: int, full_state: bool = False) -> SyncResponse:
+        self._quiet_store()
         resp = await self.client.sync(timeout=timeout_ms, since=since, full_state=full_state,
                                       sync_filter=sync_filter(self.config.timeline_limit))
         if not isinstance(resp, SyncResponse):
