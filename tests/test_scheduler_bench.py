@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from hub.bench import gpu
+from hub.scheduler.simulator import simulate
 from hub.scheduler.traces import make
 
 
@@ -31,6 +32,15 @@ def test_bench_gpu_reports_every_policy_and_sovhub_meets_its_bounds(trace):
 def test_sovhub_swaps_at_most_six_tenths_of_llama_swap_on_mixed():
     out = gpu.run(trace="mixed", seed=1)
     assert out["targets"]["swaps_vs_llama_swap"] <= 0.6
+
+
+@pytest.mark.parametrize("trace", ["mixed", "bursty", "image-batch"])
+def test_sovhub_keeps_every_bound_and_never_idles_on_forty_seeds(trace):
+    for seed in range(1, 41):
+        mine = simulate(make(trace, seed), "sovhub")
+        assert mine["wait_within_bound"], (seed, mine["wait_max_s"])
+        assert mine["gpu_idle_while_queued_s"] == 0, seed
+        assert mine["jobs_left"] == 0 and mine["jobs_failed"] == 0, seed
 
 
 def test_traces_are_seedable():

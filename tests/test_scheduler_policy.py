@@ -253,6 +253,16 @@ def test_a_job_that_could_not_wait_for_the_round_trip_is_served_before_leaving()
     assert kinds(acts, Dispatch) == [Dispatch("c", "llm")] and not kinds(acts, Unload)
 
 
+def test_a_job_that_a_visit_elsewhere_would_make_late_goes_first():
+    s = state(resident=None)
+    s = R.submit(s, job("t", "tts", at=0.0))  # aged: outranks the chat by now
+    s = R.submit(s, job("c", "llm", at=400.0, cls="interactive"))
+    # at 540 the chat is not urgent yet (llm in 100 + margin 30 < 160 s left), but tts first
+    # (in 30, out 5) and then the llm (100) would take it past 300 s
+    assert [a.resident for a in kinds(decide(s, 540.0), Load)] == ["llm"]
+    assert [a.resident for a in kinds(decide(s, 500.0), Load)] == ["tts"]  # 200 s left: room for both
+
+
 def test_memory_budget_is_never_exceeded_and_stops_are_awaited():
     s = state()
     s = R.submit(s, job("b", "img", at=0.0))

@@ -36,6 +36,7 @@ from hub.scheduler.model import (
 )
 
 LOADED = (Phase.starting, Phase.ready, Phase.stopping)
+EPS_S = 1e-3  # time tolerance: floating-point noise must not decide (or stall) a swap
 
 
 def effective_priority(job: Job | Reservation, params: PolicyParams, now: float) -> float:
@@ -169,7 +170,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
         if state.phase(j.resident) == Phase.starting:
             continue
         t = urgent_at(j, state, now)
-        if t <= now:
+        if t <= now + EPS_S:  # a tolerance: while its resident drains, urgent_at moves with now
             forced = j
             break
         wakes.append(t)
@@ -213,6 +214,8 @@ def decide(state: SchedState, now: float) -> list[Action]:
             alt = _default_last(state, blocker, order, now)
             if alt is not None:
                 target, why = alt.resident, f"{alt.id} waits (the default {blocker.resident} goes last)"
+        if (late := _late_after_visit(state, target, order, now)) is not None:
+            target, why = late.resident, f"{late.id} could not wait for a visit to {target}"
         victims = victims_for(state, target)
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
@@ -233,7 +236,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
 
     future = [w for w in wakes if w > now]
     if future:
-        acts.append(WakeAt(min(future)))
+        acts.append(WakeAt(max(min(future), now + EPS_S)))  # never a Zeno run of wakes
     return acts
 
 
@@ -279,6 +282,17 @@ def _committed_target(state: SchedState, evicted: str, order: list[Job], holds: 
     detour = state.cost_in(alt.resident) + work + state.cost_out(alt.resident) + state.cost_in(evicted)
     first = min(deadline(j, state) for j in order if j.resident == evicted)
     return alt if first - now - state.params.urgency_margin_s >= detour else None
+
+
+def _late_after_visit(state: SchedState, target: str, order: list[Job], now: float) -> Job | None:
+    """The most pressing job that would cross its max wait if we went to `target` first: even
+    leaving `target` as soon as it is up (its load, its stop, then this job's load) is too late.
+    Such a job goes first; `urgent_at` alone only sees the swap it needs from here."""
+    via = swap_eta(state, target, now) + state.cost_out(target)
+    late = [j for j in order if j.resident != target
+            and state.phase(j.resident) in (Phase.stopped, Phase.stopping)
+            and deadline(j, state) - now - state.params.urgency_margin_s < via + state.cost_in(j.resident)]
+    return min(late, key=lambda j: deadline(j, state), default=None)
 
 
 def _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) -> bool:
