@@ -61,9 +61,10 @@ def bare_server():
 async def _serve_http(kind: str, data_dir: str) -> None:
     import uvicorn
 
-    from bridges.mcp.bridge import MCPBridge, _Server, bind_socket
+    from bridges.mcp.bridge import MCPBridge
     from hub.config import load_config
     from hub.core import Hub
+    from hub.net import QuietServer, bind_tcp
 
     if kind == "hub":
         config = load_config(None, overrides={"storage": {"data_dir": data_dir}, "mcp": {"port": 0}})
@@ -76,10 +77,10 @@ async def _serve_http(kind: str, data_dir: str) -> None:
         finally:
             await bridge.stop()
             await hub.stop()
-    sock = bind_socket("127.0.0.1", 0)
+    sock = bind_tcp("127.0.0.1", 0, "the bare MCP server")
     app = bare_server().http_app(path="/mcp", transport="http", host_origin_protection=True,
                                  allowed_hosts=["127.0.0.1"])
-    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none"))
+    server = QuietServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

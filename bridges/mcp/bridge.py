@@ -7,7 +7,6 @@ restart it without restarting the hub.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -20,35 +19,12 @@ from bridges.mcp.hub_tools import HUB_TOOL_NAMES
 from bridges.mcp.server import build_server
 from bridges.mcp.skill_tools import CallStats
 from hub.errors import HubError
+from hub.net import QuietServer, bind_tcp
 
 if TYPE_CHECKING:
     from hub.core import Hub
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the hub owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say so, and without it
-    # every call waits out a delayed ACK (about 40 ms a call instead of 2).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise HubError(f"cannot serve MCP on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 class MCPBridge:
@@ -61,7 +37,7 @@ class MCPBridge:
         self.port = self.config.port
         self.restarts = 0
         self.started_at: float | None = None
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._task: asyncio.Task | None = None
 
     @property
@@ -82,11 +58,11 @@ class MCPBridge:
 
     async def start(self) -> None:
         check_bind(self.config)
-        sock = bind_socket(self.config.host, self.port)
+        sock = bind_tcp(self.config.host, self.port, "the MCP server")
         self.port = sock.getsockname()[1]  # port 0 -> the one the kernel chose; restarts keep it
         config = uvicorn.Config(self.app(), log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2, ws="none")
-        server = _Server(config)
+        server = QuietServer(config)
         task = asyncio.create_task(self._serve(server, sock), name="mcp-http")
         while not server.started:
             if task.done():
@@ -100,7 +76,7 @@ class MCPBridge:
                  f"{len(self.config.tokens)} token(s)" if self.config.tokens else "no tokens, loopback only")
 
     @staticmethod
-    async def _serve(server: _Server, sock: socket.socket) -> None:
+    async def _serve(server: QuietServer, sock: socket.socket) -> None:
         try:
             await server.serve(sockets=[sock])
         except SystemExit as exc:  # uvicorn exits on a failed lifespan start-up

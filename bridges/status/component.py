@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -16,6 +15,7 @@ import uvicorn
 from bridges.status.app import create_app
 from bridges.status.service import StatusService
 from hub.errors import HubError
+from hub.net import bind_tcp
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
@@ -29,21 +29,6 @@ def enabled(config: HubConfig) -> bool:
     return config.status.enabled
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind here, not in uvicorn: uvicorn answers a bind failure with sys.exit inside the hub's loop."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise HubError(f"the status page cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
 class _Server:
     """uvicorn inside the hub's event loop; port 0 binds an ephemeral port (tests, the demo)."""
 
@@ -55,7 +40,7 @@ class _Server:
         self.task: asyncio.Task | None = None
 
     async def start(self) -> str:
-        sock = _bind(self.host, self.port)
+        sock = bind_tcp(self.host, self.port, "the status page")
         host, port = sock.getsockname()[:2]
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
         while not self.server.started:
