@@ -52,6 +52,12 @@ def _ms(v: float) -> float:
     return round(v * 1000, 1)
 
 
+def _split(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    return {"p50": _ms(statistics.median(values)), "p95": _ms(_pct(values, 0.95)), "n": len(values)}
+
+
 async def _llm_time(base_url: str, samples: int) -> list[float]:
     """The stand-in's own time for the same one-token streamed request (no hub, no Matrix)."""
     out = []
@@ -125,7 +131,9 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             # 1. One room: round trip of a one-token answer vs the LLM's own time.
             solo = await new_room("solo")
             await _ask(human, solo, "[[tokens 1]] warm-up", bot.user_id)
+            solo_mark = len(bridge.timings)
             single = [await _ask(human, solo, "[[tokens 1]]", bot.user_id) for _ in range(samples)]
+            alone = list(bridge.timings)[solo_mark:]
             llm = await _llm_time(local_url, samples)
 
             # 2. Many rooms: a burst without any stall (control), then one room stuck on a stalled
@@ -158,8 +166,10 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
                 return await _ask(human, room, "[[tokens 1]]", bot.user_id)
 
             staggered: list[float] = []
+            mark = len(bridge.timings)
             for _ in range(rounds):
                 staggered.extend(await asyncio.gather(*(later(i, r) for i, r in enumerate(many[1:]))))
+            inside = list(bridge.timings)[mark:]  # the staggered answers: the bot's part vs the homeserver's
             stuck_done = stuck.done()
             stuck.cancel()
             with contextlib.suppress(BaseException):
@@ -190,6 +200,12 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "burst_one_stalled": stats(burst),
             "staggered_one_stalled": {**stats(staggered), "gap_ms": gap_ms},
             "stall_effect_p95": round(_pct(burst, 0.95) / _pct(control, 0.95), 2),
+            # sync response received -> the reply's send starts (bridge + chat service + LLM), and the
+            # send itself (the homeserver): one room alone vs the staggered answers
+            "single_bot_ms": _split([t[2] - t[1] for t in alone]),
+            "single_send_ms": _split([t[3] - t[2] for t in alone]),
+            "staggered_bot_ms": _split([t[2] - t[1] for t in inside]),
+            "staggered_send_ms": _split([t[3] - t[2] for t in inside]),
             "synapse_cpu_during_burst": round(synapse_busy, 2),
             "bench_process_cpu_during_burst": round(own_busy, 2),
             "cpus": os.cpu_count(),

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +103,10 @@ class MatrixBridge:
         self._notified: set[str] = set()
         self._stopping = False
         self.last_sync_at: float | None = None
+        # Where an answer's time goes, for `sovhub bench matrix`: (event id, sync received, first
+        # message send started, send returned), perf_counter seconds. Bounded; never persisted.
+        self.timings: deque[tuple[str, float, float, float]] = deque(maxlen=2000)
+        self._arrived: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -179,6 +183,7 @@ class MatrixBridge:
                 backoff = min(backoff * 2, 60)
 
     async def _on_sync(self, resp: SyncResponse, *, history: bool, replay: Sequence[InboxEvent] = ()) -> None:
+        received = time.perf_counter()
         me = self.conn.user_id
         for room_id, info in resp.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
@@ -206,6 +211,8 @@ class MatrixBridge:
                     fresh.append(item)
         fresh.extend(self._retry_undecrypted())
         for ev in [*replay, *await self.inbox.add(fresh)]:
+            if len(self._arrived) < 4000:
+                self._arrived[ev.event_id] = received
             self._spawn(self._handle(ev))
 
     def _inbox_item(self, room_id: str, e: Event) -> InboxEvent | None:
@@ -283,6 +290,7 @@ class MatrixBridge:
                     await self.conn.send(ev.room_id, with_relation(
                         notice_content(f"⚠️ {type(exc).__name__}: {exc}"), relation(*self._thread_of(ev))),
                         txn_id=f"sovhub.{ev.event_id}.err")
+            self._arrived.pop(ev.event_id, None)
             await self.inbox.finish(ev.event_id, outcome)
             self.metrics[outcome if outcome in ("answered", "command") else "skipped"] += 1
 
@@ -386,6 +394,9 @@ class MatrixBridge:
                 await sink.finish(sink.text)
         finally:
             await sink.close()
+        arrived = self._arrived.get(ev.event_id)
+        if arrived is not None and sink.first_send is not None:
+            self.timings.append((ev.event_id, arrived, *sink.first_send))
 
     # -- helpers ----------------------------------------------------------------------------------
     async def remember(self, event_id: str, room_id: str, thread_root: str | None, reply_to: str | None) -> None:

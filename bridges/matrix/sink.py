@@ -46,6 +46,7 @@ class MatrixReplySink:
         self._timer: asyncio.Task | None = None
         self._typing: asyncio.Task | None = None
         self._typing_on = False
+        self.first_send: tuple[float, float] | None = None  # perf_counter around the first message's send
 
     # -- ReplySink ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,7 +106,10 @@ class MatrixReplySink:
             for i, part in enumerate(parts):
                 if i >= len(self.message_ids):
                     content = with_relation(notice_content(part), self.relation)
+                    t0 = time.perf_counter()
                     event_id = await self.conn.send(self.room_id, content, txn_id=f"{self.txn_base}.p{i}")
+                    if i == 0:
+                        self.first_send = (t0, time.perf_counter())
                     self.message_ids.append(event_id)
                     self.shown.append(part)
                     if self.on_sent:
