@@ -268,6 +268,10 @@ class JobManager:
         now = time.time()
         self._write("UPDATE jobs SET status='running', started_at=? WHERE id=?", (now, handle.id))
         await self.add_event(handle.id, "started", {})
+        if skill.permission >= Permission.write:
+            # A skill with side effects is on disk as running before it acts, so a crash right after
+            # can never make the restart run it a second time; read-only skills stay on the fast path.
+            await self.flush()
         await self.hub.bus.fire("job_started", {"job_id": handle.id, "skill": skill.name}, run.context)
         try:
             async with asyncio.timeout(skill.timeout_s):
@@ -381,9 +385,13 @@ class JobManager:
             "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'waiting_approval') ORDER BY created_at")
         for row in rows:
             record = self._record(row)
-            if record.status != "queued" or record.skill not in self.hub.skills:
-                note = ("interrupted by a hub restart" if record.skill in self.hub.skills
-                        else "its skill is no longer available")
+            known = record.skill in self.hub.skills
+            needs_approval = known and self.hub.skills.get(record.skill).permission is Permission.destructive
+            if record.status != "queued" or not known or needs_approval:
+                note = ("its skill is no longer available" if not known
+                        else "not resumed after a hub restart: a destructive skill needs a fresh approval"
+                        if needs_approval and record.status == "queued"
+                        else "interrupted by a hub restart")
                 self._write("UPDATE jobs SET status='failed', error=?, finished_at=? WHERE id=?",
                             (note, time.time(), record.id))
                 await self.add_event(record.id, "failed", {"error": note})

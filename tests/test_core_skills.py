@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -122,3 +123,37 @@ async def test_unknown_skill_lists_the_known_ones(hub):
 
     with pytest.raises(UnknownSkill, match="known: boom, echo, nap, wipe"):
         await hub.run_skill("nope", {}, Context.new("cli"))
+
+
+async def test_a_queued_destructive_job_is_not_resumed_without_a_fresh_approval(tmp_path):
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    gate = asyncio.Event()
+
+    async def slow_yes(*_):
+        await gate.wait()
+        return True
+
+    handle = await hub.start_skill("wipe", {}, Context.new("matrix"), grant=Permission.destructive,
+                                   approver=slow_yes)
+    await hub.stop()
+    with sqlite3.connect(config.storage.db_path) as con:  # as if the hub had died with the job queued
+        con.execute("UPDATE jobs SET status='queued', error=NULL, finished_at=NULL WHERE id=?", (handle.id,))
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    try:
+        job = await hub.jobs.get(handle.id)
+        assert job.status == "failed" and "fresh approval" in job.error
+    finally:
+        await hub.stop()
+
+
+async def test_a_skill_with_side_effects_is_on_disk_as_running_before_it_acts(hub):
+    seen = {}
+
+    async def look(event):
+        rows = await hub.store.db.execute_fetchall("SELECT status FROM jobs WHERE id=?", (event.data["job_id"],))
+        seen["status"] = rows[0][0]
+
+    hub.bus.listen("job_started", look)
+    await hub.run_skill("wipe", {}, Context.new("cli"), grant=Permission.destructive)
+    assert seen["status"] == "running"
