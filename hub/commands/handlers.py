@@ -93,13 +93,29 @@ def _fmt_status(data: dict[str, Any]) -> str:
     spend = data.get("spend")
     if isinstance(spend, dict) and "spent_today_usd" in spend:
         lines.append(f"Spend: ${spend['spent_today_usd']:.2f} today, ${spend.get('spent_month_usd', 0):.2f} month")
+    scheduler = data.get("gpu_scheduler")
+    if isinstance(scheduler, dict):
+        lines.append(_fmt_swaps(scheduler))
     for key, value in data.items():
-        if key in ("uptime_s", "skills", "jobs", "running", "gpu", "spend"):
+        if key in ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "gpu_scheduler"):
             continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        if isinstance(value, dict):  # scalars only: nested detail belongs to the status page
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if not isinstance(v, dict | list))
         lines.append(f"{key}: {value}")
     return "\n".join(f"- {line}" if i else line for i, line in enumerate(lines))
+
+
+def _fmt_swaps(scheduler: dict[str, Any]) -> str:
+    metrics = scheduler.get("metrics") or {}
+    recent = [f"{s.get('resident')} {s.get('phase')} {s.get('seconds', 0):.1f} s"
+              for s in (scheduler.get("swaps") or [])[-3:]]
+    waits = (metrics.get("wait_s") or {}).get("interactive") or {}
+    text = f"Swaps: {metrics.get('swaps', 0)} ({metrics.get('swap_seconds', 0):.0f} s)"
+    if recent:
+        text += " · last: " + ", ".join(recent)
+    if waits.get("n"):
+        text += f" · chat wait p95 {waits.get('p95', 0):.1f} s"
+    return text
 
 
 async def cmd_status(env: CommandEnv, args: Parsed) -> None:
