@@ -36,7 +36,10 @@ async def collect(config: HubConfig) -> dict:
         recent = await store.db.execute_fetchall(
             "SELECT id, skill, status, origin, created_at, error FROM jobs ORDER BY created_at DESC LIMIT 10")
         gpu = await store.kv_get("gpu.snapshot", {})
+        schedules = await store.db.execute_fetchall(
+            "SELECT name, skill, trigger, timezone, enabled, next_run_at, last_status FROM schedules ORDER BY name")
         return {
+            "schedules": [dict(r) for r in schedules],
             "db": str(config.storage.db_path),
             "jobs": counts,
             "recent": [dict(r) for r in recent],
@@ -70,6 +73,15 @@ async def show_status(config: HubConfig, as_json: bool) -> None:
     spend_ = data["spend"]
     console.print(f"[bold]spend[/bold]: today ${spend_['today_usd']:.2f} / ${spend_['daily_cap_usd']:.2f}, "
                   f"month ${spend_['month_usd']:.2f} / ${spend_['monthly_cap_usd']:.2f}")
+    for s in data["schedules"]:
+        state = "" if s["enabled"] else " (paused)"
+        try:
+            trigger = json.loads(s["trigger"])
+            when = " ".join(str(v) for k, v in trigger.items() if k != "kind")
+        except (TypeError, ValueError):
+            when = s["trigger"]
+        console.print(f"[bold]schedule[/bold] {s['name']}{state}: {s['skill']} at {when} ({s['timezone']}), "
+                      f"next {_ts(s['next_run_at'])}, last {s['last_status'] or '-'}", highlight=False)
     console.print("[bold]jobs[/bold]: " + (", ".join(f"{k} {v}" for k, v in sorted(data["jobs"].items()))
                                            or "none"))
 
@@ -96,6 +108,9 @@ async def show_jobs(config: HubConfig, limit: int, state: str | None, job_id: st
             args = (state,)
         rows = await store.db.execute_fetchall(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
         table = Table("job", "skill", "status", "origin", "user", "created", "error")
+        for column in table.columns[:3]:
+            column.no_wrap, column.min_width = True, 8
+        table.columns[0].min_width, table.columns[1].min_width = 16, 14
         for r in rows:
             table.add_row(r["id"], r["skill"], r["status"], r["origin"], r["user"] or "-", _ts(r["created_at"]),
                           (r["error"] or "")[:60])
