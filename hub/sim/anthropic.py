@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from hub.sim.control import script_and_fault_routes
 from hub.sim.faults import BrokenResponse, Fault, FaultBook, SimDisconnect
 from hub.sim.responder import Prompt, Reply, Responder, estimate_tokens
 
@@ -217,20 +218,6 @@ def create_app(**options: Any) -> Starlette:
         body = await request.json()
         return JSONResponse({"input_tokens": sum(sim.cache_usage(body))})
 
-    async def sim_script(request: Request) -> Response:
-        body = await request.json()
-        if body.get("clear"):
-            sim.responder.clear()
-        sim.responder.push(body.get("responses", []))
-        return JSONResponse({"queued": len(sim.responder.queue)})
-
-    async def sim_faults(request: Request) -> Response:
-        try:
-            sim.faults.update(await request.json())
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(sim.faults.describe())
-
     async def sim_config(request: Request) -> Response:
         body = await request.json()
         for key in ("tokens_per_s", "first_token_delay", "cache_ttl"):
@@ -259,8 +246,7 @@ def create_app(**options: Any) -> Starlette:
     routes = [
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-        Route("/_sim/script", sim_script, methods=["POST"]),
-        Route("/_sim/faults", sim_faults, methods=["POST"]),
+        *script_and_fault_routes(sim),
         Route("/_sim/config", sim_config, methods=["POST"]),
         Route("/_sim/stats", sim_stats),
         Route("/_sim/reset", sim_reset, methods=["POST"]),

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from hub.sim.control import script_and_fault_routes
 from hub.sim.faults import BrokenResponse, Fault, FaultBook, SimDisconnect
 from hub.sim.responder import Prompt, Reply, Responder, estimate_tokens
 
@@ -301,20 +302,6 @@ def create_app(**options: Any) -> Starlette:
         )
 
     # ---- control endpoints for tests and demos (not part of SGLang)
-    async def sim_script(request: Request) -> Response:
-        body = await request.json()
-        if body.get("clear"):
-            sim.responder.clear()
-        sim.responder.push(body.get("responses", []))
-        return JSONResponse({"queued": len(sim.responder.queue)})
-
-    async def sim_faults(request: Request) -> Response:
-        try:
-            sim.faults.update(await request.json())
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(sim.faults.describe())
-
     async def sim_config(request: Request) -> Response:
         sim.configure(await request.json())
         return JSONResponse(
@@ -350,8 +337,7 @@ def create_app(**options: Any) -> Starlette:
         Route("/get_load", get_load),
         Route("/metrics", metrics),
         Route("/flush_cache", flush_cache, methods=["POST", "GET"]),
-        Route("/_sim/script", sim_script, methods=["POST"]),
-        Route("/_sim/faults", sim_faults, methods=["POST"]),
+        *script_and_fault_routes(sim),
         Route("/_sim/config", sim_config, methods=["POST"]),
         Route("/_sim/stats", sim_stats),
     ]
