@@ -23,7 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-SAMPLE_RATE = 24000
+from hub import audio
+
+SAMPLE_RATE = audio.SAMPLE_RATE
 FRAME_RATE = 12.5  # codec frames (output tokens) per second of audio
 SAMPLES_PER_TOKEN = int(SAMPLE_RATE / FRAME_RATE)
 DEFAULT_MODEL = "mistralai/Voxtral-4B-TTS-2603"
@@ -90,26 +92,10 @@ async def espeak_pcm(text: str, voice: str, speed: float, seed: int | None) -> b
     if seed is not None:
         pitch = 40 + seed % 30
     rate = max(80, min(450, int(175 * speed)))
-    wav = await _run(["espeak-ng", "-v", f"en-us+{variant}", "-s", str(rate), "-p", str(pitch), "--stdout", text])
-    return await _run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "wav",
-            "-i",
-            "pipe:0",
-            "-ar",
-            str(SAMPLE_RATE),
-            "-ac",
-            "1",
-            "-f",
-            "s16le",
-            "pipe:1",
-        ],
-        wav,
-    )
+    try:
+        return await audio.espeak_pcm(text, variant=variant, pitch=pitch, wpm=rate)
+    except audio.AudioError as exc:
+        raise SpeechError(str(exc), 500, "InternalServerError") from None
 
 
 async def encode(pcm: bytes, fmt: str) -> bytes:

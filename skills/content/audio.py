@@ -7,18 +7,16 @@ for the demo and for machines without a GPU).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import shutil
 import wave
 from pathlib import Path
 
 import httpx
 
-from hub.errors import BackendDown, HubError
+from hub.audio import SAMPLE_RATE, AudioError, espeak_pcm, run_tool
+from hub.errors import BackendDown
 
-SAMPLE_RATE = 24000
 ESPEAK_VOICES = {
     "casual_female": ("f3", 50),
     "casual_male": ("m3", 50),
@@ -32,28 +30,6 @@ CODECS = {
 }
 
 
-class AudioError(HubError):
-    pass
-
-
-async def run_tool(cmd: list[str], data: bytes | None = None, timeout: float = 600) -> bytes:
-    if shutil.which(cmd[0]) is None:
-        raise AudioError(f"{cmd[0]} is not installed (needed for podcasts)")
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(data), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AudioError(f"{cmd[0]} took longer than {timeout:g} s") from None
-    if proc.returncode != 0:
-        raise AudioError(f"{cmd[0]} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()[-300:]}")
-    return out
 
 
 def wav_to_pcm(data: bytes) -> bytes:
@@ -127,28 +103,7 @@ class EspeakEngine:
         return None
 
     async def synth(self, text: str) -> bytes:
-        wav = await run_tool(
-            ["espeak-ng", "-v", f"en-us+{self.variant}", "-p", str(self.pitch), "-s", "165", "--stdout", text]
-        )
-        return await run_tool(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-f",
-                "wav",
-                "-i",
-                "pipe:0",
-                "-ar",
-                str(SAMPLE_RATE),
-                "-ac",
-                "1",
-                "-f",
-                "s16le",
-                "pipe:1",
-            ],
-            wav,
-        )
+        return await espeak_pcm(text, variant=self.variant, pitch=self.pitch, wpm=165)
 
 
 def pcm_seconds(pcm: bytes) -> float:

@@ -1,0 +1,42 @@
+"""Audio tools shared by the podcast skill and the TTS stand-in: espeak-ng and ffmpeg as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+from hub.errors import HubError
+
+SAMPLE_RATE = 24000  # Voxtral's output rate; everything is mixed and encoded at it
+
+
+class AudioError(HubError):
+    pass
+
+
+async def run_tool(cmd: list[str], data: bytes | None = None, timeout: float = 600) -> bytes:
+    """Run an audio tool with `data` on stdin; its stdout, or an AudioError that says what failed."""
+    if shutil.which(cmd[0]) is None:
+        raise AudioError(f"{cmd[0]} is not installed (needed for podcasts)")
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(data), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AudioError(f"{cmd[0]} took longer than {timeout:g} s") from None
+    if proc.returncode != 0:
+        raise AudioError(f"{cmd[0]} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()[-300:]}")
+    return out
+
+
+async def espeak_pcm(text: str, *, variant: str, pitch: int, wpm: int) -> bytes:
+    """espeak-ng speech resampled by ffmpeg to 24 kHz mono s16le PCM."""
+    wav = await run_tool(["espeak-ng", "-v", f"en-us+{variant}", "-s", str(wpm), "-p", str(pitch), "--stdout", text])
+    return await run_tool(["ffmpeg", "-v", "error", "-f", "wav", "-i", "pipe:0", "-ar", str(SAMPLE_RATE),
+                           "-ac", "1", "-f", "s16le", "pipe:1"], wav)
