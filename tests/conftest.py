@@ -12,8 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.testbed import reaper
 from tests.testbed.dockerd import TEST_LABEL, DockerEngine
 from tests.testbed.synapse import SynapseServer
+
+_SESSION = reaper.mark_session()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Resident stand-ins outlive their hub on purpose; the test session must not."""
+    left = reaper.reap(_SESSION)
+    if left:
+        print(f"\nstopped {len(left)} process(es) the tests left running")
+
 
 _FIXTURE_MARKERS = {"synapse": "synapse", "dockerd": "docker", "docker_cleanup": "docker"}
 
