@@ -8,6 +8,7 @@ import shutil
 from hub.errors import HubError
 
 SAMPLE_RATE = 24000  # Voxtral's output rate; everything is mixed and encoded at it
+PCM_FORMAT = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]  # ffmpeg's words for our raw PCM
 
 
 class AudioError(HubError):
@@ -38,5 +39,9 @@ async def run_tool(cmd: list[str], data: bytes | None = None, timeout: float = 6
 async def espeak_pcm(text: str, *, variant: str, pitch: int, wpm: int) -> bytes:
     """espeak-ng speech resampled by ffmpeg to 24 kHz mono s16le PCM."""
     wav = await run_tool(["espeak-ng", "-v", f"en-us+{variant}", "-s", str(wpm), "-p", str(pitch), "--stdout", text])
-    return await run_tool(["ffmpeg", "-v", "error", "-f", "wav", "-i", "pipe:0", "-ar", str(SAMPLE_RATE),
-                           "-ac", "1", "-f", "s16le", "pipe:1"], wav)
+    return await run_tool(["ffmpeg", "-v", "error", "-f", "wav", "-i", "pipe:0", *PCM_FORMAT, "pipe:1"], wav)
+
+
+def pcm_input() -> list[str]:
+    """ffmpeg arguments that read our raw PCM from stdin."""
+    return [*PCM_FORMAT, "-i", "pipe:0"]

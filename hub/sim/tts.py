@@ -59,16 +59,10 @@ def wav_header(n_bytes: int, rate: int = SAMPLE_RATE) -> bytes:
 
 
 async def _run(cmd: list[str], data: bytes | None = None) -> bytes:
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=asyncio.subprocess.PIPE if data is not None else None,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(data)
-    if proc.returncode != 0:
-        raise SpeechError(f"{cmd[0]} failed: {err.decode(errors='replace')[-300:]}", 500, "InternalServerError")
-    return out
+    try:
+        return await audio.run_tool(cmd, data)
+    except audio.AudioError as exc:
+        raise SpeechError(str(exc), 500, "InternalServerError") from None
 
 
 def tone_pcm(text: str, speed: float) -> bytes:
@@ -108,14 +102,7 @@ async def encode(pcm: bytes, fmt: str) -> bytes:
             "ffmpeg",
             "-v",
             "error",
-            "-f",
-            "s16le",
-            "-ar",
-            str(SAMPLE_RATE),
-            "-ac",
-            "1",
-            "-i",
-            "pipe:0",
+            *audio.pcm_input(),
             *FFMPEG_ARGS[fmt],
             "pipe:1",
         ],

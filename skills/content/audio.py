@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from hub.audio import SAMPLE_RATE, AudioError, espeak_pcm, run_tool
+from hub.audio import SAMPLE_RATE, AudioError, espeak_pcm, pcm_input, run_tool
 from hub.errors import BackendDown
 
 ESPEAK_VOICES = {
@@ -123,14 +123,7 @@ async def encode_episode(
             "-v",
             "error",
             "-y",
-            "-f",
-            "s16le",
-            "-ar",
-            str(SAMPLE_RATE),
-            "-ac",
-            "1",
-            "-i",
-            "pipe:0",
+            *pcm_input(),
             "-af",
             f"loudnorm=I={lufs:g}:TP=-1.5:LRA=11",
             "-ar",

@@ -36,13 +36,18 @@ class SearchParams(BaseModel):
     limit: int = Field(5, ge=1, le=50)
 
 
-class BlogHit(BaseModel):
+class PostMeta(BaseModel):
+    """What a post's frontmatter says; shared by search hits and whole articles."""
+
     slug: str
     title: str
     tags: list[str] = Field(default_factory=list)
     date: str | None = None
     description: str | None = None
     draft: bool = False
+
+
+class BlogHit(PostMeta):
     score: float
     snippet: str
 
@@ -57,13 +62,7 @@ class ArticleParams(BaseModel):
     slug: str = Field(min_length=1, max_length=300, description="the post's slug, as search_blog returns it")
 
 
-class ArticleResult(BaseModel):
-    slug: str
-    title: str
-    tags: list[str] = Field(default_factory=list)
-    date: str | None = None
-    description: str | None = None
-    draft: bool = False
+class ArticleResult(PostMeta):
     path: str
     body: str
 
