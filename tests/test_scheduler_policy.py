@@ -281,6 +281,33 @@ def test_co_resident_when_memory_allows():
     assert kinds(acts, Load) == [Load("small", kinds(acts, Load)[0].reason)] and not kinds(acts, Unload)
 
 
+def test_an_exclusive_resident_is_never_loaded_next_to_another_even_when_memory_allows():
+    specs = (ResidentSpec("llm", memory_gb=94, default=True, exclusive=True),
+             ResidentSpec("tts", memory_gb=24, exclusive=True))
+    s = R.initial_state(specs, PolicyParams(memory_gb=128, reserve_gb=8), 0.0, {"llm": Phase.ready})
+    s = R.submit(s, job("t", "tts"))
+    s, acts = settle(s, 0.0)
+    assert [a.resident for a in kinds(acts, Unload)] == ["llm"] and not kinds(acts, Load)
+    assert not kinds(decide(s, 1.0), Load)  # not while the llm is still stopping
+    s = R.stopped(s, "llm", 10.0)
+    assert [a.resident for a in kinds(decide(s, 10.0), Load)] == ["tts"]
+
+
+def test_one_exclusive_resident_excludes_the_others_but_they_may_share_among_themselves():
+    specs = (ResidentSpec("llm", memory_gb=40, default=True), ResidentSpec("tts", memory_gb=20),
+             ResidentSpec("img", memory_gb=20, exclusive=True))
+    s = R.initial_state(specs, PolicyParams(memory_gb=128, reserve_gb=8), 0.0, {"llm": Phase.ready})
+    s = R.submit(s, job("t", "tts"))
+    acts = decide(s, 0.0)
+    assert [a.resident for a in kinds(acts, Load)] == ["tts"] and not kinds(acts, Unload)
+    s = R.ready(R.load_started(s, "tts", 0.0), "tts", 5.0)
+    s = R.dispatch(s, "t", 5.0)
+    s = R.finish(s, "t", 6.0)
+    s = R.submit(s, job("i", "img", at=7.0))
+    s, acts = settle(s, 70.0)
+    assert sorted(a.resident for a in kinds(acts, Unload)) == ["llm", "tts"]
+
+
 def test_failed_start_fails_its_waiting_jobs_with_the_reason():
     s = state(resident=None)
     s = R.submit(s, job("b", "img", at=0.0))

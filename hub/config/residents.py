@@ -58,6 +58,9 @@ class ResidentConfig(Section):
     concurrency: int | None = Field(None, ge=1, description="leases at once; default 8 for llm, else 1")
     default: bool = False
     pinned: bool = False
+    exclusive: bool = Field(False, description=(
+        "never resident together with another server, whatever the memory figures say (on the GB10, "
+        "SGLang, ComfyUI with FLUX and vllm-omni each need the pool alone)"))
 
 
 class PoolConfig(Section):
@@ -98,4 +101,10 @@ class ResidentsConfig(Section):
         for name, r in self.servers.items():
             if r.memory_gb > self.pool.memory_gb - self.pool.reserve_gb:
                 raise ValueError(f"{name}: memory_gb {r.memory_gb} exceeds the pool budget")
+        pinned = [name for name, r in self.servers.items() if r.pinned]
+        for name, r in self.servers.items():
+            others = [p for p in pinned if p != name]
+            if r.exclusive and others:
+                raise ValueError(f"{name} is exclusive but {', '.join(others)} is pinned: "
+                                 f"{name} could never be loaded")
         return self

@@ -68,6 +68,7 @@ class SimFleet:
                 "ready": {"url": self.url(name) + health, "status": 200},
                 "warmup": False, "start_timeout_s": 60, "stall_timeout_s": 60, "stop_timeout_s": 5,
                 "swap_seconds": self.load_seconds + 1.5, "default": name == "sglang",
+                "exclusive": True,  # the GB10's rule: one model server at a time
             }
         return out
 

@@ -30,6 +30,7 @@ class ResidentSpec:
     memory_gb: float = 1.0
     default: bool = False
     pinned: bool = False
+    exclusive: bool = False  # never loaded alongside another resident, whatever the memory figures say
     concurrency: int = 1
     swap_in_s: float = 60.0  # prior guess of start-to-ready time, until measured
     swap_out_s: float = 10.0  # prior guess of stop time (including memory coming back)

@@ -61,18 +61,30 @@ def free_memory(state: SchedState) -> float:
     return state.params.memory_gb - state.params.reserve_gb - used
 
 
+def excludes(state: SchedState, a: str, b: str) -> bool:
+    """Whether residents `a` and `b` may never be loaded at the same time (either is exclusive)."""
+    return a != b and (state.specs[a].exclusive or state.specs[b].exclusive)
+
+
 def victims_for(state: SchedState, name: str, busy: set[str] | None = None) -> list[str] | None:
-    """Ready residents to evict so `name` fits; [] if it fits now, None if it cannot fit yet."""
+    """Ready residents to evict so `name` fits; [] if it fits now, None if it cannot fit yet.
+    An exclusive resident (or any resident next to one) also needs every conflicting one gone."""
+    must = [n for n, r in state.residents.items() if r.phase in LOADED and excludes(state, name, n)]
     need = state.specs[name].memory_gb - free_memory(state)
-    if need <= 0:
+    if need <= 0 and not must:
         return []
     if any(r.phase in (Phase.stopping, Phase.starting) for r in state.residents.values()):
         return None  # memory is already on its way back (or committed): wait for that first
+    if any(state.specs[n].pinned for n in must):
+        return None
     busy = busy or set()
+    out = sorted(must, key=lambda n: (n in busy, state.residents[n].last_active))
+    need -= sum(state.specs[n].memory_gb for n in out)
+    if need <= 0:
+        return out
     cands = [n for n, r in state.residents.items()
-             if r.phase == Phase.ready and n != name and not state.specs[n].pinned]
+             if r.phase == Phase.ready and n != name and n not in out and not state.specs[n].pinned]
     cands.sort(key=lambda n: (n in busy, state.residents[n].last_active))
-    out: list[str] = []
     for n in cands:
         out.append(n)
         need -= state.specs[n].memory_gb
@@ -89,10 +101,11 @@ def swap_eta(state: SchedState, name: str, now: float) -> float:
     if r and r.phase == Phase.starting:
         return max(0.0, r.since + state.cost_in(name) - now)
     eta = state.cost_in(name)
-    if r and r.phase == Phase.stopped and state.specs[name].memory_gb > free_memory(state):
+    if r and r.phase == Phase.stopped:
         # another resident is starting in the way: it must come up, drain and stop first
+        no_room = state.specs[name].memory_gb > free_memory(state)
         for o in state.residents.values():
-            if o.phase == Phase.starting and o.name != name:
+            if o.phase == Phase.starting and o.name != name and (no_room or excludes(state, name, o.name)):
                 eta += max(0.0, o.since + state.cost_in(o.name) - now) + state.cost_out(o.name)
     if r and r.phase == Phase.stopping:
         return eta + max(0.0, r.since + state.cost_out(name) - now)

@@ -105,6 +105,7 @@ class ResidentScheduler:
         for name, r in cfg.servers.items():
             specs.append(ResidentSpec(
                 name=name, kind=r.kind, memory_gb=r.memory_gb, default=r.default, pinned=r.pinned,
+                exclusive=r.exclusive,
                 concurrency=r.concurrency or (8 if r.kind == "llm" else 1),
                 swap_in_s=r.swap_seconds, swap_out_s=min(r.stop_timeout_s, max(5.0, r.swap_seconds / 4))))
             runtimes[name] = ResidentRuntime(

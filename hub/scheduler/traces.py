@@ -47,11 +47,12 @@ class Trace:
 
 
 def gb10_residents() -> tuple[ResidentSpec, ...]:
-    """The three servers that take turns on the GB10 (any two exceed the 120 GB budget)."""
+    """The three servers that take turns on the GB10: each is exclusive (the box's one-at-a-time rule)."""
     return (
-        ResidentSpec("sglang", "llm", memory_gb=94, default=True, concurrency=8, swap_in_s=180, swap_out_s=40),
-        ResidentSpec("comfyui", "image", memory_gb=64, concurrency=1, swap_in_s=30, swap_out_s=10),
-        ResidentSpec("tts", "tts", memory_gb=64, concurrency=2, swap_in_s=45, swap_out_s=10),
+        ResidentSpec("sglang", "llm", memory_gb=94, default=True, exclusive=True, concurrency=8,
+                     swap_in_s=180, swap_out_s=40),
+        ResidentSpec("comfyui", "image", memory_gb=32, exclusive=True, concurrency=1, swap_in_s=30, swap_out_s=10),
+        ResidentSpec("tts", "tts", memory_gb=24, exclusive=True, concurrency=2, swap_in_s=45, swap_out_s=10),
     )
 
 
