@@ -55,9 +55,10 @@ class Hub:
     async def start(cls, config: HubConfig, *, skills: SkillRegistry | None = None,
                     components: tuple[str, ...] = COMPONENTS, resume_jobs: bool = True) -> Hub:
         if skills is None:
-            skills = SkillRegistry()
-            enabled = set(config.skills.enabled) if config.skills.enabled is not None else None
-            skills.discover("skills", enabled)
+            from hub.plugins import load_registry, log_problems
+
+            skills = load_registry(config)  # built-ins, packages, folders; broken plugins are skipped
+            log_problems(skills)
         store = await Store.open(config.storage.db_path)
         hub = cls(config, store, skills)
         try:

@@ -64,6 +64,8 @@ def config_check(path: Annotated[Path | None, typer.Argument(help="config YAML; 
     """Print OK, or every error with its YAML path and line (exit 1)."""
     warnings: list = []
     issues = check_config(path, warnings=warnings)
+    if not issues:
+        issues = _plugin_issues(path)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not issues:
@@ -74,19 +76,32 @@ def config_check(path: Annotated[Path | None, typer.Argument(help="config YAML; 
     raise typer.Exit(1)
 
 
+def _plugin_issues(path: Path | None) -> list:
+    """The skill plugins a valid config would load that are broken (the hub would skip them)."""
+    from hub.config import ConfigIssue
+    from hub.config.loader import lenient_config
+    from hub.plugins import load_registry
+
+    config = lenient_config(path)
+    if config is None:
+        return []
+    return [ConfigIssue(p.config_path, f"{p.source}: {p.reason} (the hub skips it)")
+            for p in load_registry(config).problems]
+
+
 @app.command("skills")
 def list_skills(config: ConfigOpt = None) -> None:
     """The skill registry: what chat, tools, MCP and cron can call."""
-    from hub.registry import SkillRegistry
+    from hub.plugins import load_registry
 
-    cfg = get_config(config)
-    registry = SkillRegistry()
-    registry.discover("skills", set(cfg.skills.enabled) if cfg.skills.enabled is not None else None)
-    table = Table("skill", "permission", "resident", "command", "description")
+    registry = load_registry(get_config(config))
+    table = Table("skill", "permission", "resident", "command", "source", "description")
     for s in registry:
         table.add_row(s.name, s.permission.name, s.resident or "-", f"/{s.command}" if s.command else "-",
-                      s.description.splitlines()[0])
+                      str(registry.source(s.name)), s.description.splitlines()[0])
     console.print(table)
+    for problem in registry.problems:
+        console.print(f"skipped {problem}", highlight=False, markup=False)
 
 
 @skill_app.command("run")

@@ -29,9 +29,9 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config Y
 
 def load_registry(config: HubConfig) -> SkillRegistry:
     """The hub's one skill registry, as `sovhub run` would build it."""
-    registry = SkillRegistry()
-    registry.discover("skills", set(config.skills.enabled) if config.skills.enabled is not None else None)
-    return registry
+    from hub.plugins import load_registry as build
+
+    return build(config)
 
 
 async def _with_book(config: HubConfig, action):

@@ -233,6 +233,18 @@ def check_config(path: str | Path | None, environ: Mapping[str, str] | None = No
     return _validate(text, str(p), env, False, warnings)[1]
 
 
+def lenient_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> HubConfig | None:
+    """The config as `check_config` sees it (missing secrets allowed), or None when it is invalid."""
+    env = environ if environ is not None else os.environ
+    if path is None:
+        return _validate(default_config_text(), "<defaults>", env, False)[0]
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    return _validate(text, str(path), env, False)[0]
+
+
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> HubConfig:
     """Load and validate; ConfigError lists every issue. `None` loads the embedded defaults."""
