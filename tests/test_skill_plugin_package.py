@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -96,37 +97,36 @@ schedules:
   - {{name: words, skill: reading_time, params: {{text: "{TEXT}"}}, interval_s: 1}}
 """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOVHUB_")}
-    log = (tmp_path / "hub.log").open("w")
-    proc = subprocess.Popen([str(plugin_venv), "-m", "hub.cli", "run", "--config", str(config)], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = tmp_path / "hub.log"
+    with log.open("w") as out:
+        proc = await asyncio.create_subprocess_exec(str(plugin_venv), "-m", "hub.cli", "run", "--config", str(config),
+                                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        client = None
-        for _ in range(150):
-            try:
-                client = Client(url, timeout=30)
-                await client.__aenter__()
-                break
-            except Exception:
-                client = None
-                assert proc.poll() is None, (tmp_path / "hub.log").read_text()
-                await asyncio.sleep(0.2)
-        assert client is not None, (tmp_path / "hub.log").read_text()
-        try:
-            tools = {t.name for t in await client.list_tools()}
-            assert "reading_time" in tools
+        await _wait_for_port(port, proc, log)
+        async with Client(f"http://127.0.0.1:{port}/mcp", timeout=30) as client:
+            assert "reading_time" in {t.name for t in await client.list_tools()}
             direct = await client.call_tool("reading_time", {"text": TEXT})
             assert direct.structured_content == {"words": 10, "minutes": 0.1, "words_per_minute": 100}
             chat = await client.call_tool(
                 "ask_local", {"prompt": f'[[call reading_time {{"text": "{TEXT}", "words_per_minute": 200}}]]'})
             assert '"words":10' in chat.structured_content["text"]
             assert '"minutes":0.05' in chat.structured_content["text"]
-        finally:
-            await client.__aexit__(None, None, None)
         status, result, origin = await _wait_for_scheduled_job(tmp_path / "data" / "sovhub.db")
-        assert '"words": 10' in result or '"words":10' in result
+        assert (status, origin) == ("succeeded", "cron") and json.loads(result)["words"] == 10
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
         await llm.stop()
+
+
+async def _wait_for_port(port: int, proc, log: Path) -> None:
+    for _ in range(300):
+        assert proc.returncode is None, log.read_text()
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the hub did not listen on {port}: {log.read_text()}")
