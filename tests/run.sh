@@ -2,7 +2,8 @@
 # The whole test suite on a fresh Debian 12 machine: installs what the tests need, then runs them.
 #   bash tests/run.sh [pytest args...]
 # Installs (when missing): Debian packages docker.io, espeak-ng, ffmpeg, busybox-static, sqlite3,
-# chromium; the hub's venv (.venv) with its dev extras. The tests themselves start a real Synapse
+# chromium, nodejs + npm; the hub's venv (.venv) with its dev extras. The real Astro build test
+# npm-installs its pinned astro into ~/.cache once (Astro 5 needs Node.js >= 18.20.8). The tests themselves start a real Synapse
 # (pip-installed into its own cached venv) and a private dockerd, and stop both at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing Debian packages: ${need[*]}"

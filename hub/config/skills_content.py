@@ -18,6 +18,11 @@ class ContentSkillsConfig(Section):
         description="asset: src/assets + relative heroImage (image() schema); public: /images/...; "
         "auto: asset when the site's content config uses image()",
     )
+    drafts_subdir: str = Field(
+        "drafts",
+        description="unpublished drafts, relative to blog_dir; outside the content collection, src/pages and "
+        "public/ so that no build can publish them",
+    )
     podcast_subdir: str = Field("public/podcasts", description="episodes, relative to blog_dir")
     build_command: list[str] = Field(default_factory=list, description="e.g. [npm, run, build]; run in blog_dir")
     deploy_command: list[str] = Field(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import struct
 
 from pydantic import BaseModel, Field
@@ -12,6 +11,7 @@ from hub.errors import HubError
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from skills.content.comfy_client import ComfyClient
+from skills.content.slugs import slugify
 from skills.content.workflow import fill, load_template
 
 RESIDENT = "comfyui"
@@ -35,11 +35,6 @@ class HeroImageResult(BaseModel):
     node: str = Field(description="the workflow node that saved the image")
 
 
-def slugify(text: str, limit: int = 60) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "image"
-
-
 def png_size(data: bytes) -> tuple[int, int]:
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
         raise HubError("ComfyUI returned a file that is not a PNG image")
@@ -57,7 +52,7 @@ async def render(
     width = params.width or cfg.image_width
     height = params.height or cfg.image_height
     seed = params.seed if params.seed is not None else random.randrange(2**32)
-    stem = slugify(params.name or params.prompt)
+    stem = slugify(params.name or params.prompt, fallback="image")
     graph = fill(
         load_template(cfg.workflow),
         {

@@ -17,9 +17,10 @@ from hub.errors import HubError
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from skills.content.audio import EspeakEngine, VllmOmniEngine, encode_episode, pcm_seconds, probe
-from skills.content.hero_image import resident_url, slugify
+from skills.content.hero_image import resident_url
 from skills.content.llm import local_complete
 from skills.content.script import SCRIPT_SYSTEM, chunk_script, clean_script, split_frontmatter
+from skills.content.slugs import slugify
 
 TTS_RESIDENT = "vllm-omni"
 
@@ -148,7 +149,7 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
 
     out_dir = (cfg.blog_dir.expanduser() / cfg.podcast_subdir) if cfg.blog_dir else run.artifacts_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{stem or slugify(title)}.{fmt}"
+    out = out_dir / f"{stem or slugify(title, fallback='episode')}.{fmt}"
     tmp = out.with_name(f".{out.name}.partial")
     await run.progress(len(chunks), len(chunks) + 1, "normalising and encoding")
     try:

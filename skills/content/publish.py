@@ -2,8 +2,8 @@
 deploy, commit. Destructive (it changes a public site), so callers are asked for approval.
 
 Every stage is a progress step. Nothing in the site changes before the build succeeded, and a
-failing deploy restores the site; draft mode writes `_<slug>.md` (which Astro's glob loader skips)
-and stops before the build.
+failing deploy restores the site; draft mode writes `<drafts>/<slug>.md` and its hero image in the
+drafts folder, outside everything Astro reads, and stops before the build.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from skills.content.article import ARTICLE_SYSTEM, MAX_NOTES_CHARS, parse_draft, render_markdown
 from skills.content.hero_image import RESIDENT as IMAGE_RESIDENT
-from skills.content.hero_image import HeroImageParams, render, resident_url, slugify
+from skills.content.hero_image import HeroImageParams, render, resident_url
 from skills.content.llm import local_complete
 from skills.content.site import Site, Transaction, git_publish, run_command, tail
+from skills.content.slugs import SLUG_PATTERN, slugify
 
 
 class PublishParams(BaseModel):
     notes: str = Field(min_length=1, description="Raw engineering notes, or the path of a notes file (/... or ~/...)")
-    draft: bool = Field(False, description="Write the article as an unpublished draft; no build, no deploy")
-    force: bool = Field(False, description="Replace an existing article with the same slug")
-    slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,79}$", description="default: from the title")
+    draft: bool = Field(
+        False, description="Save the article in the drafts folder, which no build reads; no build, no deploy"
+    )
+    force: bool = Field(False, description="Replace an existing article or draft with the same slug")
+    slug: str | None = Field(None, pattern=SLUG_PATTERN, description="default: from the title (any script)")
     image: bool = Field(True, description="Render a hero image with FLUX.1-schnell")
     image_prompt: str | None = Field(None, max_length=2000, description="default: from title and description")
 
@@ -77,8 +80,14 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
     cfg = run.config.skills.content
     if cfg.blog_dir is None:
         raise HubError("publishing needs skills.content.blog_dir (the Astro site checkout)")
-    site = Site(cfg.blog_dir, cfg.content_subdir, cfg.hero_style, cfg.dist_subdir)
+    site = Site(cfg.blog_dir, cfg.content_subdir, cfg.hero_style, cfg.dist_subdir, cfg.drafts_subdir)
     site.check()
+    if not params.draft and (stray := site.stray_drafts()):
+        names = ", ".join(str(p.relative_to(site.root)) for p in stray[:5])
+        raise HubError(
+            f"{names} would be published by the next build (Astro 5 publishes files starting with _); "
+            f"move drafts to {site.drafts_dir} or delete them, then publish again"
+        )
     notes = read_notes(params.notes)
     total = 2 if params.draft else 5
 
@@ -87,14 +96,17 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         reply = await local_complete(run, ARTICLE_SYSTEM, notes, max_tokens=cfg.llm_max_tokens)
     draft = parse_draft(reply)
     slug = params.slug or slugify(draft.title)
-    existing = site.existing(slug)
-    if existing is not None and not params.force:
+    target = site.draft_path(slug) if params.draft else site.content_dir / f"{slug}.md"
+    taken = site.taken(slug)
+    if taken and not params.force:
+        names = ", ".join(str(p.relative_to(site.root)) for p in taken)
         raise HubError(
-            f"an article {existing.name} already exists in {site.content_dir}; "
-            "pass force=true to replace it, or choose another slug"
+            f"the slug {slug!r} is taken: {names} already exists; pass force=true to replace it, "
+            f"or choose another slug (slug={site.free_slug(slug)} is free)"
         )
-    if existing is not None and existing != site.content_dir / f"{slug}.md":
-        raise HubError(f"the article {existing.relative_to(site.content_dir)} has this slug; remove it first")
+    clash = next((p for p in site.article_names(slug) if p.exists() and p != target), None)
+    if clash is not None and not params.draft:
+        raise HubError(f"the article {clash.relative_to(site.root)} has this slug; remove it first")
     await run.log("article written", title=draft.title, slug=slug)
 
     tx = Transaction(site)
@@ -112,12 +124,14 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
                 HeroImageParams(prompt=prompt[:2000], name=slug),
                 stage=(1, 1, total),
             )
-        rel, hero_value = site.hero_paths(slug)
-        tx.add(rel, Path(image.path).read_bytes())
-    name = f"_{slug}.md" if params.draft else f"{slug}.md"
-    article_rel = (site.content_dir / name).relative_to(site.root)
+        if params.draft:  # next to the draft: nothing under src/assets or public/ before publishing
+            rel, hero_value = target.with_suffix(".png").relative_to(site.root), f"./{slug}.png"
+        else:
+            rel, hero_value = site.hero_paths(slug)
+        tx.add(rel, Path(image.path).read_bytes(), replace=params.force)
+    article_rel = target.relative_to(site.root)
     text = render_markdown(draft, dt.date.today(), hero_value)
-    tx.add(article_rel, text.encode())
+    tx.add(article_rel, text.encode(), replace=params.force)
     hero_rel = next((p for p in tx.files if p != article_rel), None)
 
     def result(**flags) -> PublishResult:

@@ -3,6 +3,11 @@
 Nothing under the site changes until the build succeeded; a failing deploy puts back what was
 there before (articles, hero image, `dist/`). Commit and push come last and never undo a live
 deploy: their failure is reported, not rolled back.
+
+Drafts live in a folder outside everything Astro reads (the content collection, `src/pages`,
+`public/`): Astro 5's `glob()` loader publishes `_name.md` files like any other, so a leading
+underscore hides nothing. A file that is new to the site is created with a hard link, which fails
+when the name exists, so two publishes racing for one slug cannot overwrite each other.
 """
 
 from __future__ import annotations
@@ -61,12 +66,16 @@ def tail(text: str, lines: int = 8) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
 
 
+PUBLISHED_DIRS = ("public", "src/pages")  # Astro copies or routes everything under these
+
+
 @dataclass
 class Site:
     root: Path
     content_subdir: str = "src/content/blog"
     hero_style: str = "auto"
     dist_subdir: str = "dist"
+    drafts_subdir: str = "drafts"
 
     def __post_init__(self) -> None:
         self.root = self.root.expanduser().resolve()
@@ -75,17 +84,55 @@ class Site:
     def content_dir(self) -> Path:
         return self.root / self.content_subdir
 
+    @property
+    def drafts_dir(self) -> Path:
+        return (self.root / self.drafts_subdir).resolve()
+
     def check(self) -> None:
         if not self.root.is_dir():
             raise PublishError(f"the blog at {self.root} does not exist (skills.content.blog_dir)")
         if not self.content_dir.is_dir():
             raise PublishError(f"the blog has no content dir {self.content_dir} (skills.content.content_subdir)")
+        drafts = self.drafts_dir
+        if not drafts.is_relative_to(self.root) or drafts == self.root:
+            raise PublishError(
+                f"the drafts folder {drafts} must be a folder inside the blog (skills.content.drafts_subdir)"
+            )
+        for name, published in (("the content collection", self.content_dir.resolve()),
+                                *((sub, (self.root / sub).resolve()) for sub in PUBLISHED_DIRS)):
+            if drafts.is_relative_to(published) or published.is_relative_to(drafts):
+                raise PublishError(
+                    f"the drafts folder {drafts} overlaps {name} ({published}), so a build would publish "
+                    "the drafts; set skills.content.drafts_subdir to a folder Astro does not read, e.g. drafts"
+                )
+
+    def article_names(self, slug: str) -> list[Path]:
+        """Every file that would be the page /blog/<slug>/ (Astro's id drops the extension and index)."""
+        return [self.content_dir / n for n in (f"{slug}.md", f"{slug}.mdx", f"{slug}/index.md", f"{slug}/index.mdx")]
+
+    def draft_path(self, slug: str) -> Path:
+        return self.drafts_dir / f"{slug}.md"
 
     def existing(self, slug: str) -> Path | None:
-        for name in (f"{slug}.md", f"{slug}.mdx", f"{slug}/index.md", f"{slug}/index.mdx"):
-            if (self.content_dir / name).exists():
-                return self.content_dir / name
-        return None
+        """The published article with this slug, if any."""
+        return next((p for p in self.article_names(slug) if p.exists()), None)
+
+    def taken(self, slug: str) -> list[Path]:
+        """Everything that already uses `slug`: published articles, drafts (old `_slug.md` ones too)."""
+        found = [p for p in self.article_names(slug) if p.exists()]
+        found += [p for p in (self.draft_path(slug), self.content_dir / f"_{slug}.md") if p.exists()]
+        return found
+
+    def free_slug(self, slug: str) -> str:
+        """The first of slug-2, slug-3, ... that nothing uses (for the error message's suggestion)."""
+        n = 2
+        while self.taken(f"{slug[:70]}-{n}"):
+            n += 1
+        return f"{slug[:70]}-{n}"
+
+    def stray_drafts(self) -> list[Path]:
+        """Old-style `_name.md` drafts inside the collection: Astro 5 publishes them."""
+        return sorted(p for ext in ("md", "mdx") for p in self.content_dir.rglob(f"_*.{ext}"))
 
     def style(self) -> str:
         """`asset` when the collection schema uses image() (src/assets + relative path), else `public`."""
@@ -112,20 +159,40 @@ class Transaction:
 
     site: Site
     files: dict[Path, bytes] = field(default_factory=dict)  # relative path -> content
+    replace: set[Path] = field(default_factory=set)  # files allowed to replace an existing one
     _backups: dict[Path, bytes | None] = field(default_factory=dict)
     _dist_backup: Path | None = None
     _workdirs: list[Path] = field(default_factory=list)
 
-    def add(self, rel: Path, data: bytes) -> None:
+    def add(self, rel: Path, data: bytes, *, replace: bool = False) -> None:
         self.files[Path(rel)] = data
+        if replace:
+            self.replace.add(Path(rel))
+
+    def _write_one(self, root: Path, rel: Path, data: bytes) -> None:
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{id(self):x}.sovhub-tmp")
+        tmp.write_bytes(data)
+        if rel in self.replace:
+            os.replace(tmp, dest)
+            return
+        try:
+            try:
+                os.link(tmp, dest)  # atomic create-if-absent: never overwrites
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: exclusive create instead
+                with open(dest, "xb") as out:
+                    out.write(data)
+        except FileExistsError:
+            raise PublishError(f"{rel} already exists (written meanwhile?); pass force=true to replace it") from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _write(self, root: Path) -> None:
         for rel, data in self.files.items():
-            dest = root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.sovhub-tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
+            self._write_one(root, rel, data)
 
     async def build(self, cmd: list[str], timeout: float) -> Path:
         """Build a copy of the site with the new files in it; the real site is not touched."""
@@ -144,10 +211,11 @@ class Transaction:
 
     def apply(self, built: Path | None) -> None:
         """Move the new files (and the new build output) into the real site."""
-        for rel in self.files:
+        for rel, data in self.files.items():  # a backup only for what this transaction wrote
             dest = self.site.root / rel
-            self._backups[rel] = dest.read_bytes() if dest.exists() else None
-        self._write(self.site.root)
+            old = dest.read_bytes() if dest.exists() else None
+            self._write_one(self.site.root, rel, data)
+            self._backups[rel] = old
         if built is not None and (built / self.site.dist_subdir).is_dir():
             dist = self.site.root / self.site.dist_subdir
             if dist.exists():
