@@ -17,8 +17,6 @@ import hashlib
 import re
 import unicodedata
 
-from anyascii import anyascii
-
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
 MAX_LEN = 60
 HASH_LEN = 8
@@ -30,6 +28,8 @@ def title_hash(text: str) -> str:
 
 def transliterate(text: str) -> str:
     """ASCII for `text`; ideographs become separate words (Chinese and Japanese write no spaces)."""
+    from anyascii import anyascii  # on first use: skill discovery (and MCP's stdio start) stays light
+
     out: list[str] = []
     for char in unicodedata.normalize("NFC", text):
         ascii_ = anyascii(char)
