@@ -138,6 +138,28 @@ def jobs(
     run_async(show_jobs(get_config(config), limit, state, job_id))
 
 
+@app.command()
+def doctor(
+    compose: Annotated[Path | None, typer.Option(help="the compose file (default: compose/compose.yaml)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="hub config (default: compose's)")] = None,
+    meminfo: Annotated[str | None, typer.Option(help="meminfo file (default: residents.memory_guard.meminfo)")] = None,
+    docker_url: Annotated[str | None, typer.Option("--docker", help="Docker engine URL (default: DOCKER_HOST)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check the GB10 stack before the first `up` and after any change: one line per check, and the fix.
+
+    Exit status 1 when any check fails (warnings alone exit 0)."""
+    from hub.doctor.report import render, to_json, worst
+    from hub.doctor.run import DoctorInputs, default_compose
+    from hub.doctor.run import run as run_doctor
+
+    checks = run_doctor(DoctorInputs(compose=compose or default_compose(), config=config, meminfo=meminfo,
+                                     docker_url=docker_url))
+    print(to_json(checks) if as_json else render(checks))
+    if worst(checks) == "fail":
+        raise typer.Exit(1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: str,
           as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True) -> None:
