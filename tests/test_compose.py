@@ -17,34 +17,12 @@ import pytest
 import yaml
 
 from hub.config import check_config, load_config
+from hub.doctor.composefile import ComposeFile, interpolate, server_args
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose" / "compose.yaml"
 HUB_CONFIG = ROOT / "config" / "hub.gb10.yaml"
 MODEL_FLAGS_SGLANG = ("--enable-metrics",)
-
-_VAR = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\})")
-
-
-def interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Compose's variable substitution: ${VAR}, ${VAR:-default}, ${VAR-default}, $$ (a literal $)."""
-    env = env or {}
-
-    def sub(m: re.Match) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name, op, default = m.group("name"), m.group("op"), m.group("default")
-        value = env.get(name)
-        if op in (":-", ":?") and not value:
-            value = None
-        if value is None:
-            if op and op.endswith("?"):
-                raise AssertionError(f"variable {name} is required by compose.yaml: {default}")
-            return default or ""
-        return value
-
-    return _VAR.sub(sub, text)
-
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
@@ -156,19 +134,24 @@ def test_voxtral_runs_under_vllm_omni(compose):
     assert cmd[:3] == ["vllm", "serve", "mistralai/Voxtral-4B-TTS-2603"] and "--omni" in cmd
 
 
+def _sources(service: dict) -> list[str]:
+    return [v["source"] if isinstance(v, dict) else v.split(":")[0] for v in service.get("volumes", [])]
+
+
 def test_weight_volumes_are_external_so_they_survive_rebuilds_and_down_v(compose):
     volumes = compose["volumes"]
     for key in ("models", "hf-cache", "comfyui-models", "data"):
         assert volumes[key].get("external") is True, f"volume {key} must be external"
-    mounts = {s: [v.split(":")[0] for v in svc.get("volumes", [])] for s, svc in compose["services"].items()}
+    mounts = {s: _sources(svc) for s, svc in compose["services"].items()}
     assert "models" in mounts["sglang"] and "comfyui-models" in mounts["comfyui"]
     assert "hf-cache" in mounts["vllm-omni"]
 
 
-def test_hub_service_mounts_docker_socket_config_and_data(compose, hub_config):
+def test_hub_service_mounts_the_docker_proxy_socket_config_and_data(compose, hub_config):
     hub = compose["services"]["hub"]
-    volumes = [v.split(":") for v in hub["volumes"]]
-    assert ["/var/run/docker.sock", "/var/run/docker.sock"] in volumes
+    volumes = [v.split(":") for v in hub["volumes"] if isinstance(v, str)]
+    assert not any("docker.sock" in part for v in volumes for part in v), "the raw socket is root on the host"
+    assert ["docker-proxy", "/run/sovhub-docker"] in volumes
     config_path = hub["environment"]["SOVHUB_CONFIG"]
     config_mount = next(v for v in volumes if v[1] == config_path)
     assert (COMPOSE.parent / config_mount[0]).resolve() == HUB_CONFIG
@@ -204,3 +187,126 @@ def test_built_images_have_their_dockerfiles(compose):
 def test_interpolation_follows_compose_rules():
     assert interpolate("${A:-x} ${B-y} ${C} $$D", {"B": ""}) == "x   $D"
     assert interpolate("${A:-x}", {"A": "set"}) == "set"
+
+
+# --- the GB10 stack's own promises -------------------------------------------------------------
+
+PROXY_SOCKET = "unix:///run/sovhub-docker/docker.sock"
+
+
+def _proxy_rules(compose: dict) -> dict[str, list[re.Pattern]]:
+    """docker-proxy's -allowMETHOD=regex flags, anchored as wollomatic/socket-proxy anchors them."""
+    rules: dict[str, list[re.Pattern]] = {}
+    for arg in _command(compose["services"]["docker-proxy"]):
+        m = re.match(r"^-allow(GET|HEAD|POST|PUT|DELETE|PATCH)=(.+)$", arg)
+        if m:
+            rules.setdefault(m.group(1), []).append(re.compile(f"^{m.group(2)}$"))
+    return rules
+
+
+def _allowed(rules, method: str, path: str) -> bool:
+    return any(r.match(path) for r in rules.get(method, []))
+
+
+def test_sglang_command_passes_the_known_good_flags_diagnose_sglang_checks(compose, hub_config):
+    from skills.ops import flags
+
+    sglang = compose["services"]["sglang"]
+    args = server_args(_command(sglang))
+    env = {k: str(v) for k, v in sglang["environment"].items()}
+    assert flags.check(args, hub_config.skills.ops.gb10_flags, env) == []
+    assert args["sampling_backend"] == "pytorch"
+    assert hub_config.skills.ops.health_timeout_s > float(env["SGLANG_HEALTH_CHECK_TIMEOUT"]), \
+        "the ops probe must outwait the server's own health check"
+
+
+def test_vllm_omni_takes_per_stage_memory_from_the_deploy_overlay_and_no_global_fraction(compose, hub_config):
+    cmd = _command(compose["services"]["vllm-omni"])
+    assert "--gpu-memory-utilization" not in " ".join(cmd), "a global flag overrides every stage's fraction"
+    overlay_path = _flag(cmd, "--deploy-config")
+    overlay_file = COMPOSE.parent / "vllm-omni" / Path(overlay_path).name
+    dockerfile = (COMPOSE.parent / "vllm-omni" / "Dockerfile").read_text()
+    assert f"COPY {overlay_file.name} {overlay_path}" in dockerfile
+    overlay = yaml.safe_load(overlay_file.read_text())
+    assert overlay["base_config"] == "voxtral_tts.yaml"
+    fractions = {s["stage_id"]: s["gpu_memory_utilization"] for s in overlay["stages"]}
+    assert set(fractions) == {0, 1}
+    assert str(fractions) .replace(" ", "") in dockerfile.replace(" ", ""), "the build asserts the same figures"
+    cuda_gib = 119.7  # the GB10 as CUDA counts it
+    assert sum(fractions.values()) * cuda_gib + 2 <= hub_config.residents.servers["vllm-omni"].memory_gb
+
+
+def test_vllm_omni_release_and_vllm_are_pinned_to_the_same_minor(compose):
+    args = compose["services"]["vllm-omni"]["build"]["args"]
+    vllm, omni = args["VLLM_VERSION"], args["VLLM_OMNI_VERSION"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", vllm) and re.fullmatch(r"\d+\.\d+\.\d+", omni)
+    assert vllm.split(".")[:2] == omni.split(".")[:2]
+    assert compose["services"]["vllm-omni"]["image"].endswith(":" + omni)
+
+
+def test_the_docker_proxy_allows_what_the_hub_does_and_nothing_that_makes_containers(compose, hub_config):
+    rules = _proxy_rules(compose)
+    names = [r.driver.container for r in hub_config.residents.servers.values()]
+    helper = hub_config.residents.memory_guard.drop_caches.container
+    assert helper == compose["services"]["drop-caches"]["container_name"]
+    for name in [*names, helper]:
+        for action in ("start", "stop", "restart"):
+            assert _allowed(rules, "POST", f"/v1.41/containers/{name}/{action}"), (name, action)
+        assert _allowed(rules, "GET", f"/v1.41/containers/{name}/json")
+        assert _allowed(rules, "GET", f"/v1.41/containers/{name}/logs")
+    assert _allowed(rules, "GET", "/_ping") and _allowed(rules, "GET", "/version")
+    for method, path in [("POST", "/v1.41/containers/create"), ("POST", "/v1.41/containers/sovhub-hub/stop"),
+                         ("POST", "/v1.41/containers/sovhub-sglang/exec"), ("POST", "/v1.41/exec/abc/start"),
+                         ("POST", "/v1.41/containers/other/start"), ("GET", "/v1.41/containers/other/json"),
+                         ("GET", "/v1.41/images/json"), ("DELETE", "/v1.41/containers/sovhub-sglang"),
+                         ("POST", "/v1.41/containers/sovhub-sglang/start/../../create")]:
+        assert not _allowed(rules, method, path), (method, path)
+    for r in hub_config.residents.servers.values():
+        assert r.driver.docker_host == PROXY_SOCKET
+    assert hub_config.skills.ops.docker_url == PROXY_SOCKET
+    assert hub_config.residents.memory_guard.drop_caches.docker_host == PROXY_SOCKET
+    proxy = compose["services"]["docker-proxy"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in proxy["volumes"]
+    assert proxy["cap_drop"] == ["ALL"] and proxy["read_only"] is True
+
+
+def test_drop_caches_helper_is_privileged_one_shot_and_never_started_by_up(compose):
+    helper = compose["services"]["drop-caches"]
+    assert helper["privileged"] is True and helper["restart"] == "no" and helper["profiles"] == ["models"]
+    assert "echo 3 > /proc/sys/vm/drop_caches" in " ".join(helper["entrypoint"])
+    assert helper["network_mode"] == "none"
+
+
+def test_blog_is_built_in_the_hub_and_served_by_nginx_from_the_same_checkout(compose, hub_config):
+    hub, blog = compose["services"]["hub"], compose["services"]["blog"]
+    hub_blog = next(v for v in hub["volumes"] if isinstance(v, dict) and v["target"] == str(
+        hub_config.skills.content.blog_dir))
+    served = next(v for v in blog["volumes"] if isinstance(v, dict))
+    assert hub_blog["source"] == served["source"], "nginx must serve the checkout the hub builds"
+    for mount in (hub_blog, served):
+        assert mount["bind"]["create_host_path"] is False, "a missing site must fail, not become an empty dir"
+    assert served["read_only"] is True
+    template = (COMPOSE.parent / "blog-nginx" / "default.conf.template").read_text()
+    assert f"root {served['target']}/{hub_config.skills.content.dist_subdir};" in template
+    assert hub_config.skills.content.build_command[:1] == ["npm"]
+    assert "node" in (COMPOSE.parent / "hub" / "Dockerfile").read_text()
+    assert {"blog_deploy_key", "blog_known_hosts"} <= set(hub["secrets"])
+    assert "/run/secrets/blog_deploy_key" in hub["environment"]["GIT_SSH_COMMAND"]
+
+
+def test_fetch_models_completes_the_nvfp4_config_with_the_doctors_own_check(compose):
+    fetch = compose["services"]["fetch-models"]
+    mount = next(v for v in fetch["volumes"] if v.endswith(":/nvfp4.py:ro"))
+    assert (COMPOSE.parent / mount.split(":")[0]).resolve() == ROOT / "hub" / "doctor" / "nvfp4.py"
+    assert "python3 /nvfp4.py complete" in (COMPOSE.parent / "scripts" / "fetch-models.sh").read_text()
+
+
+def test_compose_file_loader_of_the_doctor_reads_this_file(tmp_path):
+    cf = ComposeFile.load(COMPOSE, {})
+    assert cf.volume_name("models") == "sovhub-models"
+    mount, rest = cf.locate("sglang", "/models/Mistral-Small-4-119B-2603-NVFP4")
+    assert (mount.kind, mount.source, rest) == ("volume", "sovhub-models", "Mistral-Small-4-119B-2603-NVFP4")
+    assert cf.image_vars["sglang"] == "SGLANG_IMAGE"
+    (tmp_path / "compose.yaml").write_text(COMPOSE.read_text())
+    (tmp_path / ".env").write_text("# pinned\nSGLANG_IMAGE='lmsysorg/sglang:x@sha256:abc'\n")
+    assert ComposeFile.load(tmp_path / "compose.yaml", {}).service("sglang")["image"] == "lmsysorg/sglang:x@sha256:abc"

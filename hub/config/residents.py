@@ -34,6 +34,25 @@ class DriverConfig(Section):
         return self
 
 
+class DropCachesConfig(Section):
+    """A privileged helper that drops the page cache (`sync; echo 3 > /proc/sys/vm/drop_caches`).
+
+    On unified memory MemAvailable counts page cache that CUDA may not get; NVIDIA's advice for the
+    Spark is to drop it when allocations fail below the limit. The hub stays unprivileged: it starts
+    a one-shot container (compose service `drop-caches`) or runs a command (e.g. a sudo rule)."""
+
+    container: str | None = Field(None, description="one-shot privileged container to start and wait for")
+    docker_host: str | None = Field(None, description="default: $DOCKER_HOST")
+    command: list[str] = Field(default_factory=list, description="instead of a container, e.g. [sudo, -n, ...]")
+    timeout_s: float = Field(60, gt=0)
+
+    @model_validator(mode="after")
+    def one_way(self) -> DropCachesConfig:
+        if bool(self.container) == bool(self.command):
+            raise ValueError("drop_caches needs exactly one of `container` or `command`")
+        return self
+
+
 class MemoryGuardConfig(Section):
     """After a stop, wait until memory is really back before the next start."""
 
@@ -42,6 +61,7 @@ class MemoryGuardConfig(Section):
     command: list[str] = Field(default_factory=list, description="prints available GB; overrides meminfo")
     timeout_s: float = Field(180, gt=0)
     poll_s: float = Field(1.0, gt=0)
+    drop_caches: DropCachesConfig | None = Field(None, description="run before measuring, before each start")
 
 
 class ResidentConfig(Section):

@@ -118,7 +118,7 @@ class ResidentScheduler:
             anticipation_s=cfg.anticipation_s)
         g = cfg.memory_guard
         guard = MemoryGuard(enabled=g.enabled, meminfo=g.meminfo, command=g.command, timeout_s=g.timeout_s,
-                            poll_s=g.poll_s)
+                            poll_s=g.poll_s, drop_caches=g.drop_caches)
         return cls(specs, runtimes, drivers, params=params, guard=guard, bus=bus, store=store,
                    monitor_interval_s=cfg.monitor_interval_s)
 
