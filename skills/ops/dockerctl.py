@@ -69,7 +69,7 @@ def inspect(docker_url: str | None, name: str, tail: int) -> ContainerInfo:
         for item in (c.attrs.get("Config", {}) or {}).get("Env") or []:
             key, _, value = item.partition("=")
             env[key] = value
-        raw = c.logs(tail=tail, stdout=True, stderr=True)
+        raw = dc.api.logs(c.name, tail=tail, stdout=True, stderr=True)  # by name: the socket proxy allows it
         lines = raw.decode("utf-8", errors="replace").splitlines()
         return ContainerInfo(
             name=name, found=True, status=state.get("Status", "unknown"), exit_code=state.get("ExitCode"),
@@ -100,9 +100,8 @@ def restart(docker_url: str | None, name: str, stop_timeout: float) -> str:
         c = _find(dc, name)
         if c is None:
             raise BackendDown(f"no container named {name!r}")
-        c.restart(timeout=int(stop_timeout))
-        c.reload()
-        return c.attrs.get("State", {}).get("StartedAt", "")
+        dc.api.restart(c.name, timeout=int(stop_timeout))  # by name, never id: the socket proxy filters on it
+        return dc.api.inspect_container(c.name).get("State", {}).get("StartedAt", "")
     finally:
         with contextlib.suppress(Exception):
             dc.close()

@@ -65,7 +65,8 @@ def host_python_mounts() -> dict[str, dict[str, str]]:
 class DockerEngine:
     """A dockerd started as a child process; stopped by PID and its temp dir cleaned at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: list[str] | None = None) -> None:
+        self.extra_args = list(extra_args or [])
         # Short path: containerd's socket lives under exec-root and unix socket paths are <108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="sovd-", dir="/tmp"))
         self.socket = self.root / "docker.sock"
@@ -89,7 +90,7 @@ class DockerEngine:
         self.proc = subprocess.Popen(
             [dockerd, "--host", self.base_url, "--data-root", str(self.root / "data"),
              "--exec-root", str(self.root / "x"), "--pidfile", str(self.root / "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip-masq=false"],
+             "--bridge=none", "--iptables=false", "--ip-masq=false", *self.extra_args],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         out.close()

@@ -1,7 +1,8 @@
 """The docker driver: an existing container, found by name or by its compose service label.
 
 The hub never creates model containers (compose does); it starts and stops them. The SDK is
-synchronous, so every call runs in a worker thread.
+synchronous, so every call runs in a worker thread. Every call names the container by its name,
+never by id: the Docker socket proxy in front of the engine allows only `sovhub-*` paths.
 """
 
 from __future__ import annotations
@@ -62,31 +63,31 @@ class DockerDriver:
             raise DriverError(f"{self.name}: docker: {exc.explanation or exc}") from exc
 
     async def start(self) -> None:
-        await self._call(lambda: self._find().start())
+        await self._call(lambda: self._docker().api.start(self._find().name))
 
     async def stop(self, timeout: float) -> None:
-        await self._call(lambda: self._find().stop(timeout=max(1, int(timeout))))
+        await self._call(lambda: self._docker().api.stop(self._find().name, timeout=max(1, int(timeout))))
 
     async def restart(self, timeout: float) -> None:
-        await self._call(lambda: self._find().restart(timeout=max(1, int(timeout))))
+        await self._call(lambda: self._docker().api.restart(self._find().name, timeout=max(1, int(timeout))))
 
     async def is_running(self) -> bool:
         def check() -> bool:
-            c = self._find()
-            c.reload()
-            return c.status == "running"
+            return self._find().status == "running"  # _find() inspects afresh
         try:
             return await self._call(check)
         except ContainerMissing:
             return False  # (an unreachable Docker raises: that says nothing about the server)
 
     async def output_since(self, since: float) -> str:
-        data = await self._call(lambda: self._find().logs(since=since, stdout=True, stderr=True))
+        data = await self._call(lambda: self._docker().api.logs(self._find().name, since=since, stdout=True,
+                                                                 stderr=True))
         return data.decode(errors="replace")
 
     async def tail(self, lines: int = 30) -> str:
         try:
-            data = await self._call(lambda: self._find().logs(tail=lines, stdout=True, stderr=True))
+            data = await self._call(lambda: self._docker().api.logs(self._find().name, tail=lines, stdout=True,
+                                                                     stderr=True))
         except DriverError as exc:
             return str(exc)
         return data.decode(errors="replace")
