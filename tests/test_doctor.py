@@ -330,6 +330,8 @@ def test_docker_proxy_check_raw_socket_unreachable_filtered_and_too_strict(docke
     assert raw.status == "warn" and "unfiltered" in raw.title
     gone = checks.docker_endpoint(facts.endpoint_facts(f"unix://{tmp_path}/x.sock", "sovhub-sglang"))
     assert gone.status == "fail"
+    not_up_yet = checks.docker_endpoint(facts.endpoint_facts(f"unix://{tmp_path}/x.sock", "sovhub-sglang"), "created")
+    assert not_up_yet.status == "warn" and "up" in not_up_yet.fix
     with SocketProxy(tmp_path / "p.sock", str(dockerd.socket), compose_rules(COMPOSE)) as proxy:
         good = checks.docker_endpoint(facts.endpoint_facts(proxy.url, "sovhub-sglang"))
         assert good.status == "ok", good

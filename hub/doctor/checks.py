@@ -283,12 +283,18 @@ def secrets(files: Mapping[str, Path | None], required: set[str]) -> Check:
                                                                         if empty else ""))
 
 
-def docker_endpoint(e: EndpointFacts | None) -> Check:
-    """The hub's Docker API must be the filtering proxy: reachable, refusing the rest, allowing the hub."""
+def docker_endpoint(e: EndpointFacts | None, proxy_state: str | None = "running") -> Check:
+    """The hub's Docker API must be the filtering proxy: reachable, refusing the rest, allowing the hub.
+
+    `proxy_state` is the proxy container's status: before the first `up` it is not running yet,
+    which is a warning, not a fault."""
     if e is None:
         return Check("docker_proxy", "warn", "the hub uses the raw Docker socket (root on the host)",
                      fix="set the residents' driver.docker_host and skills.ops.docker_url to the docker-proxy "
                          "socket (unix:///run/sovhub-docker/docker.sock in config/hub.gb10.yaml)")
+    if (not e.reachable or e.ping != 200) and proxy_state != "running":
+        return Check("docker_proxy", "warn", f"the socket proxy is {proxy_state or 'not created'}: "
+                     "its socket appears with `up`", fix="docker compose up -d (then run the doctor again)")
     if not e.reachable or e.ping != 200:
         return Check("docker_proxy", "fail", f"{e.url} does not answer", [e.error or f"/_ping: {e.ping}"],
                      fix="docker compose up -d docker-proxy (and check its log: docker logs sovhub-docker-proxy)")

@@ -194,7 +194,9 @@ def run(inputs: DoctorInputs) -> list[Check]:
     endpoint = None
     if host_url:
         endpoint = facts.endpoint_facts(host_url, model_containers[0] if model_containers else "sovhub-hub")
-    out.append(checks.docker_endpoint(endpoint))
+    proxies = [_container(compose, n) for n, svc in compose.services.items()
+               if any(str(a).startswith("-proxysocketendpoint=") for a in svc.get("command") or [])]
+    out.append(checks.docker_endpoint(endpoint, docker.containers.get(proxies[0]) if proxies else "running"))
     blog_dir = config.skills.content.blog_dir
     blog_host = None
     if blog_dir is not None:
