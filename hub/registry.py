@@ -7,6 +7,7 @@ the same declaration, the same checks and `register`, which remembers where each
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import json
@@ -65,6 +66,7 @@ class Skill:
     est_seconds: float = 5.0
     job_class: str = "skill"
     command: str | None = None
+    open_world: bool = False  # reaches beyond this box: deploys, pushes, or calls an outside service
 
     def __post_init__(self) -> None:
         check_skill(self)
@@ -75,14 +77,36 @@ class Skill:
             return raw
         if isinstance(raw, BaseModel):
             raw = raw.model_dump()
+        unknown = self.unknown_arguments(raw or {})
         try:
-            return self.params.model_validate(raw or {})
+            model = self.params.model_validate(raw or {})
         except ValidationError as exc:
-            errors = [(".".join(str(p) for p in err["loc"]) or "(arguments)", err["msg"]) for err in exc.errors()]
-            raise InvalidParams(self.name, errors) from None
+            errors = [(".".join(str(p) for p in err["loc"]) or "(arguments)", err["msg"]) for err in exc.errors()
+                      if err["type"] != "extra_forbidden"]
+            raise InvalidParams(self.name, unknown + errors) from None
+        if unknown:
+            raise InvalidParams(self.name, unknown)
+        return model
+
+    def argument_names(self) -> list[str]:
+        return sorted(f.alias or n for n, f in self.params.model_fields.items())
+
+    def unknown_arguments(self, raw: Any) -> list[tuple[str, str]]:
+        """An argument the skill does not take is an error that names it, never silently dropped."""
+        if not isinstance(raw, dict):
+            return []
+        known = self.argument_names()
+        accepted = {*known, *self.params.model_fields}
+        out = []
+        for key in sorted(k for k in raw if k not in accepted):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            out.append((str(key), f"unknown argument; {hint}{self.name} takes: {', '.join(known) or 'no arguments'}"))
+        return out
 
     def input_schema(self) -> dict[str, Any]:
-        return self.params.model_json_schema()
+        """The params' JSON Schema; unknown arguments are refused, and the schema says so."""
+        return {**self.params.model_json_schema(), "additionalProperties": False}
 
     def output_schema(self) -> dict[str, Any]:
         return self.result.model_json_schema()
@@ -133,6 +157,7 @@ def skill(
     est_seconds: float = 5.0,
     job_class: str = "skill",
     command: str | None = None,
+    open_world: bool = False,
 ) -> Callable[[Handler], Skill]:
     """Declare a skill: the decorated handler becomes a `Skill` the registry discovers."""
 
@@ -141,7 +166,7 @@ def skill(
             name=name, description=description.strip() if isinstance(description, str) else description,
             params=params, result=result, handler=handler,
             resident=resident, permission=permission, timeout_s=timeout_s, long_running=long_running,
-            est_seconds=est_seconds, job_class=job_class, command=command,
+            est_seconds=est_seconds, job_class=job_class, command=command, open_world=open_world,
         )
 
     return wrap

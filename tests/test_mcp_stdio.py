@@ -55,8 +55,10 @@ async def test_stdio_serves_the_registry_and_logs_only_to_stderr(tmp_path):
         while not result.structured_content["done"]:
             result = await client.call_tool("job_result", {"job_id": pending["job_id"], "wait_s": 0.3})
         assert result.structured_content["result"] == {"steps": 10}
-        with pytest.raises(ToolError, match="needs an owner token"):
+        with pytest.raises(ToolError, match=r"wipe \(destructive\) needs role owner; this stdio server runs with "
+                                            r"role write \(mcp.stdio_role") as refused:
             await client.call_tool("wipe", {})
+        assert "token" not in str(refused.value)
         with pytest.raises(ToolError, match="boom failed"):
             await client.call_tool("boom", {})
     assert "the backend exploded" in stderr.read_text()  # the failing skill's traceback went to stderr
@@ -106,3 +108,21 @@ async def test_stdio_warns_when_a_hub_already_serves_mcp_on_the_configured_port(
             assert await client.list_tools()
     assert f"a hub already serves MCP at {bridge.url}" in stderr.read_text()
     assert "sovhub mcp --connect" in stderr.read_text()
+
+
+@pytest.mark.slow
+async def test_relay_without_a_token_says_the_hub_answered_401(tmp_path):
+    import asyncio
+
+    from tests.test_mcp_http import running
+
+    async with running(tmp_path / "hub") as (_, bridge):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("SOVHUB_MCP_TOKEN", None)
+        proc = await asyncio.create_subprocess_exec(SOVHUB, "mcp", "--connect", bridge.url, cwd=str(ROOT), env=env,
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1 and out == b""
+    said = " ".join(err.decode().split())
+    assert "answered 401 Unauthorized: no token given; put one of the hub's mcp.tokens in $SOVHUB_MCP_TOKEN" in said

@@ -152,3 +152,30 @@ async def test_restarting_the_hubs_own_mcp_bridge_lists_every_skill_again(tmp_pa
     finally:
         await hub.stop()
 
+
+
+async def test_restart_of_the_hub_bridge_over_its_own_mcp_answers_first_then_restarts(tmp_path):
+    component = pytest.importorskip("bridges.mcp.component")
+    from fastmcp import Client
+
+    hub = await start_hub(tmp_path, {}, mcp={"port": 0, "tokens": [{"name": "ops", "token": TOKEN,
+                                                                    "role": "owner"}]})
+    restarted: list[dict] = []
+    hub.bus.listen("mcp_restarted", lambda event: restarted.append(event.data))
+    try:
+        await component.setup(hub)
+        bridge = hub.extras["mcp"]
+        async with Client(bridge.url, auth=TOKEN) as client:
+            out = (await client.call_tool("restart_mcp", {"target": "hub"})).structured_content
+        assert out["deferred"] is True and out["seconds_to_healthy"] is None
+        assert "restart_mcp" in out["tools"] and "restarts right after this answer" in out["summary"]
+        for _ in range(100):
+            if restarted:
+                break
+            await asyncio.sleep(0.1)
+        assert bridge.restarts == 1 and restarted and restarted[0]["healthy"] is True
+        async with Client(bridge.url, auth=TOKEN) as client:  # a new session on the restarted server
+            assert "restart_mcp" in {t.name for t in await client.list_tools()}
+        await component.teardown(hub)
+    finally:
+        await hub.stop()

@@ -29,6 +29,7 @@ class Caller:
 
     name: str
     role: str
+    via: str = "token"  # token | stdio | anonymous (token-less loopback HTTP) | cli
 
     @property
     def grant(self) -> Permission:
@@ -37,6 +38,19 @@ class Caller:
     @property
     def is_owner(self) -> bool:
         return self.role == "owner"
+
+    def lacks(self, role: str, what: str) -> str:
+        """Why this caller may not do `what` (which needs `role`), and what would let it, per transport."""
+        if self.via == "stdio":
+            return (f"{what} needs role {role}; this stdio server runs with role {self.role} "
+                    f"(mcp.stdio_role in the hub's config)")
+        if self.via == "anonymous":
+            return (f"{what} needs role {role}; callers without a token have role {self.role} "
+                    f"(mcp.anonymous_role); configure mcp.tokens and connect with an owner or write token")
+        if self.via == "cli":
+            return f"{what} needs role {role}; this command runs with role {self.role}"
+        article = "an" if role[0] in "aeiou" else "a"
+        return f"{what} needs {article} {role} token (token {self.name!r} has role {self.role})"
 
 
 def annotations_for(permission: Permission, *, open_world: bool = False) -> ToolAnnotations:

@@ -205,8 +205,86 @@ async def _job_path(n: int) -> dict[str, Any]:
             "sqlite_synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, sync)}
 
 
-def run(calls: int = 400, rounds: int = 8, warmup: int = 30, transport: str = "http") -> dict[str, Any]:
-    """calls/s and p50 of `ping` through the hub's MCP server vs a bare FastMCP server."""
+# -- stdio start-up ------------------------------------------------------------------------------
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "sovhub-bench", "version": "0"}}}
+
+
+async def _start_once(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Spawn a stdio server as a client would; ms to the initialize answer, to tools/list, to exit on EOF."""
+    import json
+
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=str(ROOT), env=env, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def answer(msg_id: int) -> dict[str, Any]:
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if not line:
+                raise RuntimeError(f"{argv[0]} closed stdout before answering request {msg_id}")
+            msg = json.loads(line)
+            if msg.get("id") == msg_id:
+                return msg
+
+    try:
+        proc.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+        await proc.stdin.drain()
+        await answer(1)
+        initialize = time.perf_counter() - t0
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n")
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).encode() + b"\n")
+        await proc.stdin.drain()
+        listed = await answer(2)
+        if not listed.get("result", {}).get("tools"):
+            raise RuntimeError(f"tools/list gave no tools: {listed}")
+        tools = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        proc.stdin.close()
+        code = await asyncio.wait_for(proc.wait(), 30)
+        if code != 0:
+            raise RuntimeError(f"{' '.join(argv[:3])} exited with {code} on EOF")
+        return {"initialize": initialize, "tools_list": tools, "exit_on_eof": time.perf_counter() - t1}
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _stdio_start(rounds: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_LOG_LEVEL": "WARNING"}
+    env.pop("SOVHUB_CONFIG", None)
+    sovhub = str(Path(sys.executable).with_name("sovhub"))
+    with tempfile.TemporaryDirectory(prefix="sovhub-bench-mcp-") as tmp:
+        config = Path(tmp) / "bench.yaml"
+        # The whole registry, as a client sees it; no default MCP port in use, so no "hub already runs" probe.
+        config.write_text(f"storage:\n  data_dir: {tmp}\nlogging:\n  level: WARNING\nmcp:\n  port: 1\n")
+        argv = {"bare": [sys.executable, "-m", "bridges.mcp.bench", "serve-stdio"],
+                "hub": [sovhub, "mcp", "--config", str(config)]}
+        samples: dict[str, list[dict[str, float]]] = {"bare": [], "hub": []}
+        for r in range(rounds):
+            for kind in (("bare", "hub") if r % 2 == 0 else ("hub", "bare")):
+                samples[kind].append(await _start_once(argv[kind], env))
+    out: dict[str, Any] = {"transport": "stdio", "measure": "spawn -> initialize answer", "rounds": rounds}
+    for kind, runs in samples.items():
+        for key in ("initialize", "tools_list", "exit_on_eof"):
+            out[f"{kind}_{key}_ms"] = round(statistics.median(r[key] for r in runs) * 1000)
+    out["hub_initialize_max_ms"] = round(max(r["initialize"] for r in samples["hub"]) * 1000)
+    out["initialize_ratio"] = round(out["hub_initialize_ms"] / out["bare_initialize_ms"], 2)
+    out["target_initialize_ms"] = 2000
+    return out
+
+
+def run(calls: int = 400, rounds: int = 8, warmup: int = 30, transport: str = "http",
+        stdio_start: bool = False) -> dict[str, Any]:
+    """calls/s and p50 of `ping` through the hub's MCP server vs a bare FastMCP server.
+
+    `--stdio-start`: instead, how long a client waits for `initialize` when it spawns `sovhub mcp`
+    (the whole registry) against a bare FastMCP stdio server, and whether both exit on EOF.
+    """
+    if stdio_start:
+        return asyncio.run(_stdio_start(max(1, min(rounds, 5))))
     return asyncio.run(_run(calls, rounds, warmup, transport))
 
 

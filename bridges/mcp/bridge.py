@@ -50,7 +50,7 @@ class MCPBridge:
         return self._task is not None and not self._task.done()
 
     def app(self):
-        default = None if self.config.tokens else Caller("anonymous", self.config.anonymous_role)
+        default = None if self.config.tokens else Caller("anonymous", self.config.anonymous_role, via="anonymous")
         mcp = build_server(self.hub, default_caller=default, with_auth=True, stats=self.stats)
         allowed_hosts = [*self.config.allowed_hosts, self.config.host]
         return mcp.http_app(path=self.config.path, transport="http", host_origin_protection=True,

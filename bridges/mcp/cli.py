@@ -59,21 +59,44 @@ def main(ctx: typer.Context, config: ConfigOpt = None, registry: RegistryOpt = N
 
         token = os.environ.get(token_env)
         setup_logging("WARNING", [token] if token else [])
-        run_async(relay_stdio(connect, token))
+        run_async(relay_stdio(connect, token, token_env))
         return
     cfg = get_config(config)  # logging goes to stderr (or the configured file), never stdout
     run_async(serve_stdio(cfg, load_registry(registry)))
 
 
-async def relay_stdio(url: str, token: str | None) -> None:
+async def relay_stdio(url: str, token: str | None, token_env: str = "SOVHUB_MCP_TOKEN") -> None:
     """stdio in front of a running hub: one hub owns the GPU, however many clients spawn `sovhub mcp`."""
     from fastmcp.server import create_proxy
     from fastmcp.server.providers.proxy import ProxyClient
 
+    await check_reachable(url, token, token_env)
     # ProxyClient (not a plain Client) forwards the hub's progress notifications to the stdio client.
     proxy = create_proxy(ProxyClient(url, auth=token), name="sovhub")
     proxy.provider_error_strategy = "raise"  # an unreachable hub is an error, not an empty tool list
     await proxy.run_stdio_async(show_banner=False)
+
+
+async def check_reachable(url: str, token: str | None, token_env: str = "SOVHUB_MCP_TOKEN") -> None:
+    """Say why the relay cannot work before a client sees only "Connection closed"."""
+    import httpx
+
+    headers = {"Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the hub's MCP server at {url}: {exc or type(exc).__name__} (is `sovhub run` running?)")
+    if response.status_code == 401:
+        fail(f"the hub at {url} answered 401 Unauthorized: " + (
+            f"the token in ${token_env} is not one of its mcp.tokens" if token else
+            f"no token given; put one of the hub's mcp.tokens in ${token_env} (`sovhub mcp token` makes one)"))
+    if response.status_code in (403, 421):
+        fail(f"the hub at {url} refused this client ({response.status_code}): add the host to mcp.allowed_hosts")
+    if response.status_code == 404:
+        fail(f"the hub answers at {url} but not with MCP (404): check mcp.path")
 
 
 async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None:
@@ -85,7 +108,7 @@ async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None
     await warn_if_hub_running(config)
     hub = await Hub.start(config, skills=registry)
     try:
-        mcp = build_server(hub, default_caller=Caller("stdio", config.mcp.stdio_role), with_auth=False)
+        mcp = build_server(hub, default_caller=Caller("stdio", config.mcp.stdio_role, via="stdio"), with_auth=False)
         await mcp.run_stdio_async(show_banner=False)
     finally:
         await hub.stop()
@@ -164,7 +187,7 @@ def tools(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     async def listing() -> list[dict[str, Any]]:
         hub = await Hub.start(cfg, skills=load_registry(ctx.obj["registry"]), components=(), resume_jobs=False)
         try:
-            server = build_server(hub, default_caller=Caller("cli", "read"), with_auth=False)
+            server = build_server(hub, default_caller=Caller("cli", "read", via="cli"), with_auth=False)
             async with Client(server) as client:
                 listed = await client.list_tools()
         finally:

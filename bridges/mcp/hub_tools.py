@@ -122,7 +122,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         except UnknownJob:
             raise refusal(f"no job {job_id!r}") from None
         if not who.is_owner and not (record.context.origin == "mcp" and record.context.user == who.name):
-            raise refusal(f"no job {job_id!r} (only an owner token sees other callers' jobs)")
+            raise refusal(f"no job {job_id!r} among yours (only the owner role sees other callers' jobs)")
         return record
 
     def info(record: JobRecord) -> JobInfo:
@@ -168,7 +168,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         """Cancel a queued or running job (your own; an owner token may cancel any)."""
         who = caller()
         if who.grant < Permission.write:
-            raise refusal(f"cancel_job needs a write token (caller {who.name!r} has role {who.role})")
+            raise refusal(who.lacks("write", "cancel_job"))
         await visible(job_id, who)
         status = await hub.jobs.cancel(job_id)
         return CancelOut(job_id=job_id, status=status)
@@ -201,7 +201,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
     async def ask_chat(prompt: str, *, override: str | None, policy: str) -> AskOut:
         who = caller()
         if who.grant < Permission.write:
-            raise refusal(f"asking the model needs a write token (caller {who.name!r} has role {who.role})")
+            raise refusal(who.lacks("write", "asking the model"))
         if hub.chat is None:
             raise refusal(NOT_CONFIGURED)
         from hub.chat.api import ConversationKey, TurnRequest

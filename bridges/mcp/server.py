@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from fastmcp import FastMCP
 
+import hub as hub_package
 from bridges.mcp.access import Caller, RoleTokenVerifier
+from bridges.mcp.errors import ClearArgumentErrors
 from bridges.mcp.hub_tools import HUB_TOOL_NAMES, add_hub_tools
+from bridges.mcp.schemas import json_safety_problems
 from bridges.mcp.skill_tools import CallStats, SkillTool
 
 if TYPE_CHECKING:
@@ -18,6 +22,7 @@ INSTRUCTIONS = (
     "answer with a job id (pending=true): fetch its result later with job_result. ask / ask_local put a "
     "question to the hub's assistant."
 )
+log = logging.getLogger(__name__)
 
 
 def build_server(hub: Hub, *, default_caller: Caller | None, with_auth: bool,
@@ -32,10 +37,17 @@ def build_server(hub: Hub, *, default_caller: Caller | None, with_auth: bool,
     if clash:
         raise ValueError(f"skills {', '.join(clash)} clash with the MCP bridge's own tools; rename them")
     auth = RoleTokenVerifier(config.tokens) if with_auth and config.tokens else None
-    mcp = FastMCP("sovhub", instructions=INSTRUCTIONS, auth=auth, mask_error_details=True)
+    mcp = FastMCP("sovhub", instructions=INSTRUCTIONS, auth=auth, mask_error_details=True,
+                  version=hub_package.version(), middleware=[ClearArgumentErrors()])
     stats = stats or CallStats()
     for skill in hub.skills:
-        mcp.add_tool(SkillTool.build(hub, skill, default_caller=default_caller, wait_s=config.call_wait_s,
-                                     stats=stats))
+        tool = SkillTool.build(hub, skill, default_caller=default_caller, wait_s=config.call_wait_s, stats=stats)
+        problems = json_safety_problems(tool.parameters, "inputSchema") + json_safety_problems(
+            tool.output_schema, "outputSchema")
+        if problems:
+            # One unsafe number makes strict clients reject the whole tool list: leave this tool out.
+            log.error("MCP tool %s left out: %s", skill.name, "; ".join(problems))
+            continue
+        mcp.add_tool(tool)
     add_hub_tools(mcp, hub, default_caller=default_caller, max_wait_s=config.call_wait_s)
     return mcp

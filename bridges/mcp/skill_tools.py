@@ -107,7 +107,7 @@ class SkillTool(Tool):
             description=skill.description,
             parameters=skill.input_schema(),
             output_schema=output_schema_for(skill),
-            annotations=annotations_for(skill.permission, open_world=bool(getattr(skill, "open_world", False))),
+            annotations=annotations_for(skill.permission, open_world=skill.open_world),
             meta={"sovhub": {"permission": skill.permission.name, "long_running": may_defer(skill),
                              "resident": skill.resident}},
         )
@@ -124,9 +124,9 @@ class SkillTool(Tool):
             handle = await hub.start_skill(skill.name, arguments, ctx, grant=caller.grant)
         except PermissionDenied:
             self._stats.errors += 1
-            need = "an owner" if skill.permission.name == "destructive" else "a write"
-            raise ToolError(f"{skill.name} is a {skill.permission.name} tool: it needs {need} token "
-                            f"(caller {caller.name!r} has role {caller.role})", log_level=logging.INFO) from None
+            need = "owner" if skill.permission.name == "destructive" else "write"
+            raise ToolError(caller.lacks(need, f"{skill.name} ({skill.permission.name})"),
+                            log_level=logging.INFO) from None
         except HubError as exc:  # InvalidParams (names the field), UnknownSkill, ...: the caller's mistake
             self._stats.errors += 1
             raise ToolError(str(exc), log_level=logging.INFO) from None

@@ -21,7 +21,7 @@ class HeroImageParams(BaseModel):
     prompt: str = Field(min_length=3, max_length=2000, description="What to draw")
     width: int | None = Field(None, ge=64, le=2048, multiple_of=16, description="Pixels; default from config")
     height: int | None = Field(None, ge=64, le=2048, multiple_of=16, description="Pixels; default from config")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed + prompt = same image")
+    seed: int | None = Field(None, ge=0, le=2**53 - 1, description="Same seed + prompt = same image (0 to 2^53-1)")
     steps: int = Field(4, ge=1, le=50, description="Sampler steps (FLUX.1-schnell needs 4)")
     name: str | None = Field(None, max_length=80, description="File name stem; default from the prompt")
 

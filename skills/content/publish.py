@@ -71,6 +71,7 @@ def read_notes(notes: str) -> str:
     params=PublishParams,
     result=PublishResult,
     permission=Permission.destructive,
+    open_world=True,  # deploys the public site and pushes the commit
     timeout_s=3600,
     long_running=True,
     est_seconds=240,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastmcp import Client
 from pydantic import BaseModel, Field
 
 from hub.config.skills_ops import McpTarget
@@ -27,8 +27,12 @@ from skills.ops import dockerctl
 if TYPE_CHECKING:
     from hub.core import Hub
 
+log = logging.getLogger(__name__)
+
 HUB_PROCESS = "hub-process"
 HUB_BRIDGE = "hub"
+ANSWER_GRACE_S = 0.3  # the answer to the MCP call that asked for the restart leaves before the server stops
+_AFTER_ANSWER: set[asyncio.Task] = set()
 
 
 class RestartRefused(HubError):
@@ -45,8 +49,9 @@ class RestartResult(BaseModel):
     url: str
     tool_count: int
     tools: list[str]
-    seconds_to_healthy: float
-    restart_seconds: float
+    seconds_to_healthy: float | None = Field(None, description="None when the restart comes after this answer")
+    restart_seconds: float | None = None
+    deferred: bool = Field(False, description="the hub's own MCP server restarts right after answering")
     summary: str
 
 
@@ -115,6 +120,7 @@ async def _refuse_own_container(hub: Hub, target: McpTarget) -> None:
 
 async def list_tools(url: str, token: str | None, timeout: float) -> list[str]:
     """One MCP session: initialize, then tools/list; the tool names."""
+    from fastmcp import Client  # the MCP client stack is loaded only when a restart happens
     async with Client(url, auth=token, timeout=timeout, init_timeout=timeout) as client:
         return [t.name for t in await client.list_tools()]
 
@@ -137,6 +143,39 @@ async def wait_healthy(url: str, token: str | None, timeout: float) -> tuple[lis
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
+async def _restart_after_answer(hub: Hub, run: SkillRun, target: McpTarget, url: str) -> RestartResult:
+    """Called through the hub's own MCP server: restarting now would cut this very call off.
+
+    The tools are listed now (a real handshake), the answer goes out, and the restart and its
+    health check follow in the background; the outcome is logged and announced on the bus.
+    """
+    tools, _ = await wait_healthy(url, _token(hub, target), target.verify_timeout_s)
+    context = run.context
+
+    async def later() -> None:
+        await asyncio.sleep(ANSWER_GRACE_S)
+        started = time.monotonic()
+        try:
+            await _restart(hub, target)
+            after, _ = await wait_healthy(_hub_bridge_url(hub, target), _token(hub, target), target.verify_timeout_s)
+            outcome = {"target": HUB_BRIDGE, "healthy": True, "tools": len(after),
+                       "seconds": round(time.monotonic() - started, 3)}
+            log.info("the hub's MCP server restarted after answering; %d tools in %.1f s",
+                     len(after), outcome["seconds"])
+        except Exception as exc:
+            outcome = {"target": HUB_BRIDGE, "healthy": False, "error": str(exc) or type(exc).__name__}
+            log.warning("restarting the hub's MCP server after the answer failed: %s", outcome["error"])
+        await hub.bus.fire("mcp_restarted", outcome, context)
+
+    task = asyncio.get_running_loop().create_task(later(), name="restart-mcp-after-answer")
+    _AFTER_ANSWER.add(task)
+    task.add_done_callback(_AFTER_ANSWER.discard)
+    summary = (f"the hub's MCP server restarts right after this answer (this MCP session ends: reconnect); "
+               f"it serves {len(tools)} tools")
+    return RestartResult(target=HUB_BRIDGE, kind="hub", url=url, tool_count=len(tools), tools=sorted(tools),
+                         deferred=True, summary=summary)
+
+
 async def _restart(hub: Hub, target: McpTarget) -> None:
     if target.kind == "hub":
         bridge = hub.extras.get("mcp")
@@ -151,6 +190,7 @@ async def _restart(hub: Hub, target: McpTarget) -> None:
 
 
 @skill(name="restart_mcp", command="restart-mcp", permission=Permission.destructive, timeout_s=180, est_seconds=10,
+       open_world=True,  # drives Docker and configured MCP servers, which may live elsewhere
        description="Restart an MCP server (a configured Docker container, or 'hub' for the hub's own MCP "
                    "server) and verify it lists its tools again. Needs approval.",
        params=RestartParams, result=RestartResult, long_running=True)
@@ -171,6 +211,9 @@ async def restart_mcp(run: SkillRun, params: RestartParams) -> RestartResult:
             if target.kind == "docker":
                 await _refuse_own_container(hub, target)
             url = _hub_bridge_url(hub, target) if target.kind == "hub" else str(target.url)
+            if target.kind == "hub" and run.context.origin == "mcp" and "mcp" in hub.extras:
+                state.last_restart[params.target] = time.monotonic()
+                return await _restart_after_answer(hub, run, target, url)
             await run.progress(1, 3, f"restarting {params.target}")
             started = time.monotonic()
             state.last_restart[params.target] = started
