@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from hub.config import HubConfig
 from hub.context import Context
+from hub.errors import StoreError
 from hub.events import EventBus
 from hub.gpu_api import DirectArbiter, GpuArbiter
 from hub.jobs import Approver, JobHandle, JobManager
@@ -89,9 +90,10 @@ class Hub:
 
     async def start_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
                           grant: Permission = Permission.write, approver: Approver | None = None,
-                          job_class: str | None = None, priority: int = 0) -> JobHandle:
+                          job_class: str | None = None, priority: int = 0, job_id: str | None = None) -> JobHandle:
+        """`job_id`: an id chosen (and recorded) by the caller; its row is on disk before the skill runs."""
         return await self.jobs.start(name, params, context, grant=grant, approver=approver,
-                                     job_class=job_class, priority=priority)
+                                     job_class=job_class, priority=priority, job_id=job_id)
 
     async def run_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
                         grant: Permission = Permission.write, approver: Approver | None = None,
@@ -104,7 +106,10 @@ class Hub:
     async def status(self) -> dict[str, Any]:
         """A summary for `sovhub status`, `/status` and the status page."""
         gpu = self.gpu.snapshot()
-        await self.jobs.flush()
+        try:
+            await self.jobs.flush()
+        except StoreError:
+            pass  # a full disk must not hide the status that reports it (under "storage")
         rows = await self.store.db.execute_fetchall("SELECT status, COUNT(*) FROM jobs GROUP BY status")
         out: dict[str, Any] = {
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -114,6 +119,7 @@ class Hub:
                         for h in self.jobs.active.values()],
             "gpu": {"resident": gpu.resident, "state": gpu.state, "queue": len(gpu.queue),
                     "busy_with": gpu.busy_with},
+            "storage": self.store.health.status(),
         }
         if self.chat is not None and hasattr(self.chat, "budget"):
             try:

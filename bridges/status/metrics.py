@@ -183,6 +183,7 @@ class HubMetrics:
         spend_samples = {_labels(period=p): float(spend.get(f"{p}_usd") or 0) for p in ("today", "month")}
         cap_samples = {_labels(period=p): float(spend.get(f"{c}_cap_usd") or 0)
                        for p, c in (("today", "daily"), ("month", "monthly"))}
+        storage = state.get("storage") or {}
         health = {_labels(backend=h["name"]): float(bool(h.get("ok")))
                   for h in state.get("backends") or [] if h.get("ok") is not None}
         fams = [
@@ -198,6 +199,11 @@ class HubMetrics:
                    spend_samples),
             Family("sovhub_spend_cap_usd", "gauge", "Cloud spend caps in USD", cap_samples),
             Family("sovhub_backend_up", "gauge", "1 if the backend answered its health probe", health),
+            Family("sovhub_storage_errors_total", "counter",
+                   "SQLite writes that failed (disk full, lock held too long, ...) since the hub started",
+                   {(): float(storage.get("errors_total") or 0)}),
+            Family("sovhub_storage_ok", "gauge", "1 while the last SQLite write succeeded, 0 while writes fail",
+                   {(): float(storage.get("state", "ok") == "ok")}),
         ]
         matrix = state.get("matrix")
         if isinstance(matrix, Mapping):

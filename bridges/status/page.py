@@ -168,10 +168,28 @@ def _matrix(s: dict[str, Any]) -> str:
     return f'<section id="matrix"><h2>Matrix decryption health</h2>{body}</section>'
 
 
+def _storage(s: dict[str, Any]) -> str:
+    """The storage health check: a full disk or a locked DB is shown here, not only in a log line."""
+    st = s.get("storage") or {}
+    state = st.get("state", "ok")
+    mark = '<span class="ok">● ok</span>' if state == "ok" else f'<span class="bad">● {escape(state)}</span>'
+    rows = [["SQLite writes", mark], ["failed writes since start", escape(str(st.get("errors_total", 0)))]]
+    if st.get("last_error"):
+        rows.append(["last error", f'{escape(str(st.get("where") or ""))}: {escape(st["last_error"])} '
+                                   f'<span class="dim">{_t(st.get("last_error_at"))}</span>'])
+    schedules = s.get("schedules") or {}
+    if schedules:
+        firing = "firing here" if schedules.get("firing_here") else "not firing here"
+        rows.append(["schedules", escape(firing) + (f' <span class="bad">{escape(schedules["error"])}</span>'
+                                                    if schedules.get("error") else "")])
+    return '<section id="storage"><h2>Storage</h2>' + _table(["", ""], rows, "") + "</section>"
+
+
 def render(s: dict[str, Any]) -> str:
     mode = "actions enabled (token)" if s.get("actions_enabled") else "read-only"
     generated = datetime.fromtimestamp(s.get("generated_at") or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _matrix(s), _swaps(s), _jobs(s)))
+    sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _storage(s), _matrix(s), _swaps(s),
+                        _jobs(s)))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_S}">'

@@ -29,7 +29,8 @@ PROBE_TIMEOUT_S = 2.0
 RECENT_JOBS = 15
 RECENT_SWAPS = 15
 # keys of hub.status() that have their own place in the collected status (the rest goes to "extras")
-SHOWN_ELSEWHERE = ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "matrix", "status_page", "gpu_scheduler")
+SHOWN_ELSEWHERE = ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "matrix", "status_page", "gpu_scheduler",
+                   "storage", "schedules")
 ACTIVE_STATES = ("queued", "running", "waiting", "waiting_approval", "waiting_gpu")
 
 
@@ -102,6 +103,8 @@ class StatusService:
             "usage": await self._usage(),
             "backends": await self._backends(snap),
             "matrix": self._matrix(base),
+            "storage": _jsonable(base.get("storage") or {}),
+            "schedules": _jsonable(base.get("schedules")) if base.get("schedules") is not None else None,
             "actions_enabled": self.token is not None,
         }
         extras = {k: v for k, v in base.items() if k not in SHOWN_ELSEWHERE}

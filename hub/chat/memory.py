@@ -15,6 +15,7 @@ from hub.chat.api import ConversationKey
 from hub.chat.budget import COST_INSERT
 from hub.llm.pricing import estimate_tokens
 from hub.llm.types import Message
+from hub.store.tx import atomically
 
 
 class Memory:
@@ -88,27 +89,6 @@ def _write_turn(conn: sqlite3.Connection, key: ConversationKey, cid: int | None,
     if extra is not None:
         conn.execute(*extra)
     return cid
-
-
-async def atomically(db, fn, *args):
-    """Run `fn(sqlite3_connection, *args)` as ONE transaction in ONE hop to the connection's thread.
-
-    The store's connection is shared by every component: a BEGIN ... COMMIT spread over several
-    awaits would swallow (or roll back) other coroutines' statements and collide with concurrent
-    turns. aiosqlite runs queued functions one at a time on its thread, so this is atomic.
-    """
-
-    def run(conn: sqlite3.Connection):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn, *args)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    return await db._execute(run, db._conn)
 
 
 def fit(system: str, summary: str | None, history: list[Message], user_text: str, budget_tokens: int) -> list[Message]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from hub.errors import InvalidParams, UnknownSkill
 from hub.registry import Permission, SkillRegistry
 from hub.schedules.model import RUN_OPEN, Schedule, ScheduleRun
 from hub.schedules.triggers import ScheduleError, TriggerSpec, as_epoch, build, from_fields
+from hub.store.tx import atomically
 
 if TYPE_CHECKING:
     from hub.config.schedules import ScheduleConfig
@@ -27,6 +29,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROOM_RE = re.compile(r"^![^\s:]+(:\S+)?$")  # room versions 12+ have ids without a server part
 SCHEDULE_GRANT = Permission.write  # runs are unattended: nobody is there to approve a destructive skill
 HISTORY_KEEP = 50  # runs kept per schedule
+TRIM_RUNS = ("DELETE FROM schedule_runs WHERE schedule_id = ? AND id NOT IN (SELECT id FROM schedule_runs WHERE "
+             "schedule_id = ? ORDER BY id DESC LIMIT ?)")
 
 
 class ScheduleBook:
@@ -241,18 +245,42 @@ class ScheduleBook:
     # -- runs ------------------------------------------------------------------------------------
     async def insert_run(self, schedule_id: str, *, status: str, context_id: str | None = None,
                          scheduled_for: float | None = None, error: str | None = None,
-                         finished: bool = False) -> int:
+                         finished: bool = False, job_id: str | None = None) -> int:
         now = time.time()
         cur = await self.db.execute(
             "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
-            " scheduled_for) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
-            (schedule_id, now, now if finished else None, status, error, context_id, scheduled_for))
+            " scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (schedule_id, job_id, now, now if finished else None, status, error, context_id, scheduled_for))
         if finished:
             await self.db.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, schedule_id))
-        await self.db.execute(
-            "DELETE FROM schedule_runs WHERE schedule_id = ? AND id NOT IN (SELECT id FROM schedule_runs WHERE "
-            "schedule_id = ? ORDER BY id DESC LIMIT ?)", (schedule_id, schedule_id, HISTORY_KEEP))
+        await self.db.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
         return int(cur.lastrowid)
+
+    async def take_slot(self, schedule_id: str, *, at: float, next_run_at: float | None, context_id: str,
+                        job_id: str, scheduled_for: float | None) -> int:
+        """One transaction: the slot is used (next run moves on) and its run is recorded with the job id to come.
+
+        Either both are on disk or neither: a crash before leaves the slot due (it runs at the restart as
+        a missed slot), a crash after leaves a run whose job id names the job the restart must start.
+        """
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute("UPDATE schedules SET last_run_at = ?, next_run_at = ? WHERE id = ?",
+                         (at, next_run_at, schedule_id))
+            cur = conn.execute(
+                "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
+                " scheduled_for) VALUES (?, ?, ?, NULL, 'queued', NULL, ?, ?)",
+                (schedule_id, job_id, now, context_id, scheduled_for))
+            conn.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
+            return int(cur.lastrowid)
+
+        return await atomically(self.db, write)
+
+    async def all_open_runs(self) -> list[ScheduleRun]:
+        rows = await self.db.execute_fetchall(
+            f"SELECT * FROM schedule_runs WHERE status IN {RUN_OPEN!r} ORDER BY id")
+        return [ScheduleRun.from_row(r) for r in rows]
 
     async def set_run_job(self, run_id: int, job_id: str) -> None:
         await self.db.execute("UPDATE schedule_runs SET job_id = ? WHERE id = ?", (job_id, run_id))

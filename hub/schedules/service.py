@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import socket
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from hub.schedules.book import ROOM_RE, SCHEDULE_GRANT, ScheduleBook
 from hub.schedules.model import Schedule, ScheduleRun
 from hub.schedules.parse import parse_add, split_words
 from hub.schedules.triggers import ScheduleError, TriggerSpec, as_epoch, build, parse_trigger
+from hub.store.health import describe
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -57,12 +59,21 @@ def schedule_of(context: Context) -> str | None:
     return user[len(USER_PREFIX):] if context.origin == "cron" and user.startswith(USER_PREFIX) else None
 
 
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (pids are only comparable within one), None where unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 class ScheduleService:
     def __init__(self, hub: Hub, *, poll_s: float | None = None) -> None:
         self.hub = hub
         self.book = ScheduleBook(hub.store, hub.skills)
         self.poll_s = poll_s if poll_s is not None else DEFAULT_POLL_S
         self.active = False  # this process holds the lease and fires schedules
+        self.error: str | None = None  # why the last tick failed (shown by `status()`), None when fine
         self._aps = AsyncIOScheduler(timezone=UTC, jobstores={"default": MemoryJobStore()},
                                      job_defaults={"coalesce": True, "max_instances": 1})
         self._loaded: dict[str, tuple[Any, ...]] = {}
@@ -102,7 +113,9 @@ class ScheduleService:
             return
         self._aps.add_listener(self._on_aps_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_SUBMITTED)
         self._aps.start()
-        await self.tick()
+        # The poll task exists whatever the first tick does: a locked or full DB at start-up only
+        # delays firing until the store recovers, it never stops the schedules for good.
+        await self._tick_logged()
         self._poll_task = asyncio.create_task(self._poll(), name="schedules-poll")
 
     async def close(self) -> None:
@@ -128,16 +141,31 @@ class ScheduleService:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("schedules: reload from SQLite failed")
+            await self._tick_logged()
+
+    async def _tick_logged(self) -> None:
+        """One tick; a failure is recorded (log, storage health, `status()`) and retried by the next poll."""
+        try:
+            await self.tick()
+        except sqlite3.Error as exc:
+            self.error = f"cannot read or lease the schedules: {describe(exc)}; retrying every {self.poll_s:g} s"
+            self.hub.store.health.failed(exc, "schedules")
+            log.error("schedules: %s", self.error)
+        except Exception as exc:
+            self.error = f"reload from SQLite failed: {type(exc).__name__}: {exc}"
+            log.exception("schedules: reload from SQLite failed")
+        else:
+            if self.error is not None:
+                log.info("schedules: the store answers again; schedules run")
+                self.hub.store.health.ok()
+            self.error = None
 
     async def tick(self) -> None:
         """Renew (or take) the lease; load what changed in SQLite into APScheduler."""
         async with self._lock:
             owned = await self._claim()
             if owned and not self.active:
+                await self._recover()
                 self.active = True
                 log.info("schedules: this process runs the schedules")
             elif not owned and self.active:
@@ -152,13 +180,41 @@ class ScheduleService:
     async def _claim(self) -> bool:
         now = time.time()
         stale = max(10.0, 3 * self.poll_s)
-        value = json.dumps({"token": self._token, "pid": os.getpid(), "host": socket.gethostname()})
+        value = json.dumps({"token": self._token, "pid": os.getpid(), "host": socket.gethostname(),
+                            "pidns": _pid_namespace()})
+        dead = await self._dead_holder()
         cur = await self.hub.store.db.execute(
             "INSERT INTO kv(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
             "value = excluded.value, updated_at = excluded.updated_at "
-            "WHERE kv.updated_at < ? OR json_extract(kv.value, '$.token') = ?",
-            (LEASE_KEY, value, now, now - stale, self._token))
+            "WHERE kv.updated_at < ? OR json_extract(kv.value, '$.token') IN (?, ?)",
+            (LEASE_KEY, value, now, now - stale, self._token, dead or self._token))
         return cur.rowcount == 1
+
+    async def _dead_holder(self) -> str | None:
+        """The token of a lease held by a process of this host that no longer exists (killed), else None.
+
+        A restart after kill -9 then fires at once instead of waiting for the lease to go stale.
+        Only a holder in the same PID namespace on the same host is checked; anything else waits.
+        """
+        rows = await self.hub.store.db.execute_fetchall("SELECT value FROM kv WHERE key = ?", (LEASE_KEY,))
+        if not rows:
+            return None
+        try:
+            holder = json.loads(rows[0][0])
+            token, pid = str(holder["token"]), int(holder["pid"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if token == self._token or holder.get("host") != socket.gethostname():
+            return None
+        if holder.get("pidns") is None or holder.get("pidns") != _pid_namespace():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return token
+        except OSError:
+            return None
+        return None
 
     async def _release(self) -> None:
         await self.hub.store.db.execute("DELETE FROM kv WHERE key = ? AND json_extract(value, '$.token') = ?",
@@ -216,15 +272,20 @@ class ScheduleService:
 
     # -- firing ----------------------------------------------------------------------------------
     async def _fire(self, schedule_id: str) -> None:
-        """One slot: skip if the previous run still goes, else start the skill and return."""
+        """One slot: skip if the previous run still goes, else take the slot, start the skill and return.
+
+        Crash-safe at every step: the slot and its run (with the job id to come) are written in one
+        transaction, the job row is on disk before the skill runs, and `_recover` finishes at the
+        restart whatever a kill interrupted, so a slot runs exactly once.
+        """
         slot = self._slots.pop(schedule_id, None)
         schedule = await self.book.by_id(schedule_id)
         if schedule is None or not schedule.enabled:
             return
         now = time.time()
-        await self.book.mark_fired(schedule.id, now, self._aps_next(schedule.id))
         busy = await self._still_running(schedule)
         if busy is not None:
+            await self.book.mark_fired(schedule.id, now, self._aps_next(schedule.id))
             job_id, status = busy
             message = f"skipped: the previous run (job {job_id}) is still {status}"
             await self.book.insert_run(schedule.id, status="skipped", error=message, scheduled_for=slot,
@@ -232,21 +293,64 @@ class ScheduleService:
             log.warning("schedule %s %s", schedule.name, message)
             return
         context = Context.new("cron", user=f"{USER_PREFIX}{schedule.name}")
+        job_id = new_id()
         self._starting.add(context.id)
         try:
-            run_id = await self.book.insert_run(schedule.id, status="queued", context_id=context.id,
-                                                scheduled_for=slot)
-            try:
-                handle = await self.hub.start_skill(schedule.skill, schedule.params, context, grant=SCHEDULE_GRANT)
-            except HubError as exc:
-                run = await self.book.finish_run(run_id=run_id, status="failed", error=str(exc))
-                if run is not None:
-                    await self._announce(schedule, run, context)
-                return
-            await self.book.set_run_job(run_id, handle.id)
-            log.info("schedule %s started job %s (%s)", schedule.name, handle.id, schedule.skill)
+            run_id = await self.book.take_slot(schedule.id, at=now, next_run_at=self._aps_next(schedule.id),
+                                               context_id=context.id, job_id=job_id, scheduled_for=slot)
+            await self._start_job(schedule, run_id, context, job_id)
         finally:
             self._starting.discard(context.id)
+
+    async def _start_job(self, schedule: Schedule, run_id: int, context: Context, job_id: str) -> None:
+        try:
+            handle = await self.hub.start_skill(schedule.skill, schedule.params, context, grant=SCHEDULE_GRANT,
+                                                job_id=job_id)
+        except HubError as exc:
+            run = await self.book.finish_run(run_id=run_id, status="failed", error=str(exc))
+            if run is not None:
+                await self._announce(schedule, run, context)
+            return
+        log.info("schedule %s started job %s (%s)", schedule.name, handle.id, schedule.skill)
+
+    async def _recover(self) -> None:
+        """At the restart (once this process fires): finish the runs a crash left open.
+
+        A run whose job was never created gets it now, with the id and context recorded at fire
+        time; a run whose job ended (or will not resume) is closed with that outcome. Queued jobs
+        were already resumed by the job runner and close their run when they finish.
+        """
+        for run in await self.book.all_open_runs():
+            if run.context_id in self._starting or (run.job_id and run.job_id in self.hub.jobs.active):
+                continue
+            schedule = await self.book.by_id(run.schedule_id)
+            record = None
+            if run.job_id:
+                try:
+                    record = await self.hub.jobs.get(run.job_id)
+                except UnknownJob:
+                    record = None
+            if schedule is not None and run.job_id and run.context_id and record is None:
+                context = Context(origin="cron", user=f"{USER_PREFIX}{schedule.name}", id=run.context_id,
+                                  created_at=run.started_at or time.time())
+                log.warning("schedule %s: the hub stopped before job %s of its %s run was created; starting it now",
+                            schedule.name, run.job_id, render.local_time(run.scheduled_for or run.started_at,
+                                                                          schedule.timezone))
+                await self._start_job(schedule, run.id, context, run.job_id)
+                continue
+            status, error = self._lost(record)
+            closed = await self.book.finish_run(run_id=run.id, status=status, error=error)
+            if closed is not None and schedule is not None:
+                await self._announce(schedule, closed, Context.new("cron", user=f"{USER_PREFIX}{schedule.name}"))
+
+    @staticmethod
+    def _lost(record: Any) -> tuple[str, str | None]:
+        """How an open run whose job is not running ends: with its job's outcome, else failed."""
+        if record is None:
+            return "failed", "its job was lost (hub stopped before it was created)"
+        if record.status in FINAL:
+            return record.status, record.error
+        return "failed", f"its job stayed {record.status} without running"
 
     async def _still_running(self, schedule: Schedule) -> tuple[str, str] | None:
         """(job id, status) of a previous run that has not finished; closes runs that were lost."""
@@ -255,16 +359,13 @@ class ScheduleService:
                 return run.job_id or "being created", "starting"
             if run.job_id and run.job_id in self.hub.jobs.active:
                 return run.job_id, self.hub.jobs.active[run.job_id].status
-            status, error = "failed", "its job was lost (hub stopped before it was created)"
+            record = None
             if run.job_id:
                 try:
                     record = await self.hub.jobs.get(run.job_id)
                 except UnknownJob:
                     record = None
-                if record is not None and record.status in FINAL:
-                    status, error = record.status, record.error
-                elif record is not None:
-                    error = f"its job stayed {record.status} without running"
+            status, error = self._lost(record)
             await self.book.finish_run(run_id=run.id, status=status, error=error)
         return None
 
@@ -315,6 +416,7 @@ class ScheduleService:
         if schedule_of(event.context) is None:
             return
         data = event.data
+        await self.hub.jobs.flush()  # the job's outcome is on disk before its run is closed
         run = await self.book.finish_run(context_id=event.context.id, status=str(data.get("status")),
                                          error=data.get("error"), job_id=data.get("job_id"))
         if run is None:
@@ -385,8 +487,11 @@ class ScheduleService:
         """For `hub.status()`: whether this process fires, how many are loaded, the next one due."""
         jobs = [j for j in self._aps.get_jobs() if j.next_run_time is not None] if self._aps.running else []
         nxt = min(jobs, key=lambda j: j.next_run_time, default=None)
-        return {"firing_here": self.active, "loaded": len(jobs),
-                "next": {"schedule": nxt.name, "at": nxt.next_run_time.isoformat()} if nxt else None}
+        out: dict[str, Any] = {"firing_here": self.active, "loaded": len(jobs),
+                               "next": {"schedule": nxt.name, "at": nxt.next_run_time.isoformat()} if nxt else None}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
     # -- chat: /schedule add|list|rm|pause|resume --------------------------------------------------
     async def chat_command(self, action: str, args: str, context: Context, *, room: str | None = None) -> str:

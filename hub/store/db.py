@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from hub.errors import StoreError
+from hub.store.health import StorageHealth
 from hub.store.writer import BatchWriter
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -47,6 +48,7 @@ class Store:
         self.db = db
         self.path = path
         self.writer: BatchWriter | None = None
+        self.health = StorageHealth()  # failed writes of every connection, for /status and /metrics
 
     @classmethod
     async def open(cls, path: str | Path, migrations: dict[str, list[str]] | None = None) -> Store:
@@ -64,7 +66,7 @@ class Store:
             await store._check_integrity()
             await store._migrate(migrations if migrations is not None else known_migrations())
             if str(path) != ":memory:":
-                store.writer = BatchWriter(path)
+                store.writer = BatchWriter(path, store.health)
         except BaseException:
             await db.close()
             raise

@@ -3,6 +3,13 @@
 A skill call used to pay a thread hop and a commit per job row and per event; batching them in
 one background transaction keeps the one path (`hub.run_skill`) cheap for fast tools. Readers call
 `flush()` first, so nothing reads stale rows; a hard kill loses at most the last few milliseconds.
+
+A batch leaves the queue only once its COMMIT succeeded. When the disk is full or the file is
+locked too long the rows stay queued, are retried with a backoff, and every `flush()` meanwhile
+raises a `StoreError` carrying SQLite's own words ("storage full (database or disk is full)"), so
+an id already handed out never silently turns into "no job". A row SQLite refuses for what it says
+(a constraint, a bug) cannot block the queue: that batch is written row by row and only the
+refused row is dropped, with a log line.
 """
 
 from __future__ import annotations
@@ -13,13 +20,22 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from hub.errors import StoreError
+from hub.store.health import StorageHealth, describe, is_transient
+
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+
+Row = tuple[str, tuple[Any, ...]]
 
 
 class BatchWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, health: StorageHealth | None = None) -> None:
         self.path = path
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self.health = health if health is not None else StorageHealth()
+        self._pending: list[Row] = []
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -28,6 +44,12 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closed = False
+        self.retry_s = RETRY_FIRST_S
+
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written (a failed batch stays here until it is written)."""
+        return len(self._pending)
 
     def add(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         if self._closed:
@@ -38,35 +60,83 @@ class BatchWriter:
         self._wake.set()
 
     async def _loop(self) -> None:
+        delay = self.retry_s
         while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0)  # let the current burst of rows join this batch
             try:
                 await self.flush()
+                delay = self.retry_s
+            except StoreError as exc:
+                log.error("%s; %d bookkeeping rows stay queued, retried in %.1f s", exc, len(self._pending), delay)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
+                self._wake.set()
             except Exception:
                 log.exception("writing job bookkeeping to %s failed", self.path)
 
     async def flush(self) -> None:
+        """Write every queued row; raises `StoreError` (rows kept) when SQLite cannot take them now."""
         async with self._lock:
             if not self._pending:
                 return
-            batch, self._pending = self._pending, []
-            await asyncio.to_thread(self._write, batch)
+            batch = list(self._pending)
+            try:
+                dropped = await asyncio.to_thread(self._write, batch)
+            except sqlite3.Error as exc:
+                self.health.failed(exc, "writing job records")
+                raise StoreError(f"writing job records to {self.path.name} failed: {describe(exc)}") from exc
+            del self._pending[:len(batch)]  # rows added meanwhile stay behind, in order
+            self.health.ok()
+            for (sql, _), exc in dropped:
+                self.health.failed(exc, "writing job records")
+                log.error("a bookkeeping row was refused by SQLite and dropped (%s): %s", exc, sql.split("(")[0])
 
-    def _write(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _write(self, batch: list[Row]) -> list[tuple[Row, sqlite3.Error]]:
+        """One transaction; a transient failure raises (nothing written), a refused row is isolated."""
+        try:
+            self._transaction(batch, isolate=False)
+            return []
+        except sqlite3.Error as exc:
+            if is_transient(exc):
+                raise
+        return self._transaction(batch, isolate=True)
+
+    def _transaction(self, batch: list[Row], *, isolate: bool) -> list[tuple[Row, sqlite3.Error]]:
         conn = self._conn
+        dropped: list[tuple[Row, sqlite3.Error]] = []
         conn.execute("BEGIN")
         try:
-            for sql, params in batch:
-                conn.execute(sql, params)
+            for row in batch:
+                if not isolate:
+                    conn.execute(*row)
+                    continue
+                conn.execute("SAVEPOINT row")
+                try:
+                    conn.execute(*row)
+                except sqlite3.Error as exc:
+                    if is_transient(exc):
+                        raise
+                    conn.execute("ROLLBACK TO row")
+                    dropped.append((row, exc))
+                conn.execute("RELEASE row")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A failed COMMIT may already have ended the transaction; a second error here would hide the first.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
+        return dropped
 
     async def close(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+        except StoreError as exc:
+            log.error("%s; %d bookkeeping rows are lost at shutdown", exc, len(self._pending))
         self._closed = True
         if self._task is not None:
             self._task.cancel()

@@ -1,0 +1,46 @@
+"""A full disk for one hub, the SQLite way: `max_page_count` capped at the file's current size.
+
+SQLite then answers every write that needs a new page with SQLITE_FULL, "database or disk is full",
+exactly as on a full file system; lifting the cap is the disk getting room again. The cap is per
+connection, so it is set on every connection of the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import asynccontextmanager
+
+from hub.store import Store
+
+UNCAPPED = 1073741823  # SQLite's default max_page_count
+
+
+def _cap_writer(store: Store, pages: int) -> None:
+    if store.writer is not None:
+        store.writer._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+async def fill_disk(store: Store) -> None:
+    """From now on every write needing a new page fails with SQLITE_FULL."""
+    await store.flush()
+    await store.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    await store.db.execute_fetchall("PRAGMA max_page_count = 1")  # SQLite keeps it at least the current size
+    _cap_writer(store, 1)
+
+
+async def free_disk(store: Store) -> None:
+    await store.db.execute_fetchall(f"PRAGMA max_page_count = {UNCAPPED}")
+    _cap_writer(store, UNCAPPED)
+
+
+@asynccontextmanager
+async def disk_full(store: Store):
+    await fill_disk(store)
+    try:
+        yield
+    finally:
+        await free_disk(store)
+
+
+def is_sqlite_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
