@@ -268,6 +268,7 @@ def test_the_docker_proxy_allows_what_the_hub_does_and_nothing_that_makes_contai
     proxy = compose["services"]["docker-proxy"]
     assert "/var/run/docker.sock:/var/run/docker.sock:ro" in proxy["volumes"]
     assert proxy["cap_drop"] == ["ALL"] and proxy["read_only"] is True
+    assert proxy["user"] == "0:0", "the image's default user 65534 cannot open the root:docker socket"
 
 
 def test_drop_caches_helper_is_privileged_one_shot_and_never_started_by_up(compose):
@@ -289,7 +290,9 @@ def test_blog_is_built_in_the_hub_and_served_by_nginx_from_the_same_checkout(com
     template = (COMPOSE.parent / "blog-nginx" / "default.conf.template").read_text()
     assert f"root {served['target']}/{hub_config.skills.content.dist_subdir};" in template
     assert hub_config.skills.content.build_command[:1] == ["npm"]
-    assert "node" in (COMPOSE.parent / "hub" / "Dockerfile").read_text()
+    dockerfile = (COMPOSE.parent / "hub" / "Dockerfile").read_text()
+    assert "node" in dockerfile and "openssh-client" in dockerfile
+    assert f"safe.directory {hub_config.skills.content.blog_dir}" in dockerfile, "git refuses a foreign-owned repo"
     assert {"blog_deploy_key", "blog_known_hosts"} <= set(hub["secrets"])
     assert "/run/secrets/blog_deploy_key" in hub["environment"]["GIT_SSH_COMMAND"]
 

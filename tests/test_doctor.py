@@ -272,9 +272,17 @@ def test_images_check_missing_unpinned_and_all_present(docker_cleanup, tmp_path)
         assert present.status == "warn" and "pulled: doctortest/pulled:1 is not pinned" in present.details[0]
         only_built = checks.images(cf, facts.docker_facts(engine.base_url, refs, [], []), ["built"])
         assert only_built.status == "ok"
+        pinned_text = (tmp_path / "compose.yaml").read_text()
         unpinned_base = ComposeFile.load(_mini_compose(tmp_path, "nvcr.io/nvidia/pytorch:25.10-py3"), {})
+        (tmp_path / "compose.yaml").write_text(pinned_text)
         assert checks.images(unpinned_base, facts.docker_facts(engine.base_url, refs, [], []),
                              ["built"]).status == "warn"
+        no_commit = tmp_path / "c2.yaml"
+        no_commit.write_text((tmp_path / "compose.yaml").read_text().replace(
+            'args: {BASE_IMAGE: "base@sha256:', 'args: {SRC_COMMIT: "", BASE_IMAGE: "base@sha256:'))
+        tag_only = checks.images(ComposeFile.load(no_commit, {}), facts.docker_facts(engine.base_url, refs, [], []),
+                                 ["built"])
+        assert tag_only.status == "warn" and "SRC_COMMIT is empty" in tag_only.details[0]
     finally:
         for ref in refs:
             engine.client.images.remove(ref, noprune=True)

@@ -122,9 +122,12 @@ def images(compose: ComposeFile, d: DockerFacts, services: list[str]) -> Check:
             missing.append(f"{name}: {ref} is not here ({how})")
             continue
         if svc.get("build"):
-            base = str((svc["build"].get("args") or {}).get("BASE_IMAGE") or "")
+            args = svc["build"].get("args") or {}
+            base = str(args.get("BASE_IMAGE") or "")
             if base and "@sha256:" not in base:
                 unpinned.append(f"{name}: built FROM {base}, not pinned by digest")
+            unpinned.extend(f"{name}: build arg {key} is empty (the source is pinned by tag only)"
+                            for key, value in args.items() if key.endswith("_COMMIT") and not value)
             continue
         digests = info.get("repo_digests") or []
         if "@sha256:" in ref:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ def _load(path: Path, compose: ComposeFile) -> tuple[HubConfig | None, str]:
         return load_config(copy, environ={}), ""
     except Exception as exc:  # a config error the checker did not see: report, never crash the doctor
         return None, f"{type(exc).__name__}: {exc}"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # secrets are read at load time
 
 
 def _container(compose: ComposeFile, service: str) -> str:
