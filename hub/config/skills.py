@@ -10,6 +10,7 @@ from pydantic import Field
 from hub.config.base import Section
 from hub.config.skills_content import ContentSkillsConfig
 from hub.config.skills_ops import OpsSkillsConfig
+from hub.config.skills_web import WebSkillsConfig
 
 
 class SkillsConfig(Section):
@@ -22,3 +23,4 @@ class SkillsConfig(Section):
         "`key_env:` / `key_file:` give secrets"))
     content: ContentSkillsConfig = Field(default_factory=ContentSkillsConfig)
     ops: OpsSkillsConfig = Field(default_factory=OpsSkillsConfig)
+    web: WebSkillsConfig = Field(default_factory=WebSkillsConfig)
