@@ -26,6 +26,7 @@ class Context:
     parent_id: str | None = None
     id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
+    privacy: str | None = None  # "local-only": this request and all it causes never reach the cloud
 
     def __post_init__(self) -> None:
         if self.origin not in ORIGINS:
@@ -33,18 +34,23 @@ class Context:
 
     @classmethod
     def new(cls, origin: str, user: str | None = None, parent: Context | None = None) -> Context:
-        return cls(origin=origin, user=user, parent_id=parent.id if parent else None)
+        return cls(origin=origin, user=user, parent_id=parent.id if parent else None,
+                   privacy=parent.privacy if parent else None)
 
     def child(self, origin: str | None = None, user: str | None = None) -> Context:
-        """A context caused by this one (a tool call inside a turn, a job step)."""
+        """A context caused by this one (a tool call inside a turn, a job step); keeps its privacy mark."""
         return replace(
             self, origin=origin or self.origin, user=user or self.user, parent_id=self.id,
             id=new_id(), created_at=time.time(),
         )
+
+    def restricted(self) -> Context:
+        """The same context marked local-only (see hub/privacy.py); the mark is never removed."""
+        return replace(self, privacy="local-only")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Context:
-        return cls(**{k: data[k] for k in ("origin", "user", "parent_id", "id", "created_at") if k in data})
+        return cls(**{k: data[k] for k in ("origin", "user", "parent_id", "id", "created_at", "privacy") if k in data})

@@ -15,9 +15,11 @@ def route(text="hello", **kw):
     return decide(RouterInput(text=text, rules=RULES, **kw))
 
 
-def test_precedence_explicit_then_local_only_then_pin_then_rules_then_default():
+def test_precedence_local_only_then_explicit_then_pin_then_rules_then_default():
     assert route("debug this", override="local").target == "local"
-    assert route("hi", override="cloud", room_policy="local-only").target == "cloud"  # explicit beats local-only
+    refused = route("hi", override="cloud", room_policy="local-only", privacy_refusal="This room is local-only.")
+    assert refused.target == "none" and refused.refused == "This room is local-only."  # local-only beats explicit
+    assert route("hi", override="cloud", room_policy="cloud").target == "cloud"
     assert route("debug this", room_policy="local-only").reason == "room is local-only"
     assert route("debug this", room_policy="local").reason == "room pinned to local"
     assert route("quick question", room_policy="cloud").target == "cloud"
@@ -70,7 +72,7 @@ def test_prefixes_are_split_from_the_text():
 @given(text=st.text(max_size=40), local=st.sampled_from(["up", "down", "unknown"]),
        blocker=st.sampled_from([None, "the GPU is busy with comfyui"]),
        cloud=st.sampled_from(["up", "down", "disabled"]),
-       budget=st.booleans(), override=st.sampled_from([None, "local"]))
+       budget=st.booleans(), override=st.sampled_from([None, "local", "cloud"]))
 def test_a_local_only_room_never_routes_or_fails_over_to_the_cloud(text, local, blocker, cloud, budget, override):
     r = route(text, room_policy="local-only", local_health=local, gpu_blocker=blocker, cloud_state=cloud,
               budget_ok=budget, override=override)

@@ -377,8 +377,8 @@ class MatrixBridge:
 
         if self.hub.chat is None:
             raise RuntimeError("the chat service is not running")
-        policy = await self.settings.get(ev.room_id, "policy") or self.hub.config.routing.rooms.get(
-            ev.room_id) or self.hub.config.routing.default_policy
+        # the room's own setting only: the chat service's privacy gate adds the config's pins and default
+        policy = await self.settings.get(ev.room_id, "policy") or "auto"
         sink = MatrixReplySink(
             self.conn, ev.room_id, rel, f"sovhub.{ev.event_id}" + (f".{override}" if override else ""),
             edit_interval_s=self.config.edit_interval_s, max_chars=self.config.max_message_chars,

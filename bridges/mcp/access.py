@@ -30,6 +30,7 @@ class Caller:
     name: str
     role: str
     via: str = "token"  # token | stdio | anonymous (token-less loopback HTTP) | cli
+    policy: str | None = None  # the token's routing policy: "local-only" keeps its asks off the cloud
 
     @property
     def grant(self) -> Permission:
@@ -74,18 +75,19 @@ class RoleTokenVerifier(TokenVerifier):
 
     def __init__(self, tokens: list[MCPToken]) -> None:
         super().__init__()
-        self._tokens = [(t.token.get_secret_value().encode(), t.name, t.role) for t in tokens]
+        self._tokens = [(t.token.get_secret_value().encode(), t.name, t.role, t.policy) for t in tokens]
 
     async def verify_token(self, token: str) -> AccessToken | None:
         given = token.encode()
         found = None
-        for secret, name, role in self._tokens:
+        for secret, name, role, policy in self._tokens:
             if hmac.compare_digest(secret, given):
-                found = (name, role)
+                found = (name, role, policy)
         if found is None:
             return None
-        name, role = found
-        return AccessToken(token=token, client_id=name, scopes=[role], claims={"name": name, "role": role})
+        name, role, policy = found
+        return AccessToken(token=token, client_id=name, scopes=[role],
+                           claims={"name": name, "role": role, "policy": policy})
 
 
 def current_caller(default: Caller | None) -> Caller:
@@ -93,7 +95,8 @@ def current_caller(default: Caller | None) -> Caller:
     token = get_access_token()
     if token is not None:
         claims = token.claims or {}
-        return Caller(name=str(claims.get("name") or token.client_id), role=str(claims.get("role") or "read"))
+        return Caller(name=str(claims.get("name") or token.client_id), role=str(claims.get("role") or "read"),
+                      policy=claims.get("policy"))
     if default is None:
         # Cannot happen behind the auth middleware; fail closed if it ever does.
         return Caller(name="unknown", role="read")

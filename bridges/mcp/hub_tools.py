@@ -209,7 +209,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
         ctx = Context.new("mcp", user=who.name)
         request = TurnRequest(text=prompt, context=ctx, conversation=ConversationKey("mcp", who.name, ctx.id),
                               room_policy=policy, override=override, grant=min(who.grant, Permission.write),
-                              approver=None)
+                              approver=None, caller_policy=who.policy)
         sink = _CollectSink()
         try:
             outcome = await hub.chat.turn(request, sink)
@@ -228,7 +228,8 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
     async def ask(
         prompt: Annotated[str, Field(min_length=1, max_length=100_000, description="the question or task")],
         route: Annotated[Literal["auto", "local", "cloud"],
-                         Field(description="auto lets the router choose (privacy and budget rules apply)")] = "auto",
+                         Field(description="auto lets the router choose; local-only policies (the hub's, this token's) "
+                                           "refuse cloud, and spend caps apply")] = "auto",
     ) -> AskOut:
         """Ask the hub's assistant (local Mistral or cloud Claude, chosen by the router); returns its answer."""
         return await ask_chat(prompt, override=None if route == "auto" else route, policy="auto")

@@ -25,6 +25,7 @@ class TurnRequest:
     room_policy: str = "auto"  # auto|local|cloud|local-only
     override: str | None = None  # "local"|"cloud" (from /local, /claude); "!local "/"!claude " prefixes parsed here
     grant: Permission = Permission.write  # which skills the model may call as tools
+    caller_policy: str | None = None  # the caller's own policy (an MCP token's), see hub/privacy.py
     approver: Approver | None = None  # async (skill, params, ctx) -> bool, asked before a destructive tool runs
 
 
@@ -59,15 +60,18 @@ class BudgetState:
     spent_month_usd: float
     daily_cap_usd: float
     monthly_cap_usd: float
+    reserved_usd: float = 0.0  # worst case of cloud calls in flight (and settled ones not stored yet)
 
     def allows(self, estimate_usd: float) -> bool:
-        return (self.spent_today_usd + estimate_usd <= self.daily_cap_usd
-                and self.spent_month_usd + estimate_usd <= self.monthly_cap_usd)
+        extra = self.reserved_usd + estimate_usd
+        return (self.spent_today_usd + extra <= self.daily_cap_usd
+                and self.spent_month_usd + extra <= self.monthly_cap_usd)
 
     def refusal(self, estimate_usd: float) -> str:
         """Why a call of `estimate_usd` is refused, in one line."""
-        if self.spent_today_usd + estimate_usd > self.daily_cap_usd:
+        held = f", ${self.reserved_usd:.2f} held by calls in flight" if self.reserved_usd else ""
+        if self.spent_today_usd + self.reserved_usd + estimate_usd > self.daily_cap_usd:
             return (f"the daily cloud budget is reached (${self.spent_today_usd:.2f} of "
-                    f"${self.daily_cap_usd:.2f} spent today, this call ~${estimate_usd:.3f})")
+                    f"${self.daily_cap_usd:.2f} spent today{held}, this call up to ${estimate_usd:.3f})")
         return (f"the monthly cloud budget is reached (${self.spent_month_usd:.2f} of "
-                f"${self.monthly_cap_usd:.2f} spent this month, this call ~${estimate_usd:.3f})")
+                f"${self.monthly_cap_usd:.2f} spent this month{held}, this call up to ${estimate_usd:.3f})")

@@ -1,9 +1,11 @@
 """The router: a pure function from what we know about a turn to a route and a one-line reason.
 
-Precedence: explicit (/local, /claude, !local, !claude) > local-only room > room pin > task-class
-rules > default local. Then availability: local down or the GPU held by another resident -> Claude
-when the room allows (else wait in the GPU queue with an ETA notice); cloud down, disabled or over
-budget -> local. A local-only room never reaches the cloud, whatever fails. See DESIGN.md.
+Precedence: local-only (from any source, see hub/privacy.py) > explicit (/local, /claude, !local,
+!claude, MCP route) > room pin > task-class rules > default local. An explicit cloud choice where
+local-only applies is refused with one line saying why and who can change the policy. Then
+availability: local down or the GPU held by another resident -> Claude when the room allows (else
+wait in the GPU queue with an ETA notice); cloud down, disabled or over budget -> local. A
+local-only request never reaches the cloud, whatever fails. See DESIGN.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RouterInput:
     budget_ok: bool = True
     budget_note: str = ""
     rules: Sequence[TaskRule] = ()
+    privacy_refusal: str = ""  # the one line an explicit cloud choice gets where local-only applies
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Route:
     eta_s: float | None = None
     notice: str | None = None
     avoided: str | None = None  # why the preferred Claude is not used (budget, down): told on failure
+    refused: str | None = None  # an explicit cloud choice refused by the local-only policy: the answer
 
 
 def split_prefix(text: str) -> tuple[str, str | None]:
@@ -61,11 +65,11 @@ def match_rule(text: str, rules: Sequence[TaskRule]) -> tuple[TaskRule, str] | N
 
 
 def preference(inp: RouterInput) -> tuple[str, str, bool]:
-    """(target, why, explicit) before availability is considered."""
+    """(target, why, explicit) before availability is considered. Local-only beats everything."""
+    if inp.room_policy == "local-only":
+        return "local", "explicit /local" if inp.override == "local" else "room is local-only", False
     if inp.override in ("local", "cloud"):
         return inp.override, "explicit " + ("/claude" if inp.override == "cloud" else "/local"), True
-    if inp.room_policy == "local-only":
-        return "local", "room is local-only", False
     if inp.room_policy in ("local", "cloud"):
         return inp.room_policy, f"room pinned to {inp.room_policy}", False
     if found := match_rule(inp.text, inp.rules):
@@ -83,8 +87,11 @@ def eta_text(seconds: float | None) -> str:
 
 
 def decide(inp: RouterInput) -> Route:
+    if inp.room_policy == "local-only" and inp.override == "cloud":
+        line = inp.privacy_refusal or "This room is local-only, so nothing was sent to Claude."
+        return Route("none", "explicit /claude refused: local-only", refused=line)
     target, why, explicit = preference(inp)
-    cloud_allowed = inp.room_policy != "local-only" or (explicit and target == "cloud")
+    cloud_allowed = inp.room_policy != "local-only"
     cloud_ok = inp.cloud_state == "up" and inp.budget_ok
     cloud_problem = inp.budget_note if inp.cloud_state == "up" and not inp.budget_ok else (
         inp.cloud_note or f"Claude is {inp.cloud_state}")

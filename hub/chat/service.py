@@ -18,7 +18,7 @@ from typing import Any
 
 from hub.chat.agent import run_agent
 from hub.chat.api import BudgetState, ConversationKey, ReplySink, TurnOutcome, TurnRequest
-from hub.chat.budget import Ledger, estimate_usd
+from hub.chat.budget import BudgetExceeded, Hold, Ledger, estimate_usd
 from hub.chat.health import Health
 from hub.chat.memory import Memory, fit
 from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
@@ -29,6 +29,7 @@ from hub.errors import HubError
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable
 from hub.llm.pricing import cost_usd, estimate_tokens
 from hub.llm.types import Completion, Message, ToolSpec, Usage
+from hub.privacy import CloudRefused, PrivacyGate
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,10 @@ UNPRICED = ModelPrice(input_per_mtok=15.0, output_per_mtok=75.0, cache_write_per
 PROVIDER_LABEL = {"local": "local", "cloud": "anthropic"}
 
 
-class BudgetExceeded(HubError):
-    """A cloud call was refused before it was made: it would go over a spend cap."""
-
-
 @dataclass
 class _Turn:
     request: TurnRequest
+    context: Context  # the request's context, marked local-only when the privacy gate says so
     sink: ReplySink
     current: str
     fallback: str | None
@@ -53,6 +51,7 @@ class _Turn:
     calls: list[tuple[str, str, Usage, float]] = field(default_factory=list)
     lease_n: int = 0
     avoided: str | None = None
+    holds: list[Hold] = field(default_factory=list)  # spend reservations, released once the costs are stored
 
     @property
     def cost(self) -> float:
@@ -64,7 +63,7 @@ async def _discard(_: str) -> None:
 
 
 class ChatService:
-    def __init__(self, hub, *, local, cloud, health: Health | None = None) -> None:
+    def __init__(self, hub, *, local, cloud, health: Health | None = None, gate: PrivacyGate | None = None) -> None:
         self.hub = hub
         self.config = hub.config
         self.local = local
@@ -72,6 +71,7 @@ class ChatService:
         self.memory = Memory(hub.store.db)
         self.ledger = Ledger(hub.store.db, self.config.routing.budget)
         self.health = health or Health()
+        self.gate = gate or getattr(cloud, "gate", None) or PrivacyGate.from_config(self.config)
         self.toolbox = Toolbox(hub)
         self._why: dict[ConversationKey, str] = {}
         self._tool_tokens: dict[Any, int] = {}
@@ -135,17 +135,25 @@ class ChatService:
     async def turn(self, req: TurnRequest, sink: ReplySink) -> TurnOutcome:
         text, prefix_override = split_prefix(req.text)
         override = req.override or prefix_override
-        ctx, key = req.context, req.conversation
+        key = req.conversation
+        ctx, verdict = self.gate.scope(req.context, room=key.room,
+                                       room_policy=None if req.room_policy == "auto" else req.room_policy,
+                                       caller_policy=req.caller_policy)
         await sink.start()
         if key in self._pending:
             await self.settled(key)
         summary, history = await self.memory.load(key)
         tools = self.toolbox.specs(req.grant)
         messages = fit(self.config.llm.system_prompt, summary, history, text, self._window(req, tools))
-        policy = self._policy(req)
-        route = decide(await self._router_input(text, policy, override, messages, tools))
+        policy = verdict.policy
+        route = decide(await self._router_input(text, policy, override, messages, tools, verdict.refusal()))
         await self.hub.bus.fire("turn_routed", {"route": route.target, "reason": route.reason, "bridge": key.bridge,
                                                 "room": key.room, "thread": key.thread}, ctx)
+        if route.refused:
+            await self._remember(key, route.target, route.reason, [])
+            await sink.fail(route.refused)
+            return TurnOutcome(route="none", reason=route.reason, text="", input_tokens=0, output_tokens=0,
+                               cost_usd=0.0, error=route.refused)
         if route.target == "none":
             await self._remember(key, route.target, route.reason, [])
             await sink.fail(f"No model can answer right now: {route.reason}.")
@@ -153,32 +161,32 @@ class ChatService:
                                cost_usd=0.0, error=route.reason)
         if route.notice:
             await sink.notice(route.notice)
-        turn = _Turn(req, sink, route.target, route.fallback, route.reason, avoided=route.avoided)
+        turn = _Turn(req, ctx, sink, route.target, route.fallback, route.reason, avoided=route.avoided)
         try:
             result = await run_agent(
                 messages, tools, call=lambda m, t: self._call(turn, m, t),
                 execute=lambda c: self.toolbox.run(c, ctx, req.grant, req.approver),
                 max_steps=self.config.llm.max_tool_steps)
-        except (LLMError, BudgetExceeded) as exc:
+        except (LLMError, BudgetExceeded, CloudRefused) as exc:
             message = self._failure_text(exc, turn, policy)
-            await self._remember(key, turn.current, f"{turn.reason}; failed: {exc}", turn.calls, ctx)
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {exc}", turn.calls, ctx, turn.holds)
             await sink.fail(message)
             return TurnOutcome(route=turn.current, reason=turn.reason, text=getattr(exc, "partial", ""),
                                input_tokens=sum(c[2].input_tokens for c in turn.calls),
                                output_tokens=sum(c[2].output_tokens for c in turn.calls),
                                cost_usd=turn.cost, error=message)
         except asyncio.CancelledError:
-            await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx)
+            await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx, turn.holds)
             raise
         except Exception as exc:  # a bug or a broken sink: keep the spend and the reason, then re-raise
-            await self._remember(key, turn.current, f"{turn.reason}; failed: {type(exc).__name__}", turn.calls, ctx)
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {type(exc).__name__}", turn.calls, ctx,
+                                 turn.holds)
             raise
         answer = result.text or "(no answer)"
         if result.hit_max_steps:
             answer += f"\n\n(stopped after {result.steps} tool steps)"
-        self._write_behind(key, self.memory.append_turn(
-            key, text, answer, route=turn.current, output_tokens=result.usage.output_tokens, context_id=ctx.id,
-            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=self._why_row(key, turn.current, turn.reason)))
+        why = self._why_row(key, turn.current, turn.reason)  # /why answers at once, before the write
+        self._write_behind(key, self._store_turn(turn, key, text, answer, result.usage.output_tokens, why))
         await sink.finish(answer)
         outcome = TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
                               input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
@@ -189,15 +197,16 @@ class ChatService:
             "output_tokens": outcome.output_tokens, "cost_usd": outcome.cost_usd}, ctx)
         return outcome
 
-    # ---- routing inputs --------------------------------------------------------------------------
-    def _policy(self, req: TurnRequest) -> str:
-        pinned = self.config.routing.rooms.get(req.conversation.room)
-        if "local-only" in (req.room_policy, pinned):
-            return "local-only"
-        if req.room_policy != "auto":
-            return req.room_policy
-        return pinned or self.config.routing.default_policy
+    async def _store_turn(self, turn: _Turn, key: ConversationKey, text: str, answer: str, output_tokens: int,
+                          why: tuple[str, tuple]) -> None:
+        """The turn in one transaction; its spend reservations stop counting once its cost rows do."""
+        ctx = turn.context
+        await self.memory.append_turn(
+            key, text, answer, route=turn.current, output_tokens=output_tokens, context_id=ctx.id,
+            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=why)
+        await self.ledger.release(turn.holds)
 
+    # ---- routing inputs --------------------------------------------------------------------------
     def _gpu(self) -> tuple[str | None, float | None]:
         snap = self.hub.gpu.snapshot()
         llm = self.config.llm.local.resident
@@ -222,7 +231,7 @@ class ChatService:
         return estimate_usd(tokens, self.config.llm.cloud.max_tokens, self._price())
 
     async def _router_input(self, text: str, policy: str, override: str | None, messages: list[Message],
-                            tools: list[ToolSpec]) -> RouterInput:
+                            tools: list[ToolSpec], privacy_refusal: str = "") -> RouterInput:
         cloud_cfg = self.config.llm.cloud
         if self.cloud is None:
             cloud_state = "disabled"
@@ -231,7 +240,7 @@ class ChatService:
             cloud_state = "down" if self.health.state("cloud") == "down" else "up"
             note = f"Claude is failing ({self.health.error('cloud')})" if cloud_state == "down" else ""
         budget_ok, budget_note = True, ""
-        if cloud_state == "up" and (override == "cloud" or policy != "local-only"):
+        if cloud_state == "up" and policy != "local-only":
             estimate = self._cloud_estimate(messages, tools)
             state = await self.ledger.state()
             budget_ok = state.allows(estimate)
@@ -240,7 +249,7 @@ class ChatService:
         return RouterInput(text=text, room_policy=policy, override=override,
                            local_health=self.health.state("local"), gpu_blocker=blocker, gpu_eta_s=eta,
                            cloud_state=cloud_state, cloud_note=note, budget_ok=budget_ok, budget_note=budget_note,
-                           rules=tuple(self.config.routing.task_rules))
+                           rules=tuple(self.config.routing.task_rules), privacy_refusal=privacy_refusal)
 
     def _window(self, req: TurnRequest, tools: list[ToolSpec]) -> int:
         llm = self.config.llm
@@ -291,9 +300,9 @@ class ChatService:
                 else:
                     turn.lease_n += 1
                     completion = await self._local_stream(
-                        turn.request.context, messages, tools, on_text, self.config.llm.local.max_tokens,
+                        turn.context, messages, tools, on_text, self.config.llm.local.max_tokens,
                         label=f"chat {turn.request.conversation.room}", n=turn.lease_n)
-            except (LLMError, BudgetExceeded) as exc:
+            except (LLMError, BudgetExceeded, CloudRefused) as exc:
                 if isinstance(exc, LLMError) and not isinstance(exc, BadRequest):
                     self.health.failed(provider, str(exc))
                 alternative = turn.fallback
@@ -302,7 +311,8 @@ class ChatService:
                 turn.fallback = None
                 if getattr(exc, "partial", ""):
                     turn.suppress = True
-                why = "over budget" if isinstance(exc, BudgetExceeded) else type(exc).__name__
+                why = ("over budget" if isinstance(exc, BudgetExceeded) else
+                       "local-only" if isinstance(exc, CloudRefused) else type(exc).__name__)
                 turn.reason += f"; {NAMES[provider]} failed ({why}) → {NAMES[alternative]}"
                 await turn.sink.notice(f"The {NAMES[provider]} failed ({_short(exc)}); "
                                        f"answering with the {NAMES[alternative]} instead.")
@@ -314,14 +324,24 @@ class ChatService:
             return completion
 
     async def _cloud_call(self, turn: _Turn, messages, tools, on_text) -> Completion:
+        """Reserve the call's worst case, make it, settle to what it really cost. A call that fails
+        or is cancelled midway is charged for the tokens the meter saw (the API bills them)."""
         if self.cloud is None:
             raise BudgetExceeded("Claude is not configured")
-        estimate = self._cloud_estimate(messages, tools)
-        state = await self.ledger.state()
-        pending = turn.cost  # this turn's earlier calls are not written yet
-        if not state.allows(estimate + pending):
-            raise BudgetExceeded(f"cloud call not made: {state.refusal(estimate + pending)}")
-        return await self.cloud.stream(messages, tools, max_tokens=self.config.llm.cloud.max_tokens, on_text=on_text)
+        hold = await self.ledger.reserve(self._cloud_estimate(messages, tools))
+        turn.holds.append(hold)
+        meter = Usage()
+        try:
+            completion = await self.cloud.stream(messages, tools, max_tokens=self.config.llm.cloud.max_tokens,
+                                                 on_text=on_text, context=turn.context, meter=meter)
+        except BaseException:
+            usd = cost_usd(meter, self._price())
+            hold.settle(usd)
+            if usd or meter.input_tokens or meter.output_tokens:
+                turn.calls.append((PROVIDER_LABEL["cloud"], self.cloud.model, meter, usd))
+            raise
+        hold.settle(cost_usd(completion.usage, self._price()))
+        return completion
 
     async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
                             n: int = 0, job_class: str | None = None) -> Completion:
@@ -337,7 +357,7 @@ class ChatService:
                     est_seconds=30.0, label=label))
             except HubError as exc:  # e.g. the scheduler cannot start the LLM resident
                 raise ProviderUnavailable("local", f"the GPU scheduler refused the lease: {exc}") from exc
-            return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text)
+            return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text, context=ctx)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     def _write_behind(self, key: ConversationKey, write) -> None:
@@ -372,18 +392,21 @@ class ChatService:
                 "value=excluded.value, updated_at=excluded.updated_at", (kv_key, json.dumps(line), time.time()))
 
     async def _remember(self, key: ConversationKey, route: str, reason: str, calls: list,
-                        ctx: Context | None = None) -> None:
+                        ctx: Context | None = None, holds: list[Hold] | None = None) -> None:
         """A turn that produced no answer still records why it went where it went, and what it cost."""
         sql, params = self._why_row(key, route, reason)
         await self.hub.store.db.execute(sql, params)
         if calls and ctx is not None:
             await Ledger.insert(self.hub.store.db, self.ledger.rows(calls, ctx, key.room))
+        await self.ledger.release(holds or [])
 
     def _failure_text(self, exc: Exception, turn: _Turn, policy: str) -> str:
         text = self._failure_core(exc, turn, policy)
         return f"{text} (Claude was not used: {turn.avoided}.)" if turn.avoided else text
 
     def _failure_core(self, exc: Exception, turn: _Turn, policy: str) -> str:
+        if isinstance(exc, CloudRefused):
+            return str(exc)
         if isinstance(exc, BudgetExceeded):
             return f"Claude was not called: {exc}."
         provider = getattr(exc, "provider", turn.current)

@@ -59,6 +59,10 @@ async def cmd_model(env: CommandEnv, args: Parsed) -> None:
         await env.io.reply(f"Model policy here: **{current}** (choices: {', '.join(POLICIES)}).")
         return
     policy = MODEL_ALIASES[choice]
+    if policy != "local-only" and env.role != "owner":
+        # anyone may make a room more private; only its owner may open it to the cloud again
+        await env.io.reply("Only the room's owner can change the model policy (anyone may set `local-only`).")
+        return
     await env.settings.set(room, "policy", policy)
     await env.io.reply(f"Model policy for this room is now **{policy}**.")
 

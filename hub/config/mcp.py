@@ -27,6 +27,8 @@ class MCPToken(Section):
     name: str = Field(description="who holds the token: the `user` of every call made with it")
     token: SecretStr
     role: Literal["read", "write", "owner"] = "read"
+    policy: Literal["auto", "local-only"] = Field(
+        "auto", description="local-only: nothing asked with this token ever reaches the cloud (e.g. Vibe's token)")
 
     @field_validator("token")
     @classmethod

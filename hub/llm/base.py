@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from hub.llm.errors import FirstTokenTimeout, LLMError, ProviderUnavailable, StallTimeout, StreamBroken
 from hub.llm.retry import backoff
-from hub.llm.types import Completion, Message, OnText, ToolSpec
+from hub.llm.types import Completion, Message, OnText, ToolSpec, Usage
 
 
 class Deadline:
@@ -72,11 +72,15 @@ class Provider:
         self.retries = 0  # counted for tests and status
 
     async def stream(self, messages: list[Message], tools: list[ToolSpec], *, max_tokens: int,
-                     on_text: OnText) -> Completion:
+                     on_text: OnText, context=None, meter: Usage | None = None) -> Completion:
+        """One completion. `context` is the request's Context (the cloud provider's privacy gate
+        reads it); `meter`, when given, accumulates the usage of every attempt as it is seen, so a
+        call that is cancelled or breaks midway still reports what the provider will bill."""
+        self.admit(context)
         attempt = 0
         while True:
             try:
-                return await self._once(messages, tools, max_tokens, on_text)
+                return await self._once(messages, tools, max_tokens, on_text, meter)
             except LLMError as exc:
                 if exc.partial:  # text already reached the caller: never retried in place
                     if type(exc) is ProviderUnavailable:
@@ -88,11 +92,15 @@ class Provider:
                 attempt += 1
                 self.retries += 1
 
+    def admit(self, context) -> None:
+        """Raises when this provider may not serve `context`; every provider may by default."""
+        return None
+
     def deadline(self) -> Deadline:
         return Deadline(self.name, self.first_token_timeout_s, self.stall_timeout_s)
 
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
-                    on_text: OnText) -> Completion:
+                    on_text: OnText, meter: Usage | None = None) -> Completion:
         raise NotImplementedError
 
     async def aclose(self) -> None:

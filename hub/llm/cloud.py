@@ -3,6 +3,12 @@
 Prompt caching: the system prompt and the tool list carry `cache_control` (ephemeral), so every
 turn after the first in a 5-minute window reads them from the cache; usage keeps the cache
 token counts for pricing. Mid-stream `error` events become typed errors like HTTP errors do.
+
+Privacy: a provider built with a `PrivacyGate` asks it before every request (`admit`), so a
+local-only context is refused before anything is sent, whoever the caller is (hub/privacy.py).
+Billing: the `meter` a caller passes sees the input tokens of `message_start` and the output
+produced so far as they stream, so a call that is cancelled, disconnected or ended by an SSE
+`error` still reports the tokens the API bills.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import httpx2
 
 from hub.llm.base import Provider
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, RateLimited
+from hub.llm.pricing import estimate_tokens
 from hub.llm.retry import retry_after_from
 from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
 
@@ -80,15 +87,20 @@ class CloudProvider(Provider):
 
     def __init__(self, *, model: str, api_key: str | None, base_url: str | None = None,
                  first_token_timeout_s: float = 30, stall_timeout_s: float = 30, max_retries: int = 2,
-                 **kw: Any) -> None:
+                 gate=None, **kw: Any) -> None:
         super().__init__(model=model, first_token_timeout_s=first_token_timeout_s,
                          stall_timeout_s=stall_timeout_s, max_retries=max_retries, **kw)
+        self.gate = gate  # hub.privacy.PrivacyGate: the hub always sets one
         read = max(first_token_timeout_s, stall_timeout_s) + 5
         self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                                timeout=httpx2.Timeout(read, connect=10.0))
 
+    def admit(self, context) -> None:
+        if self.gate is not None:
+            self.gate.check(context)
+
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
-                    on_text: OnText) -> Completion:
+                    on_text: OnText, meter: Usage | None = None) -> Completion:
         system, wire, specs = to_anthropic(messages, tools)
         kwargs: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "messages": wire}
         if system:
@@ -97,6 +109,7 @@ class CloudProvider(Provider):
             kwargs["tools"] = specs
         deadline = self.deadline()
         shown: list[str] = []
+        seen = _Seen()
         try:
             async with deadline.guard():
                 async with self.client.messages.stream(**kwargs) as stream:
@@ -104,17 +117,28 @@ class CloudProvider(Provider):
                         if event.type == "text":
                             deadline.tick()
                             shown.append(event.text)
+                            seen.output(event.text)
                             await on_text(event.text)
                         elif event.type == "input_json":
                             deadline.tick()
+                            seen.output(event.partial_json)
+                        elif event.type == "message_start":
+                            seen.start(event.message.usage)
+                        elif event.type == "message_delta":
+                            seen.delta(event.usage)
                     final = await stream.get_final_message()
         except LLMError as exc:
+            seen.charge(meter)
             exc.partial = "".join(shown)
             raise
         except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
+            seen.charge(meter)
             error = map_anthropic_error(self.name, exc)
             error.partial = "".join(shown)
             raise error from exc
+        except BaseException:  # cancelled (the caller gave up): what was produced is still billed
+            seen.charge(meter)
+            raise
         text = "".join(b.text for b in final.content if b.type == "text")
         calls = [ToolCall(b.id, b.name, dict(b.input) if isinstance(b.input, dict) else {},
                           raw_arguments="" if isinstance(b.input, dict) else json.dumps(b.input))
@@ -123,9 +147,46 @@ class CloudProvider(Provider):
         usage = Usage(input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
                       cache_write_tokens=u.cache_creation_input_tokens or 0,
                       cache_read_tokens=u.cache_read_input_tokens or 0)
+        if meter is not None:
+            meter.add(usage)
         return Completion(text=text, tool_calls=calls, usage=usage,
                           stop_reason=STOP.get(final.stop_reason or "", final.stop_reason or "stop"),
                           model=self.model, provider=self.name)
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+class _Seen:
+    """The usage of one streamed request as far as it got: `message_start` reports the input (and
+    cache) tokens, `message_delta` the output so far; text and tool-input deltas that arrived after
+    the last report are estimated, so an aborted stream is charged at least for what it produced."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.reported_output = 0
+        self.estimated_output = 0
+
+    def start(self, u) -> None:
+        if u is None:
+            return
+        self.usage = Usage(input_tokens=u.input_tokens or 0, output_tokens=0,
+                           cache_write_tokens=u.cache_creation_input_tokens or 0,
+                           cache_read_tokens=u.cache_read_input_tokens or 0)
+        self.reported_output = u.output_tokens or 0
+
+    def delta(self, u) -> None:
+        if u is not None and u.output_tokens:
+            self.reported_output = max(self.reported_output, u.output_tokens)
+
+    def output(self, piece: str) -> None:
+        if piece:
+            self.estimated_output += estimate_tokens(piece)
+
+    def charge(self, meter: Usage | None) -> None:
+        if meter is None:
+            return
+        self.usage.output_tokens = max(self.reported_output, self.estimated_output)
+        meter.add(self.usage)
+        self.usage = Usage()  # charged once
+        self.reported_output = self.estimated_output = 0

@@ -107,7 +107,7 @@ class LocalProvider(Provider):
                                          timeout=httpx2.Timeout(read, connect=10.0))
 
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
-                    on_text: OnText) -> Completion:
+                    on_text: OnText, meter: Usage | None = None) -> Completion:
         kwargs: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
                                   "max_tokens": max_tokens, "stream": True,
                                   "stream_options": {"include_usage": True}}
@@ -178,6 +178,8 @@ class LocalProvider(Provider):
         if usage is None:
             usage = Usage(input_tokens=sum(estimate_tokens(m.content) for m in messages),
                           output_tokens=estimate_tokens(text))
+        if meter is not None:
+            meter.add(usage)
         return Completion(text=text, tool_calls=calls, usage=usage, stop_reason=finish, model=self.model,
                           provider=self.name)
 
