@@ -51,7 +51,9 @@ def residents_config(dockerd, *, broken: str | None = None, use_label: str | Non
         port = free_port()
         cname = f"sovhub-test-{name}-{port}"
         args = ["-c", "import time; time.sleep(600)"] if name == broken else stand_in(name, port)
-        labels = {"com.docker.compose.service": cname} if name == use_label else None
+        labels = {"sovhub.resident": name}  # as compose labels the residents' containers
+        if name == use_label:
+            labels["com.docker.compose.service"] = cname
         create_python(dockerd, cname, args, labels)
         driver = {"type": "docker", "docker_host": dockerd.base_url}
         driver.update({"compose_service": cname} if name == use_label else {"container": cname})

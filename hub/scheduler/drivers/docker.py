@@ -3,22 +3,33 @@
 The hub never creates model containers (compose does); it starts and stops them. The SDK is
 synchronous, so every call runs in a worker thread. Every call names the container by its name,
 never by id: the Docker socket proxy in front of the engine allows only `sovhub-*` paths.
+
+Ownership: the hub adopts only a container labelled `sovhub.resident=<resident name>` (compose
+sets it). Another container that merely has the configured name — someone's own service — is
+never started, waited on or stopped: every call refuses it with a message saying what to fix.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import docker
 import docker.errors
+import requests.exceptions
 
 from hub.scheduler.drivers.base import DriverError
 
 COMPOSE_SERVICE = "com.docker.compose.service"
+OWNER_LABEL = "sovhub.resident"  # value: the resident's name
 
 
 class ContainerMissing(DriverError):
     pass
+
+
+class ForeignContainer(DriverError):
+    """A container with the configured name that sovhub did not create: it is left alone."""
 
 
 class DockerDriver:
@@ -36,31 +47,48 @@ class DockerDriver:
                 self._client = (docker.DockerClient(base_url=self.docker_host, timeout=60)
                                 if self.docker_host else docker.from_env(timeout=60))
             except docker.errors.DockerException as exc:
-                raise DriverError(f"{self.name}: cannot reach Docker ({self.docker_host or 'DOCKER_HOST'}): "
-                                  f"{exc}") from exc
+                raise self._unreachable(exc) from exc
         return self._client
 
     def _find(self):
         client = self._docker()
         if self.container_name:
             try:
-                return client.containers.get(self.container_name)
+                return self._owned(client.containers.get(self.container_name))
             except docker.errors.NotFound:
                 pass
         if self.compose_service:
             found = client.containers.list(all=True, filters={"label": f"{COMPOSE_SERVICE}={self.compose_service}"})
             if found:
-                return found[0]
+                return self._owned(found[0])
         what = " or ".join(x for x in (self.container_name and f"named {self.container_name!r}",
                                        self.compose_service and f"of compose service {self.compose_service!r}") if x)
         raise ContainerMissing(f"{self.name}: no container {what}; create it first "
                           f"(docker compose create {self.compose_service or self.container_name})")
+
+    def _owned(self, container):
+        owner = (container.labels or {}).get(OWNER_LABEL)
+        if owner == self.name:
+            return container
+        whose = f"labelled {OWNER_LABEL}={owner}" if owner else f"without the label {OWNER_LABEL}={self.name}"
+        raise ForeignContainer(
+            f"{self.name}: container {container.name!r} ({container.status}) was not created for this resident "
+            f"({whose}); sovhub will not start, wait on or stop it. Label the resident's container "
+            f"{OWNER_LABEL}={self.name} (compose `labels:`), or point residents.{self.name}.driver.container "
+            "at the right one")
 
     async def _call(self, fn):
         try:
             return await asyncio.to_thread(fn)
         except docker.errors.APIError as exc:
             raise DriverError(f"{self.name}: docker: {exc.explanation or exc}") from exc
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: BaseException) -> DriverError:
+        self._client = None  # reconnect on the next call: Docker may be back
+        return DriverError(f"{self.name}: Docker is not reachable at {self.docker_host or '$DOCKER_HOST'}: "
+                           f"{_short(exc)}; is the Docker daemon (or its socket proxy) running?")
 
     async def start(self) -> None:
         await self._call(lambda: self._docker().api.start(self._find().name))
@@ -91,3 +119,12 @@ class DockerDriver:
         except DriverError as exc:
             return str(exc)
         return data.decode(errors="replace")
+
+
+def _short(exc: BaseException) -> str:
+    """The most specific reason of a requests/urllib3 error chain, on one line ("Connection refused")."""
+    text = str(exc).strip() or type(exc).__name__
+    found = re.search(r"\[Errno (\d+)\] ([^'\"()]+)", text) or re.search(r"Error\((\d+), '([^']+)'\)", text)
+    if found:
+        return f"{found.group(2).strip()} (errno {found.group(1)})"
+    return text[:200]
