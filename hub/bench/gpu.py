@@ -1,47 +1,68 @@
-"""`sovhub bench gpu`: the resident-model policies side by side on one simulated trace.
+"""`sovhub bench gpu`: the resident-model policies side by side on simulated traces.
 
 Every policy runs the same seeded trace under the virtual clock (`hub.scheduler.simulator`), so
-the figures compare decisions, not machines.
+the figures compare decisions, not machines. A policy that stops making progress is reported as
+`stalled` (with the state at that moment) and the command exits non-zero; it never hangs.
 """
 
 from __future__ import annotations
 
+from statistics import median
+
 from hub.errors import HubError
 from hub.scheduler.baselines import POLICIES
+from hub.scheduler.model import JOB_CLASSES
 from hub.scheduler.simulator import simulate
 from hub.scheduler.traces import TRACES, make
 
-DEFAULT_POLICIES = ("sovhub", "llama_swap", "llama_swap_fairshare", "fifo", "ollama")
+DEFAULT_POLICIES = tuple(POLICIES)
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": median(values), "max": max(values)}
+
+
+def _summary(runs: list[dict]) -> dict:
+    """min/median/max over seeds of the figures that matter, plus every stall."""
+    return {
+        "swaps": _spread([r["swaps"] for r in runs]),
+        "wait_max_s": {c: _spread([r["wait_max_s"][c] for r in runs]) for c in JOB_CLASSES},
+        "wait_p95_s": {c: _spread([r["wait_p95_s"][c] for r in runs]) for c in JOB_CLASSES},
+        "bound_violations": sum(sum(r["bound_violations"].values()) for r in runs),
+        "seeds_with_violations": sum(1 for r in runs if not r["wait_within_bound"]),
+        "idle_while_queued_s": _spread([r["idle_while_queued_s"] for r in runs]),
+        "swap_s": _spread([r["swap_s"] for r in runs]),
+        "jobs_left": sum(r["jobs_left"] for r in runs),
+        "stalls": [{"seed": r["seed"], **r["stalled"]} for r in runs if r["stalled"]],
+    }
 
 
 def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1) -> dict:
-    """Simulate `trace` under each policy (comma-separated names; default all); the JSON shape of
-    the scheduler issue plus the targets. `seeds` > 1 adds the sovhub/llama_swap swap ratio and the
-    bound check for that many seeds from `seed` on (how robust the figures are)."""
+    """Simulate `trace` under each policy (comma-separated names; default all). With `seeds` > 1,
+    every policy runs on seeds `seed`..`seed+seeds-1` and the result holds min/median/max per
+    policy (`summary`) and the per-seed swap counts (`by_seed`). `ok` is false when any policy stalled."""
     if trace not in TRACES:
         raise HubError(f"unknown trace {trace!r} (known: {', '.join(TRACES)})")
+    if seeds < 1:
+        raise HubError(f"--seeds must be at least 1, got {seeds}")
     names = [n.strip() for n in policies.split(",") if n.strip()] or list(DEFAULT_POLICIES)
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         raise HubError(f"unknown policy {', '.join(unknown)} (known: {', '.join(POLICIES)})")
-    tr = make(trace, seed)
-    results = {name: simulate(tr, name) for name in names}
-    out: dict = {"trace": trace, "seed": seed, "jobs": sum(len(s.steps) for s in tr.sessions),
-                 "horizon_s": tr.horizon_s, "policies": results}
-    mine, ref = results.get("sovhub"), results.get("llama_swap")
-    if mine is not None:
-        out["targets"] = {
-            "swaps_vs_llama_swap": round(mine["swaps"] / ref["swaps"], 3) if ref and ref["swaps"] else None,
-            "max_wait_within_bound": mine["wait_within_bound"],
-            "gpu_idle_while_queued_s": mine["gpu_idle_while_queued_s"],
-        }
-    if seeds > 1:
-        rows = []
-        for k in range(seed, seed + seeds):
-            t = make(trace, k)
-            a, b = simulate(t, "sovhub"), simulate(t, "llama_swap")
-            rows.append({"seed": k, "sovhub_swaps": a["swaps"], "llama_swap_swaps": b["swaps"],
-                         "ratio": round(a["swaps"] / b["swaps"], 3) if b["swaps"] else None,
-                         "within_bound": a["wait_within_bound"], "idle_s": a["gpu_idle_while_queued_s"]})
-        out["by_seed"] = rows
+    per_seed: dict[str, list[dict]] = {n: [] for n in names}
+    traces = [make(trace, k) for k in range(seed, seed + seeds)]
+    for tr in traces:
+        for name in names:
+            per_seed[name].append({"seed": tr.seed, **simulate(tr, name)})
+    first = traces[0]
+    out: dict = {"trace": trace, "seed": seed, "seeds": seeds,
+                 "jobs": sum(len(s.steps) for s in first.sessions), "horizon_s": first.horizon_s}
+    if seeds == 1:
+        out["policies"] = {n: per_seed[n][0] for n in names}
+    else:
+        out["summary"] = {n: _summary(per_seed[n]) for n in names}
+        out["by_seed"] = [{"seed": tr.seed, **{n: per_seed[n][i]["swaps"] for n in names}}
+                          for i, tr in enumerate(traces)]
+    out["stalls"] = sum(1 for n in names for r in per_seed[n] if r["stalled"])
+    out["ok"] = out["stalls"] == 0
     return out

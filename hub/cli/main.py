@@ -173,6 +173,8 @@ def bench(ctx: typer.Context, name: str,
     except HubError as exc:
         fail(str(exc))
     print(json.dumps(result, indent=None if as_json else 2, default=str))
+    if isinstance(result, dict) and result.get("ok") is False:
+        raise typer.Exit(1)  # e.g. a scheduling policy stalled: the figures are not to be trusted
 
 
 def _bench_runner(name: str):

@@ -110,6 +110,7 @@ class ResidentState:
     last_active: float = 0.0  # last dispatch or finish on this resident
     error: str | None = None  # why the last start failed
     failed_at: float | None = None
+    fresh: bool = False  # ready and nothing dispatched on it yet: committed to the work it was loaded for
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,32 @@ def deadline(job: Job, state: SchedState) -> float:
     return job.enqueued_at + state.params.max_wait(job.job_class)
 
 
+def degrade_key(job: Job, state: SchedState) -> tuple[float, float, float, str]:
+    """The one order in which bounds give way when not all can hold: earliest deadline first, then
+    the higher class (interactive, skill, scheduled), then the older request."""
+    return (deadline(job, state), -state.params.rank(job.job_class), job.enqueued_at, job.id)
+
+
+def committed(state: SchedState, name: str) -> bool:
+    """A resident that became ready and has not had a dispatch since: it was loaded for work."""
+    r = state.residents.get(name)
+    return r is not None and r.phase == Phase.ready and r.fresh
+
+
+def _first_wave(state: SchedState, order: list[Job], cap: dict[str, int]) -> list[Job]:
+    """Progress guarantee: a resident that came up is committed to the work that waits for it.
+    Its best-ranked jobs (up to its concurrency) are dispatched before any rule may freeze or unload
+    it, so no resident is loaded and unloaded again without serving a job in between, whatever the
+    bounds say. Without this, two overdue jobs for different residents take the GPU from each other
+    forever (each load makes the other job the most urgent)."""
+    out: list[Job] = []
+    for j in order:
+        if committed(state, j.resident) and cap.get(j.resident, 0) > 0:
+            out.append(j)
+            cap[j.resident] -= 1
+    return out
+
+
 def urgent_at(job: Job, state: SchedState, now: float) -> float:
     """When this job must force its swap so it still starts within its max wait."""
     return deadline(job, state) - swap_eta(state, job.resident, now) - state.params.urgency_margin_s
@@ -176,10 +202,15 @@ def decide(state: SchedState, now: float) -> list[Action]:
     cap = {n: state.specs[n].concurrency - len(state.running_on(n))
            for n, r in state.residents.items() if r.phase == Phase.ready}
 
+    # 0. progress: a resident loaded for work serves its first wave before anything may take it away
+    first_wave = _first_wave(state, order, cap)
+    acts += [Dispatch(j.id, j.resident) for j in first_wave]
+    done = {j.id for j in first_wave}
+
     # 1. the most pressing job that waits for a swap and is about to cross its max wait
     waiting = [j for j in order if state.phase(j.resident) != Phase.ready]
     forced: Job | None = None
-    for j in sorted(waiting, key=lambda j: deadline(j, state)):
+    for j in sorted(waiting, key=lambda j: degrade_key(j, state)):
         if state.phase(j.resident) == Phase.starting:
             continue
         t = urgent_at(j, state, now)
@@ -197,6 +228,8 @@ def decide(state: SchedState, now: float) -> list[Action]:
     for j in order:
         r = j.resident
         ph = state.phase(r)
+        if j.id in done:
+            continue
         if ph != Phase.ready:
             if blocker is None and ph in (Phase.stopped, Phase.stopping):
                 blocker = j
@@ -340,10 +373,11 @@ def _switch_to(state: SchedState, name: str, now: float, reason: str, wakes: lis
     if not victims:
         return [Load(name, reason)]
     acts: list[Action] = []
+    waiting_for = {j.resident for j in state.queue}
     for v in victims:
         running = state.running_on(v)
-        if v in busy:
-            continue
+        if v in busy or (committed(state, v) and v in waiting_for):
+            continue  # never take a resident away from the work it was just loaded for
         if not running:
             acts.append(Unload(v, f"make room for {name}: {reason}"))
         elif all(hung(j, state.params, now) for j in running):

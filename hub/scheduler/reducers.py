@@ -85,7 +85,7 @@ def dispatch(state: SchedState, job_id: str, now: float) -> SchedState:
             j = replace(j, overtaken=j.overtaken + 1)
         queue.append(j)
     state = replace(state, queue=tuple(queue), running=(*state.running, replace(job, started_at=now)))
-    return _set_resident(state, job.resident, last_active=now)
+    return _set_resident(state, job.resident, last_active=now, fresh=False)
 
 
 def finish(state: SchedState, job_id: str, now: float) -> SchedState:
@@ -130,11 +130,11 @@ def ready(state: SchedState, name: str, now: float, measured: bool = True) -> Sc
         state = replace(state, swap_in_s=_learn(state.swap_in_s, name, state.specs[name].swap_in_s,
                                                 now - r.since, state.params.swap_cost_alpha))
     return _set_resident(state, name, phase=Phase.ready, since=now, last_active=now,
-                         error=None, failed_at=None)
+                         error=None, failed_at=None, fresh=True)
 
 
 def stop_started(state: SchedState, name: str, now: float) -> SchedState:
-    return _set_resident(state, name, phase=Phase.stopping, since=now)
+    return _set_resident(state, name, phase=Phase.stopping, since=now, fresh=False)
 
 
 def stopped(state: SchedState, name: str, now: float, measured: bool = True) -> SchedState:
@@ -148,10 +148,10 @@ def stopped(state: SchedState, name: str, now: float, measured: bool = True) -> 
 
 def load_failed(state: SchedState, name: str, now: float, error: str) -> SchedState:
     """The resident never became ready: the policy fails the jobs that waited for it."""
-    return _set_resident(state, name, phase=Phase.stopped, since=now, error=error, failed_at=now)
+    return _set_resident(state, name, phase=Phase.stopped, since=now, error=error, failed_at=now, fresh=False)
 
 
 def crashed(state: SchedState, name: str, now: float, error: str) -> SchedState:
     """A ready resident died under us: its running jobs are gone (the shell fails them)."""
     state = replace(state, running=tuple(j for j in state.running if j.resident != name))
-    return _set_resident(state, name, phase=Phase.stopped, since=now, error=error)
+    return _set_resident(state, name, phase=Phase.stopped, since=now, error=error, fresh=False)

@@ -33,6 +33,9 @@ class Session:
     steps: tuple[Step, ...]
     priority: float = 0.0
     kind: str = ""
+    declares_next: bool = True  # a pipeline names its next step's resident (`then=`); a chat does not
+    auto: bool = False  # a chat turn in an `auto` room: Claude answers when the LLM is not resident
+    cancel_after_s: float | None = None  # the client gives up on a step not started by then
 
 
 @dataclass(frozen=True)
