@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "gpu.snapshot"
 COSTS_KEY = "gpu.swap_costs"
+WAITS_KEPT = 1000  # recent waits per class behind the metrics (a long-running hub must not grow)
 
 
 class GpuUnavailable(HubError):
@@ -94,7 +95,8 @@ class ResidentScheduler:
         self.swaps: deque[dict[str, Any]] = deque(maxlen=50)
         self.swap_count = 0
         self.swap_seconds = 0.0
-        self.waits: dict[str, list[float]] = {}
+        self.waits: dict[str, deque[float]] = {}
+        self.wait_counts: dict[str, int] = {}
         self._published = 0.0
 
     # -- construction -------------------------------------------------------------------------
@@ -243,8 +245,8 @@ class ResidentScheduler:
 
     def metrics(self) -> dict[str, Any]:
         return {"swaps": self.swap_count, "swap_seconds": round(self.swap_seconds, 1),
-                "wait_s": {c: {"n": len(w), "p50": round(percentile(w, 0.5), 1),
-                               "p95": round(percentile(w, 0.95), 1), "max": round(max(w, default=0.0), 1)}
+                "wait_s": {c: {"n": self.wait_counts.get(c, len(w)), "p50": round(percentile(list(w), 0.5), 1),
+                               "p95": round(percentile(list(w), 0.95), 1), "max": round(max(w, default=0.0), 1)}
                            for c, w in self.waits.items()}}
 
     def status(self) -> dict[str, Any]:
@@ -292,10 +294,18 @@ class ResidentScheduler:
                 self.state = R.remove(st, job.id)
                 return True
             self.state = R.dispatch(st, job.id, now)
-            self.waits.setdefault(job.job_class, []).append(now - job.enqueued_at)
+            waited = now - job.enqueued_at
+            self._note_wait(job.job_class, waited)
             fut.set_result(Lease(resident=job.resident, base_url=self.runtimes[job.resident].base_url))
             await self._fire("gpu_started", {"job_id": job.owner, "resident": job.resident,
-                                             "waited_s": round(now - job.enqueued_at, 2)}, self._contexts.get(job.id))
+                                             "waited_s": round(waited, 2)}, self._contexts.get(job.id))
+            bound = st.params.max_wait(job.job_class)
+            if waited > bound:
+                log.warning("lease for %s waited %.0f s, past its %s bound of %.0f s",
+                            job.owner, waited, job.job_class, bound)
+                await self._fire("gpu_wait_exceeded", {"job_id": job.owner, "resident": job.resident,
+                                                       "job_class": job.job_class, "waited_s": round(waited, 1),
+                                                       "bound_s": bound}, self._contexts.get(job.id))
             return True
         if isinstance(action, Fail):
             job = next((j for j in st.queue if j.id == action.job_id), None)
@@ -410,6 +420,11 @@ class ResidentScheduler:
                 self._kick()
 
     # -- records ---------------------------------------------------------------------------
+    def _note_wait(self, job_class: str, waited: float) -> None:
+        """Keep the last WAITS_KEPT waits per class (the metrics are percentiles of recent waits)."""
+        self.waits.setdefault(job_class, deque(maxlen=WAITS_KEPT)).append(waited)
+        self.wait_counts[job_class] = self.wait_counts.get(job_class, 0) + 1
+
     def _record(self, name: str, phase: str, began: float, ended: float, ok: bool = True, reason: str = "") -> None:
         seconds = round(ended - began, 2)
         if phase == "in":
