@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Coroutine
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
+from hub import kvargs as kv
 from hub.config import HubConfig, load_config
 from hub.errors import HubError
 from hub.logs import collect_secrets, setup_logging
@@ -31,7 +31,11 @@ def config_path(path: Path | None) -> Path | None:
 
 
 def get_config(path: Path | None) -> HubConfig:
-    config = load_config(config_path(path))
+    """The config, or one clear line and exit 1 when it is invalid (`--debug` shows the traceback)."""
+    try:
+        config = load_config(config_path(path))
+    except HubError as exc:
+        fail(str(exc))
     setup_logging(config.logging.level, collect_secrets(config),
                   str(config.logging.file) if config.logging.file else None, debug=STATE["debug"])
     return config
@@ -55,17 +59,7 @@ def fail(message: str, code: int = 1):
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are JSON when they parse as JSON, else strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise HubError(f"expected key=value, got {item!r}")
-        key, _, raw = item.partition("=")
-        key = key.strip()
-        if not key:
-            raise HubError(f"missing key in {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+    """`key=value` pairs, by the rules chat and schedules use (`hub.kvargs`): JSON values when they
+    parse as JSON, else strings; the shell has already applied its quoting."""
+    return kv.parse_assignments(items)
+

@@ -7,7 +7,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from hub.commands.parser import Parsed, Signature, UsageError, parse_args
+from hub.commands.parser import Parsed, UsageError
 from hub.commands.settings import POLICIES, SETTINGS
 from hub.commands.skillargs import result_files, result_text, skill_params
 from hub.errors import HubError, UnknownJob, UnknownSkill
@@ -311,6 +311,5 @@ async def cmd_run(env: CommandEnv, args: Parsed) -> None:
         skill = env.hub.skills.get(args.values["skill"])
     except UnknownSkill as exc:
         raise UsageError(str(exc)) from None
-    sig = Signature("run", extra_kv=True)
-    params = skill_params(skill, parse_args(sig, " ".join(f"{k}={v}" for k, v in args.extra.items())))
+    params = skill_params(skill, Parsed("run", extra=dict(args.extra)))  # as parsed: quoting already applied
     await run_skill_command(env, skill, params)

@@ -6,10 +6,10 @@ The same signature object drives parsing, the usage line and `/help`, so they ca
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub import kvargs
 from hub.errors import HubError
 
 COMMAND_RE = re.compile(r"^[/!]([a-z][a-z0-9_-]*)(?:\s+(.*))?$", re.S)
@@ -24,7 +24,7 @@ class Arg:
     """One argument: a positional word, the free-text rest of the line, or a `--name value` option."""
 
     name: str
-    kind: str = "word"  # word | rest | option | flag
+    kind: str = "word"  # word | rest | raw | option | flag (raw: the rest of the line as typed, quotes kept)
     required: bool = True
     choices: tuple[str, ...] = ()
     default: Any = None
@@ -69,9 +69,33 @@ def split_command(text: str) -> tuple[str, str] | None:
 
 def _tokens(rest: str) -> list[str]:
     try:
-        return shlex.split(rest)
-    except ValueError:  # an unbalanced quote: fall back to plain words rather than refuse
+        return kvargs.split_words(rest)
+    except kvargs.ArgumentError:  # an unbalanced quote (an apostrophe in free text): plain words
         return rest.split()
+
+
+def _parse_raw(sig: Signature, rest: str, positionals: list[Arg], out: Parsed) -> Parsed:
+    """Words up to the `raw` argument, then the rest of the line verbatim for the sub-command's parser."""
+    raw = next(a for a in positionals if a.kind == "raw")
+    before = positionals[:positionals.index(raw)]
+    try:
+        words, tail = kvargs.remainder(rest, len(before))
+    except kvargs.ArgumentError as exc:
+        raise UsageError(f"{exc}\n{sig.usage()}") from None
+    for arg, word in zip(before, words, strict=False):
+        _check_choice(sig, arg, word)
+        out.values[arg.name] = word
+    for arg in before[len(words):]:
+        if arg.required:
+            raise UsageError(f"missing <{arg.metavar or arg.name}>\n{sig.usage()}")
+        out.values[arg.name] = arg.default
+    if not tail and raw.required:
+        raise UsageError(f"missing <{raw.metavar or raw.name}>\n{sig.usage()}")
+    out.values[raw.name] = tail or raw.default
+    for opt in sig.args:
+        if opt.kind in ("option", "flag"):
+            out.values.setdefault(opt.name, False if opt.kind == "flag" else opt.default)
+    return out
 
 
 BOOLS = ("true", "false", "yes", "no", "on", "off")
@@ -81,7 +105,9 @@ def parse_args(sig: Signature, rest: str) -> Parsed:
     """Match `rest` against `sig`; raise UsageError naming what is wrong plus the usage line."""
     out = Parsed(sig.command)
     options = {a.name: a for a in sig.args if a.kind in ("option", "flag")}
-    positionals = [a for a in sig.args if a.kind in ("word", "rest")]
+    positionals = [a for a in sig.args if a.kind in ("word", "rest", "raw")]
+    if any(a.kind == "raw" for a in positionals):
+        return _parse_raw(sig, rest, positionals, out)
     words: list[str] = []
     tokens = _tokens(rest)
     i = 0
@@ -110,8 +136,8 @@ def parse_args(sig: Signature, rest: str) -> Parsed:
                     out.extra[key] = val
             else:
                 raise UsageError(f"unknown option --{key}\n{sig.usage()}")
-        elif (m := re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=", tok)) and (sig.extra_kv or m.group(1) in options):
-            key, _, val = tok.partition("=")
+        elif (pair := kvargs.split_assignment(tok)) and (sig.extra_kv or pair[0] in options):
+            key, val = pair
             if key in options:
                 out.values[key] = val
             else:

@@ -56,7 +56,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("run", "run any skill by name", h.cmd_run, (Arg("skill"),), group="skills", extra_kv=True),
     Command("schedule", "manage schedules", h.cmd_schedule,
             (Arg("action", choices=("add", "list", "rm", "pause", "resume")),
-             Arg("args", kind="rest", required=False, metavar="args")), group="hub"),
+             Arg("args", kind="raw", required=False, metavar="args")), group="hub"),
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}

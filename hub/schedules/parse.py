@@ -7,12 +7,11 @@ time zone may follow the timetable as a bare IANA name (chat front ends may stri
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub import kvargs as kv
 from hub.schedules.triggers import ALIASES, UNITS, ScheduleError, parse_duration
 
 ADD_USAGE = ('usage: /schedule add [name] "<cron>"|every <interval>|at <time> [Europe/Paris] <skill> '
@@ -33,25 +32,18 @@ class AddRequest:
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; a value is JSON when it parses as JSON, else the plain string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ScheduleError(f"expected key=value for the skill's arguments, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+    """`key=value` pairs (the shared rules of `hub.kvargs`), refused as a ScheduleError."""
+    try:
+        return kv.parse_assignments(items)
+    except kv.ArgumentError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def split_words(text: str) -> list[str]:
     try:
-        return shlex.split(text)
-    except ValueError as exc:
-        raise ScheduleError(f"cannot read the arguments ({exc}); check the quotes") from None
+        return kv.split_words(text)
+    except kv.ArgumentError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def _looks_like_trigger(words: list[str]) -> bool:

@@ -54,7 +54,11 @@ class Store:
     async def open(cls, path: str | Path, migrations: dict[str, list[str]] | None = None) -> Store:
         path = Path(path)
         if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror or exc}; "
+                                 "check storage.data_dir") from None
             _check_file(path)
         try:
             db = await aiosqlite.connect(str(path), isolation_level=None)
