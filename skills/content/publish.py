@@ -20,6 +20,7 @@ from skills.content.article import ARTICLE_SYSTEM, MAX_NOTES_CHARS, parse_draft,
 from skills.content.hero_image import RESIDENT as IMAGE_RESIDENT
 from skills.content.hero_image import HeroImageParams, render, resident_url
 from skills.content.llm import local_complete
+from skills.content.research import cite, gather
 from skills.content.site import Site, Transaction, git_publish, run_command, tail
 from skills.content.slugs import SLUG_PATTERN, slugify
 
@@ -33,6 +34,9 @@ class PublishParams(BaseModel):
     slug: str | None = Field(None, pattern=SLUG_PATTERN, description="default: from the title (any script)")
     image: bool = Field(True, description="Render a hero image with FLUX.1-schnell")
     image_prompt: str | None = Field(None, max_length=2000, description="default: from title and description")
+    research: bool | None = Field(
+        None, description="Research the web through the box's own SearXNG first and end with Further reading; "
+        "default: skills.web.research")
 
 
 class PublishResult(BaseModel):
@@ -46,6 +50,7 @@ class PublishResult(BaseModel):
     committed: bool
     pushed: bool
     warning: str | None = None
+    further_reading: list[str] = Field(default_factory=list, description="the cited web sources' URLs")
 
 
 def read_notes(notes: str) -> str:
@@ -94,8 +99,18 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
 
     await run.progress(0, total, "writing the article with the local model")
     async with run.use_resident(run.config.llm.local.resident, then=IMAGE_RESIDENT if params.image else None):
-        reply = await local_complete(run, ARTICLE_SYSTEM, notes, max_tokens=cfg.llm_max_tokens)
+        # Research (optional): local model -> queries -> the box's SearXNG -> numbered sources.
+        found = None
+        if params.research if params.research is not None else run.config.skills.web.research:
+            await run.progress(0, total, "researching the web (SearXNG)")
+            found = await gather(run, notes, max_tokens=cfg.llm_max_tokens)
+            await run.progress(0, total, f"writing the article with the local model ({len(found.sources)} sources)")
+        reply = await local_complete(run, ARTICLE_SYSTEM + (found.instructions if found else ""),
+                                     notes + (found.brief() if found else ""), max_tokens=cfg.llm_max_tokens)
     draft = parse_draft(reply)
+    further: list[str] = []
+    if found is not None:
+        draft, further = cite(draft, found, notes)
     slug = params.slug or slugify(draft.title)
     target = site.draft_path(slug) if params.draft else site.content_dir / f"{slug}.md"
     taken = site.taken(slug)
@@ -142,6 +157,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             article_path=str(site.root / article_rel),
             hero_image=str(site.root / hero_rel) if hero_rel else None,
             draft=params.draft,
+            further_reading=further,
             **{"built": False, "deployed": False, "committed": False, "pushed": False, **flags},
         )
 
