@@ -208,6 +208,53 @@ async def test_a_server_killed_mid_job_fails_that_lease_with_a_notice_and_recove
             await d.stop(5)
 
 
+async def test_a_resident_that_died_between_health_checks_is_never_handed_a_lease(tmp_path):
+    events: list = []
+    s = make_scheduler(tmp_path, events=events)
+    s.monitor_interval_s = 3600.0  # the monitor will not notice: the dispatch must
+    try:
+        await s.start()
+        async with s.lease("comfyui", job_id="img1", context=CTX):
+            pass
+        await s.drivers["comfyui"].stop(0.1)  # dies while idle, between health checks
+        async with s.lease("comfyui", job_id="img2", context=CTX) as lease:
+            async with httpx.AsyncClient() as c:  # a live server, started again for this lease
+                assert (await c.get(lease.base_url + "/system_stats")).status_code == 200
+        crashed = [d for t, d in events if t == "gpu_resident_crashed"]
+        assert crashed and "found at dispatch" in crashed[0]["error"]
+        assert [d["resident"] for t, d in events if t == "gpu_ready"].count("comfyui") == 2
+    finally:
+        await s.close()
+        for d in s.drivers.values():
+            await d.stop(5)
+
+
+class FailingStore:
+    """A store whose writes fail (a full disk): the scheduler must go on and say so."""
+
+    async def kv_get(self, key, default=None):
+        return default
+
+    async def kv_set(self, key, value):
+        raise OSError("database or disk is full")
+
+
+async def test_failures_to_save_scheduler_state_are_logged_not_swallowed(tmp_path, caplog):
+    s = make_scheduler(tmp_path)
+    s.store = FailingStore()
+    try:
+        await s.start()
+        async with s.lease("tts", job_id="t", context=CTX):
+            pass
+    finally:
+        await s.close()
+        for d in s.drivers.values():
+            await d.stop(5)
+    text = caplog.text
+    assert "cannot save the learned swap costs (gpu.swap_costs): database or disk is full" in text
+    assert "cannot save the scheduler snapshot (gpu.snapshot)" in text
+
+
 async def test_restart_adopts_the_running_resident_without_restarting_it(tmp_path):
     s = make_scheduler(tmp_path)
     await s.start()

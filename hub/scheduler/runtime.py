@@ -88,6 +88,7 @@ class ResidentScheduler:
         self._contexts: dict[str, Context] = {}
         self._revoked: dict[str, str] = {}
         self._wake = asyncio.Event()
+        self._facts: deque[tuple] = deque()  # what the tasks found out, for the loop to apply
         self._tasks: set[asyncio.Task] = set()
         self._loop_task: asyncio.Task | None = None
         self._monitor_task: asyncio.Task | None = None
@@ -168,7 +169,7 @@ class ResidentScheduler:
             else:
                 self.state = R.load_started(self.state, name, now)
                 log.info("resident %s runs but is not ready yet: waiting for it", name)
-                self._spawn(self._load(name, start=False))
+                self._spawn(self._load(name, now, start=False))
 
     async def _probe(self, name: str) -> bool:
         rt = self.runtimes[name]
@@ -264,11 +265,12 @@ class ResidentScheduler:
     async def _run(self) -> None:
         while not self._closed:
             self._wake.clear()
-            now = self.clock()
-            self.state = R.prune(self.state, now)
             wake_at = None
             changed = False
             try:
+                changed = await self._absorb()
+                now = self.clock()
+                self.state = R.prune(self.state, now)
                 for action in decide(self.state, now):
                     if isinstance(action, WakeAt):
                         wake_at = action.at
@@ -288,7 +290,16 @@ class ResidentScheduler:
     async def _apply(self, action, now: float) -> bool:
         st = self.state
         if isinstance(action, Dispatch):
-            job = next(j for j in st.queue if j.id == action.job_id)
+            if any(f[0] == "died" and f[1] == action.resident for f in self._facts) \
+                    or not await self._alive(action.resident):
+                # died since its last health check: never hand it a lease; the queue reloads it
+                self._post("died", action.resident, self.state.residents[action.resident].since,
+                           f"resident {action.resident} stopped unexpectedly (found at dispatch)")
+                return True
+            st = self.state  # fresh after the await: the lease may have been cancelled meanwhile
+            job = next((j for j in st.queue if j.id == action.job_id), None)
+            if job is None or st.phase(job.resident) != Phase.ready:
+                return True
             fut = self._waiters.pop(job.id, None)
             if fut is None or fut.done():
                 self.state = R.remove(st, job.id)
@@ -322,7 +333,7 @@ class ResidentScheduler:
             self.state = R.load_started(st, action.resident, now)
             await self._fire("gpu_swapping", {"to": action.resident, "reason": action.reason},
                              self._cause(action.resident))
-            self._spawn(self._load(action.resident))
+            self._spawn(self._load(action.resident, now))
             return True
         if isinstance(action, Unload | ForceUnload):
             if st.phase(action.resident) != Phase.ready:
@@ -331,7 +342,7 @@ class ResidentScheduler:
                 await self._revoke(action.job_ids, action.reason)
             self.state = R.stop_started(self.state, action.resident, now)
             await self._fire("gpu_swapping", {"from": action.resident, "reason": action.reason})
-            self._spawn(self._unload(action.resident))
+            self._spawn(self._unload(action.resident, now))
             return True
         return False
 
@@ -350,9 +361,57 @@ class ResidentScheduler:
             await self._fire("gpu_lease_revoked", {"job_id": job.owner if job else lid, "error": reason},
                              self._contexts.get(lid))
 
-    async def _load(self, name: str, start: bool = True) -> None:
+    # -- tasks: slow work off the loop; each reports its outcome as a fact ------------------------
+    def _post(self, kind: str, name: str, since: float, *rest) -> None:
+        """Hand a fact to the loop: only the loop writes `self.state` (one writer, no read of the state
+        after an await gates a write). `since` names the phase the fact is about; a stale one is dropped."""
+        self._facts.append((kind, name, since, self.clock(), *rest))
+        self._kick()
+
+    async def _absorb(self) -> bool:
+        """Apply the facts the tasks reported, in order; True if any changed the state."""
+        changed = False
+        while self._facts:
+            kind, name, since, at, *rest = self._facts.popleft()
+            r = self.state.residents[name]
+            if r.since != since:
+                continue  # about a phase that is over (e.g. a crash found twice)
+            if kind == "ready" and r.phase == Phase.starting:
+                measured, warm = rest
+                self.state = R.ready(self.state, name, at, measured=measured)
+                self._record(name, "in", since, at)
+                await self._fire("gpu_ready", {"resident": name, "seconds": round(at - since, 2), "warmup": warm})
+                await self._save_costs()
+            elif kind == "load_failed" and r.phase == Phase.starting:
+                (reason,) = rest
+                self.state = R.load_failed(self.state, name, at, reason)
+                self._record(name, "in", since, at, ok=False, reason=reason)
+                await self._fire("gpu_start_failed", {"resident": name, "error": reason})
+            elif kind == "stopped" and r.phase == Phase.stopping:
+                self.state = R.stopped(self.state, name, at)
+                self._record(name, "out", since, at)
+                await self._fire("gpu_stopped", {"resident": name, "seconds": round(at - since, 2)})
+                await self._save_costs()
+            elif kind == "died" and r.phase == Phase.ready:
+                (reason,) = rest
+                await self._revoke([j.id for j in self.state.running_on(name)], reason)
+                self.state = R.crashed(self.state, name, at, reason)
+                log.warning("%s", reason.splitlines()[0])
+                await self._fire("gpu_resident_crashed", {"resident": name, "error": reason})
+            else:
+                continue
+            changed = True
+        return changed
+
+    async def _alive(self, name: str) -> bool:
+        try:
+            return await self.drivers[name].is_running()
+        except Exception as exc:
+            log.warning("cannot check resident %s: %s", name, exc)
+            return True  # no reading: the lease's own request will tell
+
+    async def _load(self, name: str, began: float, start: bool = True) -> None:
         rt, drv, spec = self.runtimes[name], self.drivers[name], self.state.specs[name]
-        began = self.state.residents[name].since
         try:
             if start:
                 ok, waited = await self.guard.wait_for(spec.memory_gb)
@@ -371,53 +430,32 @@ class ResidentScheduler:
             log.warning("resident %s failed to start: %s", name, reason)
             with contextlib.suppress(Exception):
                 await drv.stop(rt.stop_timeout_s)
-            now = self.clock()
-            self.state = R.load_failed(self.state, name, now, reason)
-            self._record(name, "in", began, now, ok=False, reason=reason)
-            await self._fire("gpu_start_failed", {"resident": name, "error": reason})
+            self._post("load_failed", name, began, reason)
         else:
-            now = self.clock()
-            self.state = R.ready(self.state, name, now, measured=start)
-            self._record(name, "in", began, now)
-            await self._fire("gpu_ready", {"resident": name, "seconds": round(now - began, 2), "warmup": warm})
-            await self._save_costs()
-        self._kick()
+            self._post("ready", name, began, start, warm)
 
-    async def _unload(self, name: str) -> None:
+    async def _unload(self, name: str, began: float) -> None:
         rt, drv = self.runtimes[name], self.drivers[name]
-        began = self.state.residents[name].since
         try:
             await drv.stop(rt.stop_timeout_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("stopping resident %s: %s", name, exc)
-        now = self.clock()
-        self.state = R.stopped(self.state, name, now)
-        self._record(name, "out", began, now)
-        await self._fire("gpu_stopped", {"resident": name, "seconds": round(now - began, 2)})
-        await self._save_costs()
-        self._kick()
+        self._post("stopped", name, began)
 
     async def _monitor(self) -> None:
-        """A ready resident whose server died: fail its running leases with a notice, recover."""
+        """A ready resident whose server died: report it; the loop fails its leases and recovers."""
         while not self._closed:
             await asyncio.sleep(self.monitor_interval_s)
             for name, r in list(self.state.residents.items()):
-                if r.phase != Phase.ready:
+                if r.phase != Phase.ready or await self._alive(name):
                     continue
-                try:
-                    alive = await self.drivers[name].is_running()
-                except Exception:
-                    alive = True
-                if alive or self.state.phase(name) != Phase.ready:
-                    continue
-                tail = (await self.drivers[name].tail(5)).strip()
+                tail = ""
+                with contextlib.suppress(Exception):
+                    tail = (await self.drivers[name].tail(5)).strip()
                 reason = f"resident {name} stopped unexpectedly" + (f"; last log lines:\n{tail}" if tail else "")
-                await self._revoke([j.id for j in self.state.running_on(name)], reason)
-                self.state = R.crashed(self.state, name, self.clock(), reason)
-                await self._fire("gpu_resident_crashed", {"resident": name, "error": reason})
-                self._kick()
+                self._post("died", name, r.since, reason)
 
     # -- records ---------------------------------------------------------------------------
     def _note_wait(self, job_class: str, waited: float) -> None:
@@ -436,16 +474,20 @@ class ResidentScheduler:
     async def _save_costs(self) -> None:
         if self.store is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             await self.store.kv_set(COSTS_KEY, {"in": dict(self.state.swap_in_s), "out": dict(self.state.swap_out_s)})
+        except Exception as exc:  # the learned costs are a cache: keep scheduling, but say so
+            log.warning("cannot save the learned swap costs (%s): %s", COSTS_KEY, exc)
 
     async def _publish(self, force: bool = False) -> None:
         """Keep `gpu.snapshot` in the store fresh for `sovhub status` (another process)."""
         if self.store is None or (not force and self.clock() - self._published < 2.0):
             return
         self._published = self.clock()
-        with contextlib.suppress(Exception):
+        try:
             await self.store.kv_set(SNAPSHOT_KEY, self.status())
+        except Exception as exc:  # `sovhub status` shows a stale snapshot: say why, once per failure
+            log.warning("cannot save the scheduler snapshot (%s): %s", SNAPSHOT_KEY, exc)
 
     async def _fire(self, event: str, data: dict[str, Any], context: Context | None = None) -> None:
         if self.bus is None:
