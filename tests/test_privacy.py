@@ -36,7 +36,7 @@ LOCAL_TOKEN = "vibe-local-token-0123456789"
 
 
 # -- the rule, on every combination ----------------------------------------------------------------
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(default=POLICY, pinned=MAYBE, room=MAYBE, caller=MAYBE, marked=st.booleans())
 def test_local_only_from_any_source_wins_and_nothing_else_makes_a_request_local_only(
         default, pinned, room, caller, marked):
@@ -50,7 +50,7 @@ def test_local_only_from_any_source_wins_and_nothing_else_makes_a_request_local_
         assert "nothing was sent to Claude" in line and "\n" not in line
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(text=st.text(max_size=30), override=st.sampled_from([None, "local", "cloud"]),
        local=st.sampled_from(["up", "down", "unknown"]), cloud=st.sampled_from(["up", "down", "disabled"]),
        blocker=st.sampled_from([None, "the GPU is busy with comfyui"]), budget=st.booleans())

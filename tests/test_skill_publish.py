@@ -229,15 +229,16 @@ async def test_draft_mode_stops_before_the_build(tmp_path, backends):
     marker = tmp_path / "built-marker"
     config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
     config["skills"]["content"]["build_command"] = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    config["skills"]["content"]["notes_dir"] = str(tmp_path)
     async with content_hub(config) as hub:
         notes_file = tmp_path / "notes.md"
         notes_file.write_text(NOTES)
         result = await publish(hub, notes=str(notes_file), draft=True)  # a path names a notes file
     from skills.content.publish import read_notes
 
-    assert read_notes(str(notes_file)) == NOTES and read_notes(NOTES) == NOTES
+    assert read_notes(str(notes_file), [tmp_path]) == NOTES and read_notes(NOTES) == NOTES
     with pytest.raises(HubError, match="no notes file"):
-        read_notes(str(tmp_path / "missing.md"))
+        read_notes(str(tmp_path / "missing.md"), [tmp_path])
     draft = site / "drafts" / "speculative-decoding-on-a-desk-side-gb10.md"
     assert result.draft and result.article_path == str(draft) and draft.is_file()
     assert "heroImage: ./speculative-decoding-on-a-desk-side-gb10.png" in draft.read_text()

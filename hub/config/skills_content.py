@@ -12,6 +12,9 @@ from hub.config.base import Section
 
 class ContentSkillsConfig(Section):
     blog_dir: Path | None = Field(None, description="the Astro site checkout")
+    notes_dir: Path | None = Field(
+        None, description="notes files named by path are read only from here (or the artifacts dir); "
+        "any other path is refused")
     content_subdir: str = Field("src/content/blog", description="articles, relative to blog_dir")
     hero_style: Literal["auto", "asset", "public"] = Field(
         "auto",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from hub.confine import confine
 from hub.errors import HubError
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
@@ -26,7 +27,8 @@ from skills.content.slugs import SLUG_PATTERN, slugify
 
 
 class PublishParams(BaseModel):
-    notes: str = Field(min_length=1, description="Raw engineering notes, or the path of a notes file (/... or ~/...)")
+    notes: str = Field(min_length=1, description="Raw engineering notes, or the path of a notes file (/... or ~/...) "
+                       "inside skills.content.notes_dir")
     draft: bool = Field(
         False, description="Save the article in the drafts folder, which no build reads; no build, no deploy"
     )
@@ -53,15 +55,18 @@ class PublishResult(BaseModel):
     further_reading: list[str] = Field(default_factory=list, description="the cited web sources' URLs")
 
 
-def read_notes(notes: str) -> str:
-    """The notes text; a single line that is a path (/... or ~/...) names a file holding them."""
+def read_notes(notes: str, roots: list[Path | None] | None = None) -> str:
+    """The notes text; a single line that is a path (/... or ~/...) names a file holding them, which
+    must lie inside `roots` (notes_dir, the artifacts dir) after resolving symlinks: any other path
+    gets one refusal, the same whether or not the file exists."""
     ref = notes.strip()
-    if "\n" not in ref and ref.startswith(("/", "~")) and len(ref) < 4096:
-        path = Path(ref).expanduser()
-        if path.is_file():
-            notes = path.read_text(errors="replace")
-        elif not any(c.isspace() for c in ref):
-            raise HubError(f"no notes file at {path}")
+    if "\n" not in ref and ref.startswith(("/", "~")) and len(ref) < 4096 and not any(c.isspace() for c in ref):
+        path = confine(ref, roots or [], what="notes files", setting="skills.content.notes_dir")
+        if not path.is_file():
+            raise HubError(f"no notes file at {ref} in skills.content.notes_dir")
+        if path.stat().st_size > MAX_NOTES_CHARS * 4:
+            raise HubError(f"the notes file {ref} is too large; the limit is {MAX_NOTES_CHARS} characters")
+        notes = path.read_text(errors="replace")
     if not notes.strip():
         raise HubError("the notes are empty")
     if len(notes) > MAX_NOTES_CHARS:
@@ -94,7 +99,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             f"{names} would be published by the next build (Astro 5 publishes files starting with _); "
             f"move drafts to {site.drafts_dir} or delete them, then publish again"
         )
-    notes = read_notes(params.notes)
+    notes = read_notes(params.notes, [cfg.notes_dir, run.config.storage.artifacts_dir])
     total = 2 if params.draft else 5
 
     await run.progress(0, total, "writing the article with the local model")

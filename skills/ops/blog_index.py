@@ -84,14 +84,21 @@ def parse_article(rel_path: str, text: str) -> Article:
 
 
 def _scan(root: Path) -> dict[str, tuple[int, int]]:
-    """rel path -> (mtime_ns, size) of every content file (Astro skips names starting with `_`)."""
+    """rel path -> (mtime_ns, size) of every content file (Astro skips names starting with `_`).
+
+    Symlinks are followed only while they stay inside the blog: a link to `/etc/passwd` or to a
+    folder outside is skipped, so the index (and blog_search) never serves files from elsewhere.
+    """
     found: dict[str, tuple[int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):  # does not descend into symlinked folders
         dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
         for name in filenames:
             if name.endswith(EXTENSIONS) and not name.startswith(("_", ".")):
                 full = Path(dirpath, name)
                 try:
+                    if not _inside(full, real_root):
+                        continue
                     st = full.stat()
                 except OSError:
                     continue
@@ -99,10 +106,18 @@ def _scan(root: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
+def _inside(path: Path, real_root: Path) -> bool:
+    real = path.resolve()
+    return real.is_relative_to(real_root)
+
+
 def _read(root: Path, rel_paths: list[str]) -> list[Article]:
     out = []
+    real_root = root.resolve()
     for rel in rel_paths:
         try:
+            if not _inside(root / rel, real_root):  # swapped for a link since the scan
+                continue
             text = (root / rel).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
