@@ -119,8 +119,11 @@ async def test_snapshot_shows_the_queue_with_positions_and_etas(sched):
     await sched.start()
     gate = asyncio.Event()
 
+    holding = asyncio.Event()
+
     async def hold():
         async with sched.lease("sglang", job_id="holder", context=CTX, est_seconds=5):
+            holding.set()
             await gate.wait()
 
     async def want_image():
@@ -128,7 +131,7 @@ async def test_snapshot_shows_the_queue_with_positions_and_etas(sched):
             pass
 
     t1 = asyncio.create_task(hold())
-    await asyncio.sleep(1.5)  # the default is loading at start; the holder gets it
+    await asyncio.wait_for(holding.wait(), 30)  # the default is loading at start; the holder gets it
     t2 = asyncio.create_task(want_image())
     await asyncio.sleep(0.2)
     snap = sched.snapshot()
@@ -142,8 +145,11 @@ async def test_cancel_while_queued_leaves_no_trace(sched):
     await sched.start()
     gate = asyncio.Event()
 
+    holding = asyncio.Event()
+
     async def hold():
         async with sched.lease("sglang", job_id="holder", context=CTX, est_seconds=30):
+            holding.set()
             await gate.wait()
 
     async def queued():
@@ -151,7 +157,7 @@ async def test_cancel_while_queued_leaves_no_trace(sched):
             pass
 
     t1 = asyncio.create_task(hold())
-    await asyncio.sleep(1.5)
+    await asyncio.wait_for(holding.wait(), 30)
     t2 = asyncio.create_task(queued())
     await asyncio.sleep(0.2)
     t2.cancel()
