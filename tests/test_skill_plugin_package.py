@@ -1,8 +1,9 @@
 """The example plugin (tests/data/plugins/sovhub-reading-time) end to end from a pip install.
 
 pip installs it into a fresh venv layered on this one (no network, no build isolation); that
-venv's `sovhub` lists it with its package and version, and a real `sovhub run` serves it to a
-chat turn (the local model calls it as a tool), to an MCP client, and to a schedule.
+venv's `sovhub` lists it with its package and version, a real `sovhub run` serves it to a chat turn
+(the local model calls it as a tool), to an MCP client and to a schedule, and the terminal chat of
+`sovhub demo` runs it as the /readtime command and as the model's tool.
 """
 
 from __future__ import annotations
@@ -130,3 +131,22 @@ async def _wait_for_port(port: int, proc, log: Path) -> None:
         except OSError:
             await asyncio.sleep(0.2)
     raise AssertionError(f"the hub did not listen on {port}: {log.read_text()}")
+
+
+def test_the_terminal_chat_runs_the_plugin_as_a_command_and_as_the_models_tool(plugin_venv, tmp_path):
+    script = tmp_path / "session.txt"
+    script.write_text("\n".join([
+        f"/readtime {TEXT}",
+        f'please measure [[call reading_time {{"text": "{TEXT}", "words_per_minute": 50}}]]',
+    ]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOVHUB_", "ANTHROPIC_"))}
+    env.update(COLUMNS="200", TERM="xterm", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        [str(plugin_venv), "-m", "hub.cli", "demo", "--data-dir", str(tmp_path / "data"), "--mcp-port",
+         str(free_port()), "--status-port", "0", "--load-seconds", "0.2", "--script", str(script)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "reading_time done" in out and "• words: 10" in out and "• words_per_minute: 230" in out, out[-3000:]
+    # the local model's tool call, run through the chat service and answered in the chat
+    assert 'Tool results: reading_time: {"words":10,"minutes":0.2,"words_per_minute":50}' in out, out[-3000:]

@@ -35,6 +35,7 @@ class WebSearchParams(BaseModel):
     timeout_s=60,
     est_seconds=2,
     command="search",
+    open_world=True,  # SearXNG asks the web's search engines (without the hub's identity)
 )
 async def web_search(run: SkillRun, params: WebSearchParams) -> SearchOutcome:
     outcome = await search(run.config.skills.web, params.query, categories=params.categories,
