@@ -121,6 +121,8 @@ class Hub:
                     "busy_with": gpu.busy_with},
             "storage": self.store.health.status(),
         }
+        if getattr(self.skills, "problems", None):  # plugins that were skipped, and why
+            out["skills_skipped"] = [str(p) for p in self.skills.problems]
         if self.chat is not None and hasattr(self.chat, "budget"):
             try:
                 budget = await self.chat.budget()

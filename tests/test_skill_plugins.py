@@ -120,6 +120,8 @@ async def test_the_hub_starts_with_broken_plugins_and_runs_the_good_ones(tmp_pat
         result = await hub.run_skill("shout", {"text": "hi"}, Context.new("cli"))
         assert result.shout == "HI"
         assert (await hub.run_skill("count_words", {"text": "a b c"}, Context.new("cli"))).words == 3
+        skipped = (await hub.status())["skills_skipped"]
+        assert any("syntax.py: SyntaxError" in line for line in skipped) and len(skipped) == len(hub.skills.problems)
     finally:
         await hub.stop()
     assert "skill plugin skipped: folder" in caplog.text and "syntax.py" in caplog.text
