@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +27,12 @@ from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
 from hub.chat.tools import Toolbox
 from hub.config.llm import ModelPrice
 from hub.context import Context
-from hub.errors import HubError
+from hub.errors import HubError, StoreError
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable
 from hub.llm.pricing import cost_usd, estimate_tokens
 from hub.llm.types import Completion, Message, ToolSpec, Usage
 from hub.privacy import CloudRefused, PrivacyGate
+from hub.store.health import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,21 @@ async def _discard(_: str) -> None:
     return None
 
 
+@dataclass
+class _Pending:
+    """A finished turn being stored behind the reply; kept and retried while SQLite cannot write."""
+
+    task: asyncio.Task | None = None
+    tried: asyncio.Event = field(default_factory=asyncio.Event)  # the first attempt is over (saved or not)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # retry now (the store answered a probe)
+    error: str | None = None  # why it is not saved yet
+
+
+STORAGE_REFUSAL = ("{what}: the hub cannot save this conversation ({error}), so nothing was sent to a model. "
+                   "{advice} Answers already given are kept and saved once the store can write again.")
+RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0
+
+
 class ChatService:
     def __init__(self, hub, *, local, cloud, health: Health | None = None, gate: PrivacyGate | None = None) -> None:
         self.hub = hub
@@ -75,7 +93,8 @@ class ChatService:
         self.toolbox = Toolbox(hub)
         self._why: dict[ConversationKey, str] = {}
         self._tool_tokens: dict[Any, int] = {}
-        self._pending: dict[ConversationKey, asyncio.Task] = {}  # write-behind of finished turns
+        self._pending: dict[ConversationKey, _Pending] = {}  # write-behind of finished turns
+        self._closing = False
         self._warned_price = False
 
     async def start(self) -> None:
@@ -86,7 +105,12 @@ class ChatService:
             self._why[ConversationKey(bridge, room, thread)] = json.loads(v)
 
     async def close(self) -> None:
-        await self.settled()
+        self._closing = True
+        for pending in list(self._pending.values()):
+            pending.wake.set()
+        tasks = [p.task for p in self._pending.values() if p.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for provider in (self.local, self.cloud):
             if provider is not None:
                 await provider.aclose()
@@ -140,6 +164,11 @@ class ChatService:
                                        room_policy=None if req.room_policy == "auto" else req.room_policy,
                                        caller_policy=req.caller_policy)
         await sink.start()
+        refusal = await self._storage_refusal(key)
+        if refusal:
+            await sink.fail(refusal)
+            return TurnOutcome(route="none", reason="storage", text="", input_tokens=0, output_tokens=0,
+                               cost_usd=0.0, error=refusal)
         if key in self._pending:
             await self.settled(key)
         summary, history = await self.memory.load(key)
@@ -186,7 +215,7 @@ class ChatService:
         if result.hit_max_steps:
             answer += f"\n\n(stopped after {result.steps} tool steps)"
         why = self._why_row(key, turn.current, turn.reason)  # /why answers at once, before the write
-        self._write_behind(key, self._store_turn(turn, key, text, answer, result.usage.output_tokens, why))
+        self._write_behind(key, lambda: self._store_turn(turn, key, text, answer, result.usage.output_tokens, why))
         await sink.finish(answer)
         outcome = TurnOutcome(route=turn.current, reason=turn.reason, text=answer,
                               input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
@@ -360,29 +389,86 @@ class ChatService:
             return await self.local.stream(messages, tools, max_tokens=max_tokens, on_text=on_text, context=ctx)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
-    def _write_behind(self, key: ConversationKey, write) -> None:
+    def _write_behind(self, key: ConversationKey, write: Callable[[], Awaitable[None]]) -> None:
         """Store a finished turn without holding the answer back; writes per conversation stay in order,
-        and anything that reads them (the next turn, /new, /compact, budget, shutdown) waits first."""
+        and anything that reads them (the next turn, /new, /compact, budget, shutdown) waits first.
+
+        When SQLite cannot write (disk full, a lock held too long) the turn is not dropped: it stays
+        pending, is retried with a backoff, and the storage health check says why; the conversation's
+        next turn is refused with a clear "storage full" message until the store can write again.
+        """
         previous = self._pending.get(key)
+        pending = _Pending()
 
         async def run() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            try:
-                await write
-            except Exception:
-                log.exception("storing a chat turn in %s failed", key.room)
+            if previous is not None and previous.task is not None:
+                await asyncio.gather(previous.task, return_exceptions=True)
+            delay = RETRY_FIRST_S
+            while True:
+                try:
+                    await write()
+                except Exception as exc:
+                    if not is_transient(exc) or self._closing:
+                        log.error("storing a chat turn in %s failed; the turn is lost: %s", key.room, describe(exc),
+                                  exc_info=not is_transient(exc))
+                        return
+                    if pending.error is None:
+                        log.error("storing a chat turn in %s failed (%s); kept, retried until the store can write",
+                                  key.room, describe(exc))
+                    pending.error = describe(exc)
+                    self.hub.store.health.failed(exc, "chat history")
+                    pending.tried.set()
+                    pending.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(pending.wake.wait(), delay)
+                    delay = min(RETRY_MAX_S, delay * 2)
+                    continue
+                finally:
+                    pending.tried.set()
+                if pending.error is not None:
+                    log.info("the chat turn kept for %s is saved now", key.room)
+                    self.hub.store.health.ok()
+                pending.error = None
+                return
 
-        task = asyncio.create_task(run())
-        self._pending[key] = task
-        task.add_done_callback(lambda t: self._pending.pop(key, None) if self._pending.get(key) is t else None)
+        pending.task = asyncio.create_task(run())
+        self._pending[key] = pending
+        pending.task.add_done_callback(
+            lambda t: self._pending.pop(key, None) if self._pending.get(key) is pending else None)
 
     async def settled(self, key: ConversationKey | None = None) -> None:
-        """Wait until finished turns (of one conversation, or all) are stored."""
-        tasks = [self._pending[key]] if key is not None and key in self._pending else (
+        """Wait until finished turns (of one conversation, or all) are stored, or known to be unsaved
+        for now (a full disk must not hang /status, /new or the budget: they read what is stored)."""
+        pendings = [self._pending[key]] if key is not None and key in self._pending else (
             list(self._pending.values()) if key is None else [])
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        for pending in pendings:
+            if pending.task is None:
+                continue
+            tried = asyncio.ensure_future(pending.tried.wait())
+            try:
+                await asyncio.wait([pending.task, tried], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                tried.cancel()
+
+    async def _storage_refusal(self, key: ConversationKey) -> str | None:
+        """A turn is refused before any model call while SQLite cannot write: its answer, its cost rows
+        (the spend caps count on them) and its history could not be stored."""
+        pending = self._pending.get(key)
+        if (pending is None or pending.error is None) and self.hub.store.health.state == "ok":
+            return None
+        try:
+            await self.hub.store.probe()
+        except StoreError as exc:
+            full = self.hub.store.health.full
+            return STORAGE_REFUSAL.format(
+                what="Storage full" if full else "Storage unavailable", error=str(exc.__cause__ or exc),
+                advice="Free space on the data disk (storage.data_dir)." if full else "Try again shortly.")
+        kept = [p.task for p in self._pending.values() if p.error is not None and p.task is not None]
+        for waiting in self._pending.values():
+            waiting.wake.set()  # the store writes again: kept turns are saved now, before this one
+        if kept:
+            await asyncio.wait(kept, timeout=10)
+        return None
 
     def _why_row(self, key: ConversationKey, route: str, reason: str) -> tuple[str, tuple]:
         line = f"{NAMES.get(route, route)} — {reason}"
@@ -395,9 +481,14 @@ class ChatService:
                         ctx: Context | None = None, holds: list[Hold] | None = None) -> None:
         """A turn that produced no answer still records why it went where it went, and what it cost."""
         sql, params = self._why_row(key, route, reason)
-        await self.hub.store.db.execute(sql, params)
-        if calls and ctx is not None:
-            await Ledger.insert(self.hub.store.db, self.ledger.rows(calls, ctx, key.room))
+        try:
+            await self.hub.store.db.execute(sql, params)
+            if calls and ctx is not None:
+                await Ledger.insert(self.hub.store.db, self.ledger.rows(calls, ctx, key.room))
+        except sqlite3.Error as exc:  # the user still gets the turn's own message; the health check says why
+            self.hub.store.health.failed(exc, "chat history")
+            log.error("recording the failed turn in %s failed: %s", key.room, describe(exc))
+            return  # its holds stay: spend not stored keeps counting against the caps
         await self.ledger.release(holds or [])
 
     def _failure_text(self, exc: Exception, turn: _Turn, policy: str) -> str:

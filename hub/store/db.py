@@ -17,10 +17,12 @@ from typing import Any
 import aiosqlite
 
 from hub.errors import StoreError
-from hub.store.health import StorageHealth
+from hub.store.health import StorageHealth, describe
+from hub.store.tx import atomically
 from hub.store.writer import BatchWriter
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+PROBE_BYTES = 16384  # a few pages: a write this size fails while the disk is full
 
 
 def known_migrations() -> dict[str, list[str]]:
@@ -125,6 +127,22 @@ class Store:
 
     async def versions(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self.db.execute_fetchall("SELECT component, version FROM schema_versions")}
+
+    async def probe(self) -> None:
+        """A real write needing fresh pages, undone in the same transaction: raises a `StoreError`
+        ("storage full (...)") while SQLite cannot write, and clears the health check once it can."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO kv(key, value, updated_at) VALUES ('store.probe', ?, ?)",
+                         (json.dumps("." * PROBE_BYTES), time.time()))
+            conn.execute("DELETE FROM kv WHERE key = 'store.probe'")
+
+        try:
+            await atomically(self.db, write)
+        except sqlite3.Error as exc:
+            self.health.failed(exc, "storage probe")
+            raise StoreError(describe(exc)) from exc
+        self.health.ok()
 
     async def flush(self) -> None:
         """Make the write-behind rows visible to readers of `self.db`."""
