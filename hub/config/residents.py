@@ -22,6 +22,11 @@ class DriverConfig(Section):
     command: list[str] = Field(default_factory=list)
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    log_dir: str | None = Field(None, description="process: where its log and pid file go (default: "
+                                                  "<data_dir>/residents); another disk keeps a full data disk "
+                                                  "from touching the model servers")
+    log_max_mb: float = Field(64, gt=0, description="process: rotate the log past this size")
+    log_keep: int = Field(3, ge=0, le=100, description="process: rotated logs kept (<name>.log.1 ...)")
     release: Literal["sglang", "vllm", "comfyui"] | None = Field(
         None, description="http_release: which server's release/sleep API to use")
 

@@ -19,5 +19,7 @@ def make_driver(name: str, resident, state_dir: Path) -> Driver:
         return DockerDriver(name, container=d.container, compose_service=d.compose_service,
                             docker_host=d.docker_host)
     if d.type == "process":
-        return ProcessDriver(name, d.command, state_dir=state_dir, cwd=d.cwd, env=d.env)
+        return ProcessDriver(name, d.command, state_dir=state_dir, cwd=d.cwd, env=d.env,
+                             log_dir=Path(d.log_dir) if d.log_dir else None,
+                             log_max_bytes=int(d.log_max_mb * (1 << 20)), log_keep=d.log_keep)
     return HttpReleaseDriver(name, resident.base_url, d.release, timeout=resident.start_timeout_s)
