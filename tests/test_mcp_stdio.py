@@ -126,3 +126,40 @@ async def test_relay_without_a_token_says_the_hub_answered_401(tmp_path):
     assert proc.returncode == 1 and out == b""
     said = " ".join(err.decode().split())
     assert "answered 401 Unauthorized: no token given; put one of the hub's mcp.tokens in $SOVHUB_MCP_TOKEN" in said
+
+
+@pytest.mark.slow
+async def test_stdio_answers_initialize_then_exits_cleanly_when_the_client_closes_stdin(tmp_path):
+    import asyncio
+    import json
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  data_dir: {tmp_path / 'data'}\nmcp:\n  port: 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(SOVHUB, "mcp", "--config", str(config), cwd=str(ROOT), env=env,
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    proc.stdin.write(json.dumps(hello).encode() + b"\n")
+    await proc.stdin.drain()
+    answer = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+    assert answer["result"]["serverInfo"]["name"] == "sovhub"
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.wait(), 30) == 0, (await proc.stderr.read()).decode()
+    assert await proc.stdout.read() == b""  # nothing but protocol, and nothing after EOF
+
+
+@pytest.mark.slow
+async def test_tools_are_listed_even_when_the_hub_cannot_start_and_calls_say_why(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  data_dir: {blocker}\nmcp:\n  port: 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    transport = StdioTransport(command=SOVHUB, cwd=str(ROOT), env=env, log_file=tmp_path / "stderr.log",
+                               args=["mcp", "--config", str(config), "--registry", "tests.test_mcp_http:mcp_registry"])
+    async with Client(transport, timeout=30) as client:
+        assert "echo" in {t.name for t in await client.list_tools()}
+        with pytest.raises(ToolError, match="the hub did not start: "):
+            await client.call_tool("echo", {"text": "x"})

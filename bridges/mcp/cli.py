@@ -100,18 +100,30 @@ async def check_reachable(url: str, token: str | None, token_env: str = "SOVHUB_
 
 
 async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None:
-    """The mcp SDK diverts fd 1 to stderr while it serves, so a stray print cannot corrupt the stream."""
+    """Answer the client at once; the hub starts beside the transport and tool calls wait for it.
+
+    The mcp SDK diverts fd 1 to stderr while it serves, so a stray print cannot corrupt the stream.
+    The server ends when the client closes stdin (EOF), and the hub stops with it.
+    """
     from bridges.mcp.access import Caller
     from bridges.mcp.server import build_server
-    from hub.core import Hub
+    from bridges.mcp.starting import StartingHub
 
-    await warn_if_hub_running(config)
-    hub = await Hub.start(config, skills=registry)
+    if registry is None:
+        from hub.plugins import load_registry, log_problems
+
+        registry = load_registry(config)
+        log_problems(registry)
+    starting = StartingHub(config, registry)
+    mcp = build_server(starting, default_caller=Caller("stdio", config.mcp.stdio_role, via="stdio"),
+                       with_auth=False)
+    warning = asyncio.get_running_loop().create_task(warn_if_hub_running(config))
+    starting.begin()
     try:
-        mcp = build_server(hub, default_caller=Caller("stdio", config.mcp.stdio_role, via="stdio"), with_auth=False)
         await mcp.run_stdio_async(show_banner=False)
     finally:
-        await hub.stop()
+        warning.cancel()
+        await starting.stop()
 
 
 async def warn_if_hub_running(config: HubConfig) -> None:

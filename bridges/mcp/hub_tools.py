@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_context
+from fastmcp.tools.base import ToolResult
 from pydantic import BaseModel, Field
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
-from bridges.mcp.skill_tools import ProgressOut
+from bridges.mcp.skill_tools import ProgressOut, result_content
 from hub.context import Context
 from hub.errors import HubError, UnknownJob
 from hub.jobs import FINAL, JobRecord
@@ -154,8 +155,11 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
                 await handle.wait(wait_s)
             record = await hub.jobs.get(job_id)
         if record.status == "succeeded":
-            return JobResultOut(job_id=job_id, skill=record.skill, status=record.status, done=True,
-                                result=record.result)
+            out = JobResultOut(job_id=job_id, skill=record.skill, status=record.status, done=True,
+                               result=record.result)
+            structured = out.model_dump(mode="json")
+            content = await result_content(hub, structured)  # the artifacts, as the skill's own call gives them
+            return ToolResult(content=content, structured_content=structured) if content else out
         if record.status in FINAL:
             raise refusal(f"job {job_id} ({record.skill}) {record.status}: {record.error or 'no result'}")
         handle = hub.jobs.active.get(job_id)

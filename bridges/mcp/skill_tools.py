@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from mcp_types import TextContent
 from pydantic import BaseModel, Field, PrivateAttr
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
+from bridges.mcp.content import artifacts_in, blocks_for
 from hub.context import Context
 from hub.errors import HubError, PermissionDenied
 from hub.jobs import JobHandle, Progress
@@ -77,6 +79,22 @@ def pending_result(handle: JobHandle, waited_s: float) -> ToolResult:
     return ToolResult(content=[TextContent(type="text", text=message)],
                       structured_content=body.model_dump(mode="json"),
                       meta={"sovhub": {"job_id": handle.id, "pending": True}})
+
+
+async def result_content(hub: Any, structured: dict[str, Any]) -> list[Any] | None:
+    """The result as JSON text plus its artifacts as images, audio and resource links (None: none)."""
+    root = hub.config.storage.artifacts_dir
+    found = artifacts_in(structured, root)
+    if not found:
+        return None  # FastMCP renders the structured result as text, as for any tool
+
+    def build() -> list[Any]:
+        blocks: list[Any] = [TextContent(type="text", text=json.dumps(structured, ensure_ascii=False))]
+        for job_id, path in found:
+            blocks.extend(blocks_for(job_id, path))
+        return blocks
+
+    return await asyncio.to_thread(build)
 
 
 class CallStats:
@@ -144,7 +162,8 @@ class SkillTool(Tool):
         if result is None:
             self._stats.deferred += 1
             return pending_result(handle, limit or 0)
-        return ToolResult(structured_content=result.model_dump(mode="json"),
+        structured = result.model_dump(mode="json")
+        return ToolResult(content=await result_content(hub, structured), structured_content=structured,
                           meta={"sovhub": {"job_id": handle.id}})
 
     async def _wait(self, handle: JobHandle, limit: float | None) -> BaseModel | None:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import anthropic
 import httpx2
 
+from hub.lazy import lazy_import
 from hub.llm.base import Provider
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, RateLimited
 from hub.llm.pricing import estimate_tokens
 from hub.llm.retry import retry_after_from
 from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
+
+anthropic = lazy_import("anthropic")  # the SDK loads with the first request, not with the hub
 
 STOP = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
 CACHE = {"type": "ephemeral"}
@@ -92,8 +94,9 @@ class CloudProvider(Provider):
                          stall_timeout_s=stall_timeout_s, max_retries=max_retries, **kw)
         self.gate = gate  # hub.privacy.PrivacyGate: the hub always sets one
         read = max(first_token_timeout_s, stall_timeout_s) + 5
-        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
-                                               timeout=httpx2.Timeout(read, connect=10.0))
+        self._client: Any = None
+        self._make_client = lambda: anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
+                                                             timeout=httpx2.Timeout(read, connect=10.0))
 
     def admit(self, context) -> None:
         if self.gate is not None:
@@ -153,8 +156,16 @@ class CloudProvider(Provider):
                           stop_reason=STOP.get(final.stop_reason or "", final.stop_reason or "stop"),
                           model=self.model, provider=self.name)
 
+    @property
+    def client(self) -> Any:
+        """The SDK client, made (and the SDK imported) on first use."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 class _Seen:

@@ -14,14 +14,16 @@ import string
 from typing import Any
 
 import httpx2
-import openai
 
+from hub.lazy import lazy_import
 from hub.llm.base import Provider
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, RateLimited
 from hub.llm.pricing import estimate_tokens
 from hub.llm.retry import retry_after_from
 from hub.llm.toolcalls import MARKER, LeakGuard, new_call_id, parse_leaked
 from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
+
+openai = lazy_import("openai")  # the SDK loads with the first request, not with the hub
 
 FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
 
@@ -103,8 +105,9 @@ class LocalProvider(Provider):
                          stall_timeout_s=stall_timeout_s, max_retries=max_retries, **kw)
         read = max(first_token_timeout_s, stall_timeout_s) + 5
         self.base_url = base_url
-        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY", max_retries=0,
-                                         timeout=httpx2.Timeout(read, connect=10.0))
+        self._client: Any = None
+        self._make_client = lambda: openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY",
+                                                       max_retries=0, timeout=httpx2.Timeout(read, connect=10.0))
 
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
                     on_text: OnText, meter: Usage | None = None) -> Completion:
@@ -183,5 +186,13 @@ class LocalProvider(Provider):
         return Completion(text=text, tool_calls=calls, usage=usage, stop_reason=finish, model=self.model,
                           provider=self.name)
 
+    @property
+    def client(self) -> Any:
+        """The SDK client, made (and the SDK imported) on first use."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()

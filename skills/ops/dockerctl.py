@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-
 from hub.errors import BackendDown
+from hub.lazy import lazy_import
+
+docker = lazy_import("docker")  # the Docker SDK loads when a container is driven
 
 
 def client(docker_url: str | None, timeout: float = 30) -> docker.DockerClient:

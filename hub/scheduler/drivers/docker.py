@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import re
 
-import docker
-import docker.errors
-import requests.exceptions
-
+from hub.lazy import lazy_import
 from hub.scheduler.drivers.base import DriverError
+
+docker = lazy_import("docker")  # the Docker SDK (and requests) load when a container is driven
+requests = lazy_import("requests")
 
 COMPOSE_SERVICE = "com.docker.compose.service"
 OWNER_LABEL = "sovhub.resident"  # value: the resident's name

@@ -1,0 +1,118 @@
+"""Artifacts as MCP content: the picture itself, the episode itself, not a path on the hub's disk.
+
+A skill's result names its files by path (`hero_image` → `path`, `render_podcast` → `path`). A
+client on another machine, or a sandboxed one, cannot open that path, so every result value that
+is a file inside the hub's artifacts directory (`<artifacts>/<job>/<file>`) also goes out as:
+
+- an image: `ImageContent` of the file when it is at most `IMAGE_INLINE_MAX` bytes, else a
+  downscaled WebP preview (longest side `PREVIEW_SIDE` px) — either way a `resource_link` to the
+  full file;
+- audio: `AudioContent` when at most `AUDIO_INLINE_MAX` bytes, else only the `resource_link`;
+- anything else: the `resource_link`.
+
+The link is `sovhub://artifacts/<job>/<file>`, read with `resources/read` (`resources.py`), which
+checks the caller may see that job. The structured result stays as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from mcp_types import AudioContent, ImageContent, ResourceLink
+
+SCHEME = "sovhub"
+URI_PREFIX = f"{SCHEME}://artifacts/"
+URI_TEMPLATE = URI_PREFIX + "{job_id}/{filename}"
+IMAGE_INLINE_MAX = 1_000_000  # bytes; base64 makes it a third larger on the wire
+PREVIEW_SIDE = 768
+AUDIO_INLINE_MAX = 2_000_000
+INLINE_IMAGE_TYPES = {"image/png", "image/webp", "image/jpeg", "image/gif"}
+TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".gif": "image/gif", ".mp3": "audio/mpeg", ".opus": "audio/ogg", ".ogg": "audio/ogg",
+         ".wav": "audio/wav", ".m4a": "audio/mp4", ".md": "text/markdown", ".json": "application/json"}
+
+
+def mime_type(path: Path) -> str:
+    return TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def artifact_uri(job_id: str, filename: str) -> str:
+    return URI_PREFIX + quote(job_id, safe="") + "/" + quote(filename, safe="")
+
+
+def artifact_path(root: Path, job_id: str, filename: str) -> Path | None:
+    """The file a `sovhub://artifacts/<job>/<file>` names, or None (never a path outside the job)."""
+    job_id, filename = unquote(job_id), unquote(filename)
+    if not job_id or not filename or any(p in ("", ".", "..") or "/" in p or "\\" in p for p in (job_id, filename)):
+        return None
+    path = (root / job_id / filename).resolve()
+    base = root.resolve()
+    if not path.is_relative_to(base) or path.relative_to(base).parts != (job_id, filename) or not path.is_file():
+        return None
+    return path
+
+
+def artifacts_in(result: Any, root: Path) -> list[tuple[str, Path]]:
+    """(job id, file) for every value of `result` that is a file directly inside a job's artifact dir."""
+    base = root.resolve()
+    found: dict[Path, str] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.startswith("/") and len(value) < 4096 and "\n" not in value:
+            try:
+                path = Path(value).resolve()
+            except (OSError, ValueError):
+                return
+            if path.is_relative_to(base) and len(path.relative_to(base).parts) == 2 and path.is_file():
+                found.setdefault(path, path.relative_to(base).parts[0])
+
+    walk(result)
+    return [(job, path) for path, job in found.items()]
+
+
+def preview(data: bytes, side: int = PREVIEW_SIDE) -> bytes:
+    """A WebP no larger than `side` px on its longest edge (aspect kept)."""
+    from PIL import Image  # loaded only when a large image goes out
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.thumbnail((side, side))
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        out = io.BytesIO()
+        image.save(out, format="WEBP", quality=80)
+        return out.getvalue()
+
+
+def blocks_for(job_id: str, path: Path) -> list[Any]:
+    """The content blocks for one artifact (blocking: file reads and image resizing; run in a thread)."""
+    mime = mime_type(path)
+    size = path.stat().st_size
+    link = ResourceLink(type="resource_link", uri=artifact_uri(job_id, path.name), name=path.name, mime_type=mime,
+                        size=size, description=f"artifact of job {job_id} ({size} bytes); read it with resources/read")
+    if mime.startswith("image/"):
+        data = path.read_bytes()
+        if size <= IMAGE_INLINE_MAX and mime in INLINE_IMAGE_TYPES:
+            image = ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime)
+        else:
+            try:
+                small = preview(data)
+            except Exception:  # not an image Pillow reads: the link alone still gives the file
+                return [link]
+            image = ImageContent(type="image", data=base64.b64encode(small).decode(), mime_type="image/webp",
+                                 meta={"sovhub": {"preview": True, "full": link.uri}})
+        return [image, link]
+    if mime.startswith("audio/") and size <= AUDIO_INLINE_MAX:
+        audio = AudioContent(type="audio", data=base64.b64encode(path.read_bytes()).decode(), mime_type=mime)
+        return [audio, link]
+    return [link]
