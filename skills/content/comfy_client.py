@@ -93,10 +93,23 @@ class ComfyClient:
                 if isinstance(exc, TimeoutError):
                     raise ComfyError(f"ComfyUI did not finish the image within {self.timeout:g} s") from None
                 raise
+            except httpx.TransportError as exc:
+                raise self.lost(exc) from None
             finally:
                 if ws is not None:
                     await ws.close()
-            return await self.fetch_outputs(http, prompt_id, graph)
+            try:
+                return await self.fetch_outputs(http, prompt_id, graph)
+            except httpx.TransportError as exc:
+                raise self.lost(exc) from None
+
+    def lost(self, exc: httpx.TransportError) -> BackendDown:
+        """ComfyUI went away mid-job (crashed, stopped, out of memory): say that, not "ReadError: "."""
+        detail = str(exc).strip() or {"ReadError": "the connection was cut", "ConnectError": "connection refused",
+                                      "RemoteProtocolError": "it closed the connection mid-answer"}.get(
+            type(exc).__name__, type(exc).__name__)
+        return BackendDown(f"ComfyUI at {self.base_url} stopped answering while the image was rendering "
+                           f"({detail}); it may have crashed or been stopped — the job was not finished")
 
     async def abandon(self, http: httpx.AsyncClient, prompt_id: str) -> None:
         """Best effort: drop the prompt from the queue, or interrupt it if it already runs."""
