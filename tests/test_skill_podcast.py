@@ -10,6 +10,7 @@ from hub.sim import sglang, tts
 from skills.content.audio import probe
 from skills.content.script import chunk_script, clean_script
 from tests.helpers_content import content_config, content_hub, stand_in
+from tests.test_skill_podcast_audio import ebur128
 
 ARTICLE = """---
 title: Forty tokens a second under the desk
@@ -63,6 +64,9 @@ async def test_podcast_is_a_tagged_mp3_whose_duration_matches_the_sum_of_its_chu
     assert result.engine == "espeak" and result.chunks == len(result.chunk_seconds) >= 2
     assert result.duration_s == pytest.approx(sum(result.chunk_seconds), abs=0.1)
     assert result.size_bytes == (blog / "public" / "podcasts" / f"{result.path.split('/')[-1]}").stat().st_size
+    integrated, peak = ebur128(blog / "public" / "podcasts" / "forty-tokens-a-second-under-the-desk.mp3")
+    assert abs(integrated + 16) <= 0.5 and peak <= -1.0  # measured by ffmpeg, not by the skill
+    assert (result.loudness_lufs, result.true_peak_dbtp) == (integrated, peak)
 
 
 async def test_voxtral_engine_speaks_every_chunk_through_the_vllm_omni_stand_in(tmp_path):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hub.config.base import Section
+
+SLOWEST_SPEECH_CHARS_PER_S = 10.0  # a slow reader; typical TTS speech is 14-16
 
 
 class ContentSkillsConfig(Section):
@@ -44,8 +46,33 @@ class ContentSkillsConfig(Section):
     tts_engine: Literal["vllm-omni", "espeak"] = "espeak"
     tts_model: str = "mistralai/Voxtral-4B-TTS-2603"
     voice: str = "casual_male"
-    tts_chunk_chars: int = Field(600, ge=50, le=4000, description="longest text sent in one speech request")
+    tts_chunk_chars: int = Field(
+        600,
+        ge=50,
+        le=4000,
+        description="longest text sent in one speech request; with vllm-omni at most what max_new_tokens can "
+        f"speak at a slow {SLOWEST_SPEECH_CHARS_PER_S:g} characters a second",
+    )
+    tts_max_new_tokens: int = Field(
+        2048, ge=16, le=4096, description="vllm-omni's output cap per request (codec frames), sent with each one"
+    )
+    tts_tokens_per_second: float = Field(12.5, gt=0, description="codec frames per second of audio (Voxtral: 12.5)")
     podcast_format: Literal["mp3", "opus"] = "mp3"
     podcast_artist: str = "sovhub"
     loudness_lufs: float = Field(-16.0, ge=-40, le=-5)
     llm_max_tokens: int = Field(4096, ge=256)
+
+    @model_validator(mode="after")
+    def _chunks_fit_the_speech_cap(self) -> ContentSkillsConfig:
+        """A chunk must be speakable within one request's output cap, or its end is silently cut."""
+        if self.tts_engine != "vllm-omni":
+            return self
+        seconds = self.tts_max_new_tokens / self.tts_tokens_per_second
+        most = int(seconds * SLOWEST_SPEECH_CHARS_PER_S)
+        if self.tts_chunk_chars > most:
+            raise ValueError(
+                f"tts_chunk_chars {self.tts_chunk_chars} can take longer to speak than one vllm-omni request "
+                f"returns ({seconds:.1f} s: max_new_tokens {self.tts_max_new_tokens} at "
+                f"{self.tts_tokens_per_second:g} frames/s); use at most {most}, or raise tts_max_new_tokens"
+            )
+        return self

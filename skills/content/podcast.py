@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from hub.errors import HubError
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
-from skills.content.audio import EspeakEngine, VllmOmniEngine, encode_episode, pcm_seconds, probe
+from skills.content.audio import EspeakEngine, VllmOmniEngine, encode_episode, pcm_seconds, probe, synth_checked
 from skills.content.hero_image import resident_url
 from skills.content.llm import local_complete
 from skills.content.script import SCRIPT_SYSTEM, chunk_script, clean_script, split_frontmatter
@@ -48,6 +48,8 @@ class PodcastResult(BaseModel):
     chunks: int
     chunk_seconds: list[float]
     script_chars: int
+    loudness_lufs: float = Field(description="integrated loudness of the file, measured by ffmpeg ebur128")
+    true_peak_dbtp: float = Field(description="true peak of the file, measured by ffmpeg ebur128")
 
 
 def is_reference(text: str) -> bool:
@@ -114,7 +116,15 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
     title = episode_title(params, text)
     use_gpu_tts = cfg.tts_engine == "vllm-omni"
     engine = (
-        VllmOmniEngine(resident_url(run, TTS_RESIDENT), cfg.tts_model, voice) if use_gpu_tts else EspeakEngine(voice)
+        VllmOmniEngine(
+            resident_url(run, TTS_RESIDENT),
+            cfg.tts_model,
+            voice,
+            max_new_tokens=cfg.tts_max_new_tokens,
+            tokens_per_second=cfg.tts_tokens_per_second,
+        )
+        if use_gpu_tts
+        else EspeakEngine(voice)
     )
 
     await run.progress(0, None, "writing the spoken script")
@@ -136,7 +146,10 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
     async def speak_all() -> None:
         await engine.check_voice()
         for i, chunk in enumerate(chunks, 1):
-            pcm_parts.append(await engine.synth(chunk))
+            parts = await synth_checked(engine, chunk, f"{i}/{len(chunks)}")
+            if len(parts) > 1:
+                await run.log("speech chunk came back cut; spoken again in parts", chunk=i, parts=len(parts))
+            pcm_parts.extend(parts)
             await run.progress(i, len(chunks) + 1, f"speech: chunk {i}/{len(chunks)}")
 
     if use_gpu_tts:
@@ -153,7 +166,7 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
     tmp = out.with_name(f".{out.name}.partial")
     await run.progress(len(chunks), len(chunks) + 1, "normalising and encoding")
     try:
-        await encode_episode(
+        lufs, true_peak = await encode_episode(
             b"".join(pcm_parts), tmp, fmt, title=title, artist=cfg.podcast_artist, lufs=cfg.loudness_lufs
         )
         info = await probe(tmp)
@@ -169,7 +182,9 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
         format=fmt,
         voice=voice,
         engine=engine.name,
-        chunks=len(chunks),
+        chunks=len(pcm_parts),
         chunk_seconds=[round(pcm_seconds(p), 3) for p in pcm_parts],
         script_chars=len(script),
+        loudness_lufs=lufs,
+        true_peak_dbtp=true_peak,
     )
