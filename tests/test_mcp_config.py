@@ -19,23 +19,25 @@ SOVHUB = str(Path(sys.executable).with_name("sovhub"))
 def issues_for(tmp_path: Path, mcp_yaml: str) -> list[tuple[str, int | None, str]]:
     path = tmp_path / "hub.yaml"
     path.write_text(f"storage:\n  data_dir: {tmp_path}\nmcp:\n{mcp_yaml}")
-    return [(i.path, i.line, i.message) for i in check_config(path, environ={"VIBE_TOKEN": "v" * 24})]
+    environ = {"VIBE_TOKEN": "v" * 24, "SHORT": "abc", "X": "x" * 20, "Y": "y" * 20}
+    return [(i.path, i.line, i.message) for i in check_config(path, environ=environ)]
 
 
 def test_tokens_must_be_long_unique_and_may_come_from_the_environment(tmp_path):
     assert issues_for(tmp_path, "  tokens:\n    - {name: vibe, token_env: VIBE_TOKEN, role: write}\n") == []
-    short = issues_for(tmp_path, "  tokens:\n    - {name: vibe, token: abc}\n")
+    short = issues_for(tmp_path, "  tokens:\n    - {name: vibe, token_env: SHORT}\n")
     assert short[0][0] == "mcp.tokens[0].token" and "at least 16 characters" in short[0][2]
-    x, y = "x" * 20, "y" * 20
-    twice = issues_for(tmp_path, f"  tokens:\n    - {{name: a, token: {x}}}\n    - {{name: a, token: {y}}}\n")
+    twice = issues_for(tmp_path, "  tokens:\n    - {name: a, token_env: X}\n    - {name: a, token_env: Y}\n")
     assert twice[0][0] == "mcp" and "token names must be unique: a" in twice[0][2]
-    role = issues_for(tmp_path, f"  tokens:\n    - {{name: a, token: {x}, role: admin}}\n")
+    role = issues_for(tmp_path, "  tokens:\n    - {name: a, token_env: X, role: admin}\n")
     assert role[0][0] == "mcp.tokens[0].role"
+    inline = issues_for(tmp_path, "  tokens:\n    - {name: a, token: " + "x" * 20 + "}\n")
+    assert inline == [("mcp.tokens[0].token", 5, "secrets are not written in the config: use token_file: "
+                       "/run/secrets/... or token_env: VARIABLE")]
 
 
 def test_a_public_address_is_fine_with_a_token(tmp_path):
-    x = "x" * 20
-    assert issues_for(tmp_path, f"  host: 0.0.0.0\n  tokens:\n    - {{name: a, token: {x}}}\n") == []
+    assert issues_for(tmp_path, "  host: 0.0.0.0\n  tokens:\n    - {name: a, token_env: X}\n") == []
     assert issues_for(tmp_path, "  host: 0.0.0.0\n  enabled: false\n") == []
     assert issues_for(tmp_path, "  host: ::1\n") == []
 

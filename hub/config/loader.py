@@ -1,8 +1,9 @@
 """Load YAML into HubConfig with errors that name the YAML path and line.
 
-Secrets are never required literally in YAML: `api_key_file: /run/secrets/x` reads a file,
-`api_key_env: NAME` reads an environment variable, and `SOVHUB_LLM__CLOUD__API_KEY=...` overrides
-any key (double underscore between levels).
+Secrets are never written literally in YAML (an inline `api_key:`, `token:`, `password:` is an
+error naming the line): `api_key_file: /run/secrets/x` reads a file, `api_key_env: NAME` reads an
+environment variable, and `SOVHUB_LLM__CLOUD__API_KEY=...` overrides any key (double underscore
+between levels). Size, nesting, alias expansion and secret files are bounded (`guard.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from hub.config.guard import MAX_CONFIG_BYTES, MAX_SECRET_BYTES, TooCostly, check_shape, read_bounded
 from hub.config.model import HubConfig
 from hub.errors import ConfigError
 
@@ -99,6 +101,19 @@ def _child_model(model: Any, key: Any) -> Any:
     return None
 
 
+def _is_secret(field: Any) -> bool:
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _inline_secret(key: str, loc: tuple) -> str:
+    """The refusal of a secret written in the YAML, with the ways to give it instead."""
+    message = f"secrets are not written in the config: use {key}_file: /run/secrets/... or {key}_env: VARIABLE"
+    if all(isinstance(part, str) for part in loc):
+        message += f" (or SOVHUB_{'__'.join(part.upper() for part in loc)})"
+    return message
+
+
 def _is_container_of_models(model: Any, key: Any) -> bool:
     field = model.model_fields.get(key) if model is not None else None
     return field is not None and get_origin(field.annotation) in (dict, list)
@@ -132,6 +147,9 @@ class _Resolver:
                 if secret is not None:
                     yield target, secret
                 continue
+            if key in fields and _is_secret(fields[key]) and isinstance(value, str | int | float) and str(value):
+                self.issues.append(ConfigIssue(sub, _inline_secret(key, (*loc, key)), _line_of(self.doc, (*loc, key))))
+                yield key, value  # validated as usual: the refusal is the only issue it causes
             child = _child_model(model, key)
             if _is_container_of_models(model, key) and isinstance(value, Mapping):
                 yield key, {k: self.resolve(v, child, f"{sub}.{k}", (*loc, key, k)) for k, v in value.items()}
@@ -142,7 +160,10 @@ class _Resolver:
         line = _line_of(self.doc, loc)
         if suffix == "_file":
             try:
-                return Path(value).expanduser().read_text().strip()
+                return read_bounded(value, MAX_SECRET_BYTES, "secret file").strip()
+            except TooCostly as exc:
+                self.issues.append(ConfigIssue(path, str(exc), line))  # never just a warning
+                return None
             except OSError as exc:
                 problem = ConfigIssue(path, f"cannot read secret file {value}: {exc.strerror}", line)
         elif value in self.environ:
@@ -177,6 +198,10 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _parse(text: str, source: str) -> tuple[Any, list[ConfigIssue]]:
+    try:
+        check_shape(text)  # before the parser: a bomb or a 5,000-deep file never reaches it
+    except TooCostly as exc:
+        return None, [ConfigIssue(source, str(exc), exc.line)]
     try:
         doc = YAML(typ="rt").load(io.StringIO(text))
     except YAMLError as exc:
@@ -227,10 +252,16 @@ def check_config(path: str | Path | None, environ: Mapping[str, str] | None = No
         return _validate(default_config_text(), "<defaults>", env, False, warnings)[1]
     p = Path(path)
     try:
-        text = p.read_text()
+        text = _read_config(p)
+    except TooCostly as exc:
+        return [ConfigIssue(str(p), str(exc))]
     except OSError as exc:
         return [ConfigIssue(str(p), f"cannot read config: {exc.strerror}")]
     return _validate(text, str(p), env, False, warnings)[1]
+
+
+def _read_config(path: Path) -> str:
+    return read_bounded(path, MAX_CONFIG_BYTES, "the config")
 
 
 def lenient_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> HubConfig | None:
@@ -239,8 +270,8 @@ def lenient_config(path: str | Path | None, environ: Mapping[str, str] | None = 
     if path is None:
         return _validate(default_config_text(), "<defaults>", env, False)[0]
     try:
-        text = Path(path).read_text()
-    except OSError:
+        text = _read_config(Path(path))
+    except (OSError, TooCostly):
         return None
     return _validate(text, str(path), env, False)[0]
 
@@ -253,7 +284,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         text, source = default_config_text(), "<defaults>"
     else:
         try:
-            text, source = Path(path).read_text(), str(path)
+            text, source = _read_config(Path(path)), str(path)
+        except TooCostly as exc:
+            raise ConfigError(f"cannot read config: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     config, issues = _validate(text, source, env)

@@ -75,7 +75,7 @@ class Demo:
             "mcp": {"host": "127.0.0.1", "port": self.options.mcp_port},
             "status": {"host": "127.0.0.1", "port": self.options.status_port},
             "skills": {"content": {"blog_dir": str(seed_blog(self.data_dir / "blog")), "tts_engine": "vllm-omni",
-                                   "git_push": False}},
+                                   "notes_dir": str(self.data_dir / "notes"), "git_push": False}},
         }
         if os.environ.get("ANTHROPIC_API_KEY"):
             overrides["llm"]["cloud"] = {"enabled": True, "api_key": os.environ["ANTHROPIC_API_KEY"]}
