@@ -6,8 +6,10 @@ scheduler keeps the two leases adjacent on the GPU.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +23,8 @@ from skills.content.hero_image import resident_url
 from skills.content.llm import local_complete
 from skills.content.script import SCRIPT_SYSTEM, chunk_script, clean_script, split_frontmatter
 from skills.content.slugs import slugify
+
+log = logging.getLogger(__name__)
 
 TTS_RESIDENT = "vllm-omni"
 
@@ -96,6 +100,34 @@ def episode_title(params: PodcastParams, text: str) -> str:
     return heading.group(1).strip() if heading else "Episode"
 
 
+PARTIAL = ".partial"
+LEFTOVER_AGE_S = 120.0  # a partial this old whose job is not running here was left by a crash
+
+
+def remove_leftovers(out_dir: Path, run: SkillRun) -> list[Path]:
+    """Delete hidden `.<episode>.<job id>.partial` files a crash during encoding left behind.
+
+    A `finally` cannot run under kill -9, so each run sweeps its output folder: a partial whose job
+    is not running in this hub and that nobody has written to for a while is removed.
+    """
+    removed = []
+    now = time.time()
+    active = set(run.hub.jobs.active)
+    for path in out_dir.glob(f".*{PARTIAL}"):
+        job_id = path.name[: -len(PARTIAL)].rsplit(".", 1)[-1]
+        try:
+            stale = job_id not in active and now - path.stat().st_mtime > LEFTOVER_AGE_S
+            if stale:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d unfinished episode file(s) left by an interrupted run: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
 @skill(
     name="render_podcast",
     description="Turn an article into a podcast episode (local LLM script, "
@@ -163,7 +195,8 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
     out_dir = (cfg.blog_dir.expanduser() / cfg.podcast_subdir) if cfg.blog_dir else run.artifacts_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{stem or slugify(title, fallback='episode')}.{fmt}"
-    tmp = out.with_name(f".{out.name}.partial")
+    remove_leftovers(out_dir, run)
+    tmp = out.with_name(f".{out.name}.{run.job_id}{PARTIAL}")
     await run.progress(len(chunks), len(chunks) + 1, "normalising and encoding")
     try:
         lufs, true_peak = await encode_episode(
