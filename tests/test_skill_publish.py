@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import sys
@@ -198,7 +199,7 @@ async def test_a_failing_build_leaves_the_site_exactly_as_it_was(tmp_path, backe
     before = snapshot(site)
     config = site_config(tmp_path, site, www, sglang=backends["sglang"], comfyui=backends["comfyui"])
     async with content_hub(config) as hub:
-        with pytest.raises(HubError, match=r"site build failed.*does not match collection schema"):
+        with pytest.raises(HubError, match=r"site build failed.*does not match collection schema.*full log: "):
             await publish(hub, notes=NOTES)
     assert snapshot(site) == before
     assert not www.exists()
@@ -387,9 +388,8 @@ def astro_modules() -> Path:
     return cache / "node_modules"
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # a first run npm-installs astro
-async def test_a_published_article_passes_a_real_astro_build_and_a_draft_stays_out_of_it(tmp_path, backends):
+async def astro_site(tmp_path: Path, content_config_ts: str = CONTENT_CONFIG) -> Path:
+    """The Astro 5 blog template's shape: a glob() collection, a post page and an index of posts."""
     modules = await asyncio.to_thread(astro_modules)
     site = tmp_path / "site"
     (site / "src" / "content" / "blog").mkdir(parents=True)
@@ -398,20 +398,56 @@ async def test_a_published_article_passes_a_real_astro_build_and_a_draft_stays_o
     (site / "astro.config.mjs").write_text(
         "import { defineConfig } from 'astro/config';\nexport default defineConfig({ site: 'https://example.com' });\n"
     )
-    (site / "src" / "content.config.ts").write_text(CONTENT_CONFIG)
+    (site / "src" / "content.config.ts").write_text(content_config_ts)
     (site / "src" / "pages" / "blog" / "[...slug].astro").write_text(ASTRO_PAGE)
     (site / "src" / "pages" / "index.astro").write_text(
         "---\nimport { getCollection } from 'astro:content';\nconst posts = await getCollection('blog');\n---\n"
         "<ul>{posts.map((p) => <li><a href={`/blog/${p.id}/`}>{p.data.title}</a></li>)}</ul>\n"
     )
     (site / "node_modules").symlink_to(modules, target_is_directory=True)
+    return site
+
+
+ASTRO_BUILD = ["env", "ASTRO_TELEMETRY_DISABLED=1", "node_modules/.bin/astro", "build"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # a first run npm-installs astro
+async def test_a_real_astro_build_failure_names_the_error_and_where_the_full_log_is(tmp_path, backends):
+    schema = CONTENT_CONFIG.replace("title: z.string(),", "title: z.string(), author: z.string(),")
+    site = await astro_site(tmp_path, schema)
+    before = snapshot(site)
+    await script(backends["sglang"], ARTICLE)
+    config = content_config(
+        tmp_path, sglang=backends["sglang"], comfyui=backends["comfyui"], blog_dir=str(site), build_command=ASTRO_BUILD
+    )
+    async with content_hub(config) as hub:
+        with pytest.raises(HubError) as failed:
+            await publish(hub, notes=NOTES, image=False)
+    message = str(failed.value)
+    slug = "speculative-decoding-on-a-desk-side-gb10"
+    assert re.search(
+        rf"site build failed \(exit 1\): \[InvalidContentEntryDataError\] blog → {slug} data does not match "
+        rf"collection schema\. \| author: .*Required \| at {re.escape(str(site))}/src/content/blog/{slug}\.md",
+        message,
+    ), message
+    assert "Stack trace" not in message and "node_modules" not in message
+    log = Path(re.search(r"full log: (\S+)\)", message).group(1))
+    assert "Stack trace:" in log.read_text() and "sovhub-build-" not in log.read_text()
+    assert snapshot(site) == before
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # a first run npm-installs astro
+async def test_a_published_article_passes_a_real_astro_build_and_a_draft_stays_out_of_it(tmp_path, backends):
+    site = await astro_site(tmp_path)
     await script(backends["sglang"], DRAFT_ARTICLE, ARTICLE)
     config = content_config(
         tmp_path,
         sglang=backends["sglang"],
         comfyui=backends["comfyui"],
         blog_dir=str(site),
-        build_command=["env", "ASTRO_TELEMETRY_DISABLED=1", "node_modules/.bin/astro", "build"],
+        build_command=ASTRO_BUILD,
         image_width=256,
         image_height=144,
     )
@@ -441,3 +477,95 @@ def test_the_model_reply_is_parsed_whatever_its_wrapping():
     assert (bare.title, bare.description, bare.tags) == ("Unified memory, explained", "It is one pool.", [])
     with pytest.raises(ArticleError, match="no title"):
         parse_draft("Just a paragraph with no title at all.")
+
+
+# Real output of failed builds (astro 5.18.2 and npm 11), trimmed: what the user must be told is one
+# line among timestamps, hints and stack frames.
+ASTRO_SCHEMA_ERROR = """\x1b[2m14:13:10\x1b[22m \x1b[34m[vite]\x1b[39m Re-optimizing dependencies
+14:13:11 [types] Generated 0ms
+14:13:14 [content] Syncing content
+[InvalidContentEntryDataError] blog → a data does not match collection schema.
+
+  description**: **description: Required
+
+  Hint:
+    See https://docs.astro.build/en/guides/content-collections/ for more information on content schemas.
+  Error reference:
+    https://docs.astro.build/en/reference/errors/invalid-content-entry-data-error/
+  Location:
+    /srv/blog/src/content/blog/a.md:0:0
+  Stack trace:
+    at getEntryDataAndImages (file:///srv/blog/node_modules/astro/dist/content/utils.js:168:26)
+    at async syncData (/srv/blog/node_modules/astro/dist/content/loaders/glob.js:97:28)
+"""
+VITE_IMAGE_ERROR = """14:13:27 [build] ✓ Completed in 4.42s.
+14:13:27 [build] Building static entrypoints...
+14:13:32 [ERROR] [vite] ✗ Build failed in 4.75s
+[ImageNotFound] [commonjs--resolver] Could not find requested image `./missing.png`. Does it exist?
+  Hint:
+    This is often caused by a typo in the image path. Please make sure the file exists, and is spelled correctly.
+  Location:
+    /srv/blog/node_modules/astro/dist/content/vite-plugin-content-assets.js:31:17
+  Stack trace:
+    at Object.resolveId (file:///srv/blog/node_modules/astro/dist/content/vite-plugin-content-assets.js:31:17)
+"""
+VITE_RESOLVE_ERROR = """14:13:40 [WARN] [glob-loader] Duplicate id "a" found in /srv/blog/src/content/blog/a.md.
+14:13:45 [ERROR] [vite] ✗ Build failed in 4.51s
+Could not resolve "../nope.astro" from "src/pages/index.astro"
+file: /srv/blog/src/pages/index.astro
+  Stack trace:
+    at getRollupError (file:///srv/blog/node_modules/rollup/dist/es/shared/parseAst.js:355:41)
+"""
+NPM_WRAPPED = """
+> blog@0.0.1 build
+> astro build
+
+2:16:18 PM [vite] (ssr) Error when evaluating SSR module /srv/blog/astro.config.mjs: Failed to parse source for \
+import analysis because the content contains invalid JS syntax.
+  Plugin: vite:import-analysis
+  File: /srv/blog/astro.config.mjs:1:1
+  1  |  import { defineConfig } from 'astro/config';
+     |  ^
+  2  |  export default defineConfig({ site: 'https://example.com' );
+      at TransformPluginContext._formatLog (file:///srv/blog/node_modules/vite/dist/node/chunks/dep-Cohbwjf9.js:42852:41)
+[astro] Unable to load your Astro config
+
+Failed to parse source for import analysis because the content contains invalid JS syntax.
+  Location:
+    /srv/blog/astro.config.mjs:1:1
+  Stack trace:
+    at TransformPluginContext._formatLog (file:///srv/blog/node_modules/vite/dist/node/chunks/dep-Cohbwjf9.js:42852:41)
+"""
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (
+            ASTRO_SCHEMA_ERROR,
+            "[InvalidContentEntryDataError] blog → a data does not match collection schema. | "
+            "description: description: Required | at /srv/blog/src/content/blog/a.md:0:0",
+        ),
+        (
+            VITE_IMAGE_ERROR,
+            "[ImageNotFound] [commonjs--resolver] Could not find requested image `./missing.png`. Does it exist?",
+        ),
+        (
+            VITE_RESOLVE_ERROR,
+            'Could not resolve "../nope.astro" from "src/pages/index.astro" | file: /srv/blog/src/pages/index.astro',
+        ),
+        (
+            NPM_WRAPPED,
+            "[vite] (ssr) Error when evaluating SSR module /srv/blog/astro.config.mjs: Failed to parse source for "
+            "import analysis because the content contains invalid JS syntax. | Plugin: vite:import-analysis | "
+            "File: /srv/blog/astro.config.mjs:1:1",
+        ),
+        ("[ERROR] blog.md: description is required\n", "[ERROR] blog.md: description is required"),
+        ("compiling...\nsomething odd happened\n    at frame (x.js:1:1)\n", "compiling... | something odd happened"),
+    ],
+    ids=["astro-schema", "vite-image", "vite-resolve", "npm-node-syntax", "plain-error", "no-error-line"],
+)
+def test_a_failed_build_is_reported_by_the_line_naming_its_error_not_the_stack(output, expected):
+    from skills.content.site import build_error
+
+    assert build_error(output) == expected

@@ -22,7 +22,7 @@ from skills.content.hero_image import RESIDENT as IMAGE_RESIDENT
 from skills.content.hero_image import HeroImageParams, render, resident_url
 from skills.content.llm import local_complete
 from skills.content.research import cite, gather
-from skills.content.site import Site, Transaction, git_publish, run_command, tail
+from skills.content.site import Site, Transaction, build_error, git_publish, run_command
 from skills.content.slugs import SLUG_PATTERN, slugify
 
 
@@ -175,14 +175,17 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         built = None
         if cfg.build_command:
             await run.progress(2, total, "building the site")
-            built = await tx.build(cfg.build_command, cfg.command_timeout_s)
+            built = await tx.build(cfg.build_command, cfg.command_timeout_s, log=run.artifacts_dir / "build.log")
         tx.apply(built)
         if cfg.deploy_command:
             await run.progress(3, total, "deploying")
             deployed = await run_command(cfg.deploy_command, site.root, cfg.command_timeout_s)
             if deployed.code != 0:
+                log = run.artifacts_dir / "deploy.log"
+                log.write_text(deployed.output)
                 raise HubError(
-                    f"the deploy failed (exit {deployed.code}), the site was restored: {tail(deployed.output)}"
+                    f"the deploy failed (exit {deployed.code}), the site was restored: "
+                    f"{build_error(deployed.output)} (full log: {log})"
                 )
         live = True
         await run.progress(4, total, "committing")

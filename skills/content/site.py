@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -64,6 +65,64 @@ async def run_command(cmd: list[str], cwd: Path, timeout: float) -> CommandResul
 
 def tail(text: str, lines: int = 8) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+TIMESTAMP = re.compile(r"^\d{1,2}:\d\d:\d\d(\s?[AP]M)?\s+")
+ASTRO_ERROR = re.compile(r"^\[[A-Z][a-z]\w*\]\s")  # [InvalidContentEntryDataError], [ImageNotFound]
+LOG_ERROR = re.compile(r"\berror\b|\w+Error\b|npm ERR!", re.I)
+SECTION = re.compile(r"^\s*(Hint|Error reference|Location|Stack trace):\s*$")
+GENERIC = re.compile(r"build failed|^\[ERROR\]\s*\[\w+\]\s*✗|^npm (error|ERR!)", re.I)
+CODE_FRAME = re.compile(r"^\s*\d*\s*\|")  # vite's excerpt of the source under an error
+
+
+def _clean(line: str) -> str:
+    return TIMESTAMP.sub("", ANSI.sub("", line)).rstrip()
+
+
+def build_error(output: str, limit: int = 600) -> str:
+    """The lines of a failed build that name the error, not the stack trace that follows them.
+
+    Astro prints `[ErrorName] message`, indented details, then Hint / Error reference / Location /
+    Stack trace sections; vite's `[ERROR] [vite] ✗ Build failed` is followed by the real reason on
+    the next line. Falls back to the last lines that are not stack frames.
+    """
+    lines = [_clean(line) for line in output.splitlines()]
+    head = next((i for i, line in enumerate(lines) if ASTRO_ERROR.match(line)), None)
+    if head is None:
+        errors = [
+            i
+            for i, line in enumerate(lines)
+            if LOG_ERROR.search(line) and not line.strip().startswith("at ") and not SECTION.match(line)
+        ]
+        head = next((i for i in errors if not GENERIC.search(lines[i])), errors[0] if errors else None)
+        if head is not None and GENERIC.search(lines[head]):
+            nxt = next((j for j in range(head + 1, len(lines)) if lines[j].strip()), None)
+            head = nxt if nxt is not None and not SECTION.match(lines[nxt]) else head
+    if head is None:
+        frames = [line.strip() for line in lines if line.strip() and not line.strip().startswith("at ")]
+        return " | ".join(frames[-4:])[:limit]
+    picked = [lines[head].strip()]
+    location = section = None
+    for line in lines[head + 1 : head + 40]:
+        if m := SECTION.match(line):
+            section = m.group(1)
+            if section == "Stack trace":
+                break
+            continue
+        text = line.strip().replace("**", "")
+        if not text or text.startswith("at ") or CODE_FRAME.match(text):
+            continue
+        if section == "Location":
+            location = location or text
+        elif section is None and (line.startswith((" ", "\t")) or text.startswith("file:")):
+            if text not in picked and len(picked) < 4:
+                picked.append(text)
+        elif section is None and (len(picked) > 1 or ASTRO_ERROR.match(text)):
+            break
+    if location and "node_modules" not in location and location not in " ".join(picked):
+        picked.append(f"at {location}")
+    return " | ".join(picked)[:limit]
 
 
 PUBLISHED_DIRS = ("public", "src/pages")  # Astro copies or routes everything under these
@@ -194,8 +253,11 @@ class Transaction:
         for rel, data in self.files.items():
             self._write_one(root, rel, data)
 
-    async def build(self, cmd: list[str], timeout: float) -> Path:
-        """Build a copy of the site with the new files in it; the real site is not touched."""
+    async def build(self, cmd: list[str], timeout: float, log: Path | None = None) -> Path:
+        """Build a copy of the site with the new files in it; the real site is not touched.
+
+        The whole output goes to `log`; a failure quotes the lines naming the error and the log's path.
+        """
         work = Path(tempfile.mkdtemp(prefix="sovhub-build-"))
         self._workdirs.append(work)
         copy = work / "site"
@@ -205,8 +267,13 @@ class Transaction:
             (copy / "node_modules").symlink_to(modules, target_is_directory=True)
         self._write(copy)
         result = await run_command(cmd, copy, timeout)
+        result.output = result.output.replace(str(copy), str(self.site.root))  # paths the user can open
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(result.output)
         if result.code != 0:
-            raise PublishError(f"the site build failed (exit {result.code}): {tail(result.output)}")
+            where = f" (full log: {log})" if log is not None else ""
+            raise PublishError(f"the site build failed (exit {result.code}): {build_error(result.output)}{where}")
         return copy
 
     def apply(self, built: Path | None) -> None:
