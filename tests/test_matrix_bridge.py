@@ -131,7 +131,7 @@ def _bodies(items) -> list[str]:
     return [s.content.get("body", "") for s in items]
 
 
-async def test_command_in_group_room_answers_as_notice_with_reply(rig):
+async def test_command_in_group_room_answers_as_text_that_notifies_the_asker_with_reply(rig):
     await rig.start_bot()
     owner = await rig.user(rig.owner)
     room = await owner.create_room([rig.bot.user_id, rig.guest.user_id], name="group",
@@ -139,10 +139,17 @@ async def test_command_in_group_room_answers_as_notice_with_reply(rig):
     mark = len(owner.seen)
     asked = await owner.send(room, "/help")
     reply = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.type == "m.room.message", after=mark)
-    assert reply.content["msgtype"] == "m.notice"
+    assert reply.content["msgtype"] == "m.text"
+    assert reply.content["m.mentions"] == {"user_ids": [rig.owner.user_id]}
     assert "/status" in reply.content["body"] and "/image <prompt>" in reply.content["body"]
     assert "<code>" in reply.content["formatted_body"]
     assert reply.relates["m.in_reply_to"]["event_id"] == asked
+    await owner.send(room, "/settings notify off")  # a room that wants quiet answers
+    await owner.wait_for(lambda s: s.sender == rig.bot.user_id and "notify = **off**" in s.content.get("body", ""))
+    mark = len(owner.seen)
+    await owner.send(room, "/help")
+    reply = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.type == "m.room.message", after=mark)
+    assert reply.content["msgtype"] == "m.notice" and "m.mentions" not in reply.content
 
 
 async def test_commands_answer_inside_the_thread(rig):
@@ -279,7 +286,7 @@ async def test_encrypted_room_commands_and_encrypted_image(rig):
     room = await owner.create_room([rig.bot.user_id], name="secret", encrypted=True, wait_join=rig.bot.user_id)
     mark = len(owner.seen)
     await owner.send(room, "/help status")
-    reply = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.content.get("msgtype") == "m.notice",
+    reply = await owner.wait_for(lambda s: s.sender == rig.bot.user_id and s.content.get("msgtype") == "m.text",
                                  after=mark)
     assert reply.source.get("type") == "m.room.message" and "/status" in reply.content["body"]
     assert type(reply.event).__name__ != "MegolmEvent"

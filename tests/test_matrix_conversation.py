@@ -95,7 +95,7 @@ async def test_conversation_in_a_dm(convo, encrypted):
     asked = await human.send(room, "hello there")
     await human.wait_for(_answer_to(bot, "You said: hello there"))
     first = human.from_user(bot.user_id, room)[0]
-    assert first.content["msgtype"] == "m.notice"
+    assert first.content["msgtype"] == "m.text"  # notifies the person who asked
     assert first.relates["m.in_reply_to"]["event_id"] == asked
     if encrypted:
         assert type(first.event).__name__ != "MegolmEvent" and bridge.metrics["undecryptable"] == 0
@@ -124,7 +124,8 @@ async def test_group_room_thread_reply_stays_in_thread_and_follow_ups_are_answer
     await human.send(room, f"{bot.user_id}: what about this?", thread_root=root)
     answer = await human.wait_for(lambda s: s.sender == bot.user_id and not s.is_edit and s.type == "m.room.message")
     assert answer.relates["rel_type"] == "m.thread" and answer.relates["event_id"] == root
-    await human.wait_for(_answer_to(bot, "You said: what about this?"))
+    await human.wait_for(_answer_to(bot, f"You said: [The thread started with {human.client.user_id} writing: "
+                                         "thread root for the team]\n\nwhat about this?"))
     # Inside a thread the bot takes part in, no mention is needed.
     await human.send(room, "and a follow-up", thread_root=root)
     follow = await human.wait_for(_answer_to(bot, "You said: and a follow-up"))
@@ -198,3 +199,42 @@ async def test_restart_mid_answer_and_messages_while_down_are_answered_exactly_o
             await human.close()
             await bridge.stop()
             await hub.stop()
+
+
+async def _set_display_name(synapse, user, name: str) -> None:
+    async with httpx.AsyncClient(base_url=synapse.url,
+                                 headers={"Authorization": f"Bearer {user.access_token}"}) as http:
+        resp = await http.put(f"/_matrix/client/v3/profile/{user.user_id}/displayname", json={"displayname": name})
+        assert resp.status_code == 200, resp.text
+
+
+async def test_group_room_answers_by_name_not_by_substring_and_a_thread_answer_sees_its_root(convo, synapse):
+    bridge, human, bot, friend = convo
+    await _set_display_name(synapse, bot, "Bot")
+    room = await human.create_room([bot.user_id, friend.user_id], name="names", wait_join=bot.user_id)
+    await human.send(room, "I bought a new robot vacuum")
+    await human.send(room, "Pass me the bottle")
+    root = await human.send(room, "Which port does the status page use?")
+    await human.send(room, "Bot, what do you think?", thread_root=root)
+    answer = await human.wait_for(lambda s: s.sender == bot.user_id and "what do you think?" in (
+        s.content.get("m.new_content") or s.content).get("body", "") and "status page" in (
+        s.content.get("m.new_content") or s.content).get("body", ""), timeout=30)
+    body = (answer.content.get("m.new_content") or answer.content)["body"]
+    assert f"{human.client.user_id} writing: Which port does the status page use?" in body
+    assert body.endswith("\n\nwhat do you think?")  # the name is not part of the question
+    # A follow-up in the same thread: the root is in the conversation already, not quoted again.
+    await human.send(room, "and why?", thread_root=root)
+    await human.wait_for(_answer_to(bot, "You said: and why?"))
+    originals = human.from_user(bot.user_id, room)
+    assert len(originals) == 2  # the vacuum and the bottle were not for the bot
+    assert all(m.relates["rel_type"] == "m.thread" and m.relates["event_id"] == root for m in originals)
+    assert bridge.metrics["skipped"] >= 2
+
+
+async def test_a_question_replying_to_someone_else_carries_the_replied_to_message(convo, synapse):
+    _bridge, human, bot, friend = convo
+    room = await human.create_room([bot.user_id, friend.user_id], name="quotes", wait_join=bot.user_id)
+    earlier = await human.send(room, "The deploy is on Friday.")
+    await human.send(room, "is that realistic?", reply_to=earlier, mention=bot.user_id)
+    await human.wait_for(_answer_to(
+        bot, f"You said: [In reply to {human.client.user_id}: The deploy is on Friday.]\n\nis that realistic?"))

@@ -92,12 +92,12 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
-def write_config(tmp: Path, synapse, bot, human, llm_url: str) -> Path:
+def write_config(tmp: Path, synapse, bot, human, llm_url: str, homeserver: str | None = None) -> Path:
     secret = tmp / "bot-password"
     secret.write_text(bot.password)
     config = {
         "storage": {"data_dir": str(tmp / "data")},
-        "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id,
+        "matrix": {"enabled": True, "homeserver": homeserver or synapse.url, "user_id": bot.user_id,
                    "password_file": str(secret), "allowed_users": [human.user_id], "owners": [human.user_id],
                    "edit_interval_s": 0.2, "sync_timeout_ms": 1000},
         "llm": {"local": {"base_url": f"{llm_url}/v1"}, "cloud": {"enabled": False}},
@@ -236,3 +236,99 @@ async def test_a_replayed_command_whose_job_finished_reports_that_job_once_and_d
         assert len([s for s in owner.seen if answered(s)]) == 1  # and its answer is the same message
     finally:
         await rig.close()
+
+
+def _newest_edit_body(human, bot_id: str, room: str, question: str) -> tuple[int, str | None]:
+    """(how many messages answer `question`, the text a client shows for it: newest m.replace wins)."""
+    originals = [m for m in human.from_user(bot_id, room)
+                 if m.relates.get("m.in_reply_to", {}).get("event_id") == question]
+    if not originals:
+        return 0, None
+    edits = [e for e in human.from_user(bot_id, room, edits=True) if e.relates["event_id"] == originals[0].event_id]
+    if not edits:
+        return len(originals), originals[0].content.get("body")
+    newest = max(edits, key=lambda e: (e.source["origin_server_ts"], e.event_id))
+    return len(originals), newest.content["m.new_content"]["body"]
+
+
+async def _server_side_body(synapse_url: str, token: str, room: str, event_id: str) -> str:
+    """What the homeserver itself says is the newest edit (its bundled `m.replace` aggregation)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=synapse_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        event = (await http.get(f"/_matrix/client/v3/rooms/{room}/event/{event_id}")).json()
+        replace = ((event.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
+        if not replace:
+            return event["content"]["body"]
+        if "content" not in replace:
+            replace = (await http.get(f"/_matrix/client/v3/rooms/{room}/event/{replace['event_id']}")).json()
+        return replace["content"]["m.new_content"]["body"]
+
+
+async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_answer_newest(synapse, tmp_path):
+    """Killed right after the first message, after an edit, and after the final edit reached the
+    homeserver (its reply held back by a proxy): after restarts, every answer's newest edit is whole."""
+    from tests.testbed.delay_proxy import DelayProxy
+
+    bot = synapse.register(f"xbot{uuid.uuid4().hex[:8]}")
+    human_user = synapse.register(f"xhuman{uuid.uuid4().hex[:8]}")
+    proxy = await DelayProxy(synapse.url).start()
+    words = " ".join(f"word{i}" for i in range(24))
+    questions = {name: f"{name} {words}" for name in ("first", "second", "third")}
+    expected = {name: f"You said: {q}" for name, q in questions.items()}
+    async with serve_app(create_app(tokens_per_s=20)) as llm_url:
+        proc = BotProcess(write_config(tmp_path, synapse, bot, human_user, llm_url, homeserver=proxy.url),
+                          tmp_path / "bot.log")
+        human = await MatrixUserClient(synapse.url, human_user, tmp_path / "human").start()
+        ids: dict[str, str] = {}
+
+        async def killed_at(hold) -> None:
+            try:
+                await asyncio.wait_for(hold.arrived.wait(), 60)
+            except TimeoutError:
+                raise AssertionError(f"the hold never matched\n{proc.tail()}") from None
+            proc.kill9()
+            hold.release()
+
+        try:
+            proc.start()
+            room = await human.create_room([bot.user_id], name="crash-steps")
+            await human.wait_for(lambda s: s.room_id == room and s.type == "m.room.member"
+                                 and s.event.state_key == bot.user_id and s.event.membership == "join", timeout=60)
+            # 1. Killed once the first message is at the homeserver.
+            hold = proxy.hold(lambda m, p, b: m == "PUT" and "/send/" in p and p.endswith(".p0"))
+            ids["first"] = await human.send(room, questions["first"])
+            await killed_at(hold)
+            # 2. Killed once a streaming edit is at the homeserver (the question arrives while the bot is down).
+            ids["second"] = await human.send(room, questions["second"])
+            hold = proxy.hold(lambda m, p, b: ids["second"] in p and isinstance(b, dict) and "m.new_content" in b
+                              and (b.get("m.new_content") or {}).get("body") != expected["second"])
+            proc.start()
+            await killed_at(hold)
+            # 3. Killed once the edit with the complete answer is at the homeserver, before its reply.
+            ids["third"] = await human.send(room, questions["third"])
+            hold = proxy.hold(lambda m, p, b: ids["third"] in p and isinstance(b, dict)
+                              and (b.get("m.new_content") or {}).get("body") == expected["third"])
+            proc.start()
+            await killed_at(hold)
+            proc.start()
+
+            def all_complete(_=None) -> bool:
+                return all(_newest_edit_body(human, bot.user_id, room, ids[n]) == (1, expected[n]) for n in ids)
+
+            try:
+                await human.wait_for(lambda s: all_complete(), timeout=90)
+            except TimeoutError:
+                state = {n: _newest_edit_body(human, bot.user_id, room, ids[n]) for n in ids}
+                raise AssertionError(f"{state}\n{proc.tail()}") from None
+            await human.settle(1.5)  # nothing later replaces a complete answer with a partial one
+            assert all_complete(), {n: _newest_edit_body(human, bot.user_id, room, ids[n]) for n in ids}
+            for name, question in ids.items():
+                original = next(m for m in human.from_user(bot.user_id, room)
+                                if m.relates.get("m.in_reply_to", {}).get("event_id") == question)
+                assert await _server_side_body(synapse.url, human.client.access_token, room,
+                                               original.event_id) == expected[name]
+        finally:
+            proc.stop()
+            await human.close()
+            await proxy.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -22,9 +21,10 @@ from nio import InviteMemberEvent, MegolmEvent, ReactionEvent, RoomMemberEvent, 
 from nio.events import Event
 
 from bridges.matrix.access import Access
+from bridges.matrix.addressing import BotNames, is_mentioned, message_text, strip_mention
 from bridges.matrix.approvals import Approvals
 from bridges.matrix.client import MatrixConnection, TokenRevoked
-from bridges.matrix.format import edit_content, notice_content, relation, with_relation
+from bridges.matrix.format import edit_content, message_content, notice_content, relation, with_relation
 from bridges.matrix.inbox import Inbox, InboxEvent
 from bridges.matrix.media import media_content
 from bridges.matrix.sink import MatrixReplySink
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BRIDGE = "matrix"
 STATE_REACTIONS = {"started": "⏳", "succeeded": "✅", "failed": "❌"}
+QUOTE_CHARS = 1500  # how much of a thread root / replied-to message goes into the turn
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,13 @@ class _Key:
 class MatrixCommandIO:
     """CommandIO bound to one request: answers in its thread, reacts on it, edits one progress line."""
 
-    def __init__(self, bridge: MatrixBridge, ev: InboxEvent, rel: dict | None, thread_root: str | None) -> None:
+    def __init__(self, bridge: MatrixBridge, ev: InboxEvent, rel: dict | None, thread_root: str | None,
+                 msgtype: str = "m.notice") -> None:
         self.bridge = bridge
         self.ev = ev
         self.rel = rel
         self.thread_root = thread_root
+        self.msgtype = msgtype
         self._progress_id: str | None = None
         self._replies = 0
         self._files = 0
@@ -64,7 +67,10 @@ class MatrixCommandIO:
 
     async def reply(self, text: str) -> None:
         self._replies += 1
-        await self._send(notice_content(text), txn=f"sovhub.{self.ev.event_id}.r{self._replies}")
+        content = message_content(text, self.msgtype)
+        if self.msgtype == "m.text":
+            content["m.mentions"] = {"user_ids": [self.ev.sender]}  # notifies the asker, even in a group
+        await self._send(content, txn=f"sovhub.{self.ev.event_id}.r{self._replies}")
 
     async def job_state(self, state: str) -> None:
         key = STATE_REACTIONS.get(state)
@@ -101,6 +107,7 @@ class MatrixBridge:
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._undecrypted: dict[str, tuple[str, MegolmEvent]] = {}
         self._notified: set[str] = set()
+        self._replaying: set[str] = set()  # answers begun before a restart: resent whole, never streamed
         self._stopping = False
         self.last_sync_at: float | None = None
         # Where an answer's time goes, for `sovhub bench matrix`: (event id, sync received, first
@@ -210,6 +217,7 @@ class MatrixBridge:
                 if item is not None:
                     fresh.append(item)
         fresh.extend(self._retry_undecrypted())
+        self._replaying.update(ev.event_id for ev in replay)
         for ev in [*replay, *await self.inbox.add(fresh)]:
             if len(self._arrived) < 4000:
                 self._arrived[ev.event_id] = received
@@ -288,9 +296,11 @@ class MatrixBridge:
                 outcome = f"error: {type(exc).__name__}"
                 with contextlib.suppress(Exception):
                     await self.conn.send(ev.room_id, with_relation(
-                        notice_content(f"⚠️ {type(exc).__name__}: {exc}"), relation(*self._thread_of(ev))),
+                        notice_content(f"⚠️ Sorry, answering this failed ({_short(exc)}). "
+                                       "The hub log has the details."), relation(*self._thread_of(ev))),
                         txn_id=f"sovhub.{ev.event_id}.err")
             self._arrived.pop(ev.event_id, None)
+            self._replaying.discard(ev.event_id)
             await self.inbox.finish(ev.event_id, outcome)
             self.metrics[outcome if outcome in ("answered", "command") else "skipped"] += 1
 
@@ -301,20 +311,43 @@ class MatrixBridge:
             return rel.get("event_id"), ev.event_id
         return None, ev.event_id
 
-    async def _is_directed(self, ev: InboxEvent, body: str, thread_root: str | None) -> bool:
-        room = self.conn.client.rooms.get(ev.room_id)
-        if room is not None and room.member_count <= 2:
-            return True  # a DM: every message is for the bot
-        if is_command(body):
-            return True
+    def _names(self, room_id: str) -> BotNames:
         me = self.conn.user_id
-        mentions = (ev.content.get("m.mentions") or {}).get("user_ids") or []
-        if me in mentions or me in body or me.split(":")[0].lstrip("@") in body.lower():
-            return True
-        reply_to = ((ev.content.get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+        room = self.conn.client.rooms.get(room_id)
+        user = room.users.get(me) if room is not None else None
+        return BotNames(me, getattr(user, "display_name", None))
+
+    def _is_dm(self, room_id: str) -> bool:
+        room = self.conn.client.rooms.get(room_id)
+        return room is not None and room.member_count <= 2
+
+    async def _addressed_as(self, ev: InboxEvent, body: str, thread_root: str | None) -> str | None:
+        """How a message is addressed to the bot (`dm`, `command`, `mention`, `reply`, `thread`), or None."""
+        if self._is_dm(ev.room_id):
+            return "dm"  # every message is for the bot
+        if is_command(body):
+            return "command"
+        if is_mentioned(ev.content, self._names(ev.room_id)):
+            return "mention"
+        reply_to = self._reply_to(ev)
         if reply_to and await self.inbox.is_ours(reply_to):
-            return True
-        return bool(thread_root and await self.inbox.in_our_thread(ev.room_id, thread_root))
+            return "reply"
+        if thread_root and await self.inbox.in_our_thread(ev.room_id, thread_root):
+            return "thread"
+        return None
+
+    @staticmethod
+    def _reply_to(ev: InboxEvent) -> str | None:
+        """The event a message really replies to (a thread's reply fallback is not a reply)."""
+        rel = ev.content.get("m.relates_to") or {}
+        if rel.get("rel_type") == "m.thread" and rel.get("is_falling_back", True):
+            return None
+        return (rel.get("m.in_reply_to") or {}).get("event_id")
+
+    async def _msgtype(self, room_id: str) -> str:
+        """`m.text` notifies the asker (push rules skip `m.notice`): the default for answers."""
+        notify = await self.settings.get(room_id, "notify")
+        return "m.notice" if notify == "off" else "m.text"
 
     async def _answer(self, ev: InboxEvent) -> str:
         role = self.access.role(ev.sender, ev.room_id)
@@ -322,10 +355,12 @@ class MatrixBridge:
             self.metrics["ignored_sender"] += 1
             await self._maybe_notify_unknown(ev)
             return "ignored: sender not allowed"
-        body = str(ev.content.get("body") or "").strip()
+        body = message_text(ev.content)
         thread_root, _ = self._thread_of(ev)
-        if not await self._is_directed(ev, body, thread_root):
+        addressed = await self._addressed_as(ev, body, thread_root)
+        if addressed is None:
             return "ignored: not addressed to the bot"
+        asked_in_thread = thread_root
         mode = await self.settings.get(ev.room_id, "thread_mode")
         if thread_root is None and mode == "always":
             thread_root = ev.event_id  # start a thread per question
@@ -334,25 +369,60 @@ class MatrixBridge:
         rel = relation(thread_root, ev.event_id)
         context = Context.new(BRIDGE, user=ev.sender)
         conversation = self._conversation(ev.room_id, thread_root)
-        text = self._strip_mention(body)
-        io = MatrixCommandIO(self, ev, rel, thread_root)
+        text = strip_mention(body, self._names(ev.room_id))
+        msgtype = await self._msgtype(ev.room_id)
+        io = MatrixCommandIO(self, ev, rel, thread_root, msgtype)
         env = CommandEnv(
             hub=self.hub, context=context, io=io, conversation=conversation, role=role, settings=self.settings,
             approver=self._approver(ev.room_id, rel),
-            run_turn=lambda t, override: self._turn(ev, t, override, rel, thread_root, context, role),
+            run_turn=lambda t, override: self._turn(ev, t, override, rel, thread_root, context, role, msgtype),
             status_extra=lambda: {"matrix": self.status()},
             request_id=f"{BRIDGE}:{ev.event_id}",  # a replayed command follows its job, never reruns it
         )
         if await dispatch(env, text):
             return "command"
-        await self._turn(ev, text, None, rel, thread_root, context, role)
+        text = await self._with_quoted(ev, text, asked_in_thread)
+        await self._turn(ev, text, None, rel, thread_root, context, role, msgtype)
         return "answered"
 
-    def _strip_mention(self, body: str) -> str:
-        me = self.conn.user_id
-        local = me.split(":")[0].lstrip("@")
-        body = re.sub(rf"^\s*(?:{re.escape(me)}|@?{re.escape(local)})\s*[:,]?\s*", "", body, flags=re.I)
-        return body.strip()
+    async def _with_quoted(self, ev: InboxEvent, text: str, thread_root: str | None) -> str:
+        """The question as the model sees it: with the thread's root when the bot is new to the thread
+        (the question being discussed), and with the message it replies to when that is not the bot's."""
+        quoted = []
+        if thread_root and thread_root != ev.event_id and not await self.inbox.in_our_thread(ev.room_id,
+                                                                                           thread_root):
+            root = await self._event_text(ev.room_id, thread_root)
+            if root:
+                quoted.append(f"[The thread started with {root[0]} writing: {root[1]}]")
+        reply_to = self._reply_to(ev)
+        if reply_to and reply_to != thread_root and not await self.inbox.is_ours(reply_to):
+            replied = await self._event_text(ev.room_id, reply_to)
+            if replied:
+                quoted.append(f"[In reply to {replied[0]}: {replied[1]}]")
+        return "\n".join(quoted) + f"\n\n{text}" if quoted else text
+
+    async def _event_text(self, room_id: str, event_id: str) -> tuple[str, str] | None:
+        """(sender, body) of an earlier message: from the inbox when it passed through it, else fetched
+        from the homeserver (and decrypted in an encrypted room). None when it cannot be read."""
+        source = await self.inbox.source(event_id)
+        if source is None:
+            try:
+                resp = await self.conn.client.room_get_event(room_id, event_id)
+                event = getattr(resp, "event", None)
+                if isinstance(event, MegolmEvent):
+                    event = self.conn.client.decrypt_event(event)
+            except Exception as exc:
+                log.info("could not read %s in %s: %s", event_id, room_id, exc)
+                return None
+            if event is None:
+                return None
+            source = {"sender": event.sender, "content": (event.source or {}).get("content") or {}}
+        body = message_text(source.get("content") or {})
+        if not body:
+            return None
+        if len(body) > QUOTE_CHARS:
+            body = body[:QUOTE_CHARS] + "…"
+        return str(source.get("sender") or "someone"), body
 
     def _conversation(self, room_id: str, thread_root: str | None):
         try:
@@ -369,7 +439,7 @@ class MatrixBridge:
         return approve
 
     async def _turn(self, ev: InboxEvent, text: str, override: str | None, rel: dict | None,
-                    thread_root: str | None, context: Context, role: str) -> None:
+                    thread_root: str | None, context: Context, role: str, msgtype: str = "m.text") -> None:
         try:
             from hub.chat.api import TurnRequest
         except ModuleNotFoundError:  # hub without the chat package: whatever chat object is attached gets this
@@ -382,7 +452,8 @@ class MatrixBridge:
         sink = MatrixReplySink(
             self.conn, ev.room_id, rel, f"sovhub.{ev.event_id}" + (f".{override}" if override else ""),
             edit_interval_s=self.config.edit_interval_s, max_chars=self.config.max_message_chars,
-            on_sent=lambda eid: self.remember(eid, ev.room_id, thread_root, ev.event_id))
+            on_sent=lambda eid: self.remember(eid, ev.room_id, thread_root, ev.event_id), msgtype=msgtype,
+            mentions=[ev.sender] if msgtype == "m.text" else None, replay=ev.event_id in self._replaying)
         request = TurnRequest(text=text, context=context, conversation=self._conversation(ev.room_id, thread_root),
                               room_policy=policy, override=override,
                               grant=Permission.destructive if role == "owner" else Permission.write,
@@ -436,3 +507,8 @@ class MatrixBridge:
             if room_id in self.conn.client.rooms:
                 sent.append(await self.conn.send(room_id, notice_content(text)))
         return sent
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 160 else text[:160] + "…"

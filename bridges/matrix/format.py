@@ -22,8 +22,13 @@ def render_html(text: str) -> str:
     return html
 
 
-def notice_content(text: str, msgtype: str = "m.notice") -> dict[str, Any]:
+def message_content(text: str, msgtype: str = "m.notice") -> dict[str, Any]:
+    """`m.text` notifies (push rules), `m.notice` is quiet; both render the same markdown."""
     return {"msgtype": msgtype, "body": text, "format": HTML_FORMAT, "formatted_body": render_html(text)}
+
+
+def notice_content(text: str) -> dict[str, Any]:
+    return message_content(text, "m.notice")
 
 
 def relation(thread_root: str | None, reply_to: str | None) -> dict[str, Any] | None:
@@ -43,7 +48,7 @@ def with_relation(content: dict[str, Any], rel: dict[str, Any] | None) -> dict[s
 
 
 def edit_content(original_event_id: str, text: str, msgtype: str = "m.notice") -> dict[str, Any]:
-    new = notice_content(text, msgtype)
+    new = message_content(text, msgtype)
     return {
         "msgtype": msgtype, "body": f"* {text}", "format": HTML_FORMAT,
         "formatted_body": f"* {new['formatted_body']}",

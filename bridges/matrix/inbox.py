@@ -91,6 +91,11 @@ class Inbox:
         rows = await self.db.execute_fetchall("SELECT state, COUNT(*) FROM matrix_inbox GROUP BY state")
         return {r[0]: r[1] for r in rows}
 
+    async def source(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event (sender, content) of a message that passed through the inbox."""
+        rows = await self.db.execute_fetchall("SELECT source FROM matrix_inbox WHERE event_id=?", (event_id,))
+        return json.loads(rows[0][0]) if rows else None
+
     # -- events the bot sent (replies to the bot, threads it takes part in) -------------------------
     async def remember_sent(self, event_id: str, room_id: str, thread_root: str | None,
                             in_reply_to: str | None) -> None:

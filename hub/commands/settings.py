@@ -21,6 +21,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...] | None, Any, str]] = {
     "thread_mode": (THREAD_MODES, "auto",
                     "auto: answer in a thread when asked in one; always: start a thread per question; off"),
     "announce": (("on", "off"), "off", "this room receives schedule announcements"),
+    "notify": (("on", "off"), "on", "on: answers are m.text and notify the asker; off: quiet m.notice answers"),
 }
 
 
