@@ -79,7 +79,9 @@ async def test_local_down_fails_over_to_claude_in_an_auto_room(tmp_path):
     async with chat_bed(tmp_path, local_alive=False) as bed:
         outcome, sink = await bed.turn("hello there")
         assert outcome.route == "cloud" and sink.of("finish") == ["You said: hello there"]
-        assert "failed" in sink.of("notice")[0] and "Claude" in sink.of("notice")[0]
+        notice = sink.of("notice")[0]
+        assert notice.startswith("The local model failed (") and notice.endswith("; answering with Claude instead.")
+        assert "Error" not in notice and "the Claude" not in notice  # words, not an exception chain
         assert "→ Claude" in bed.hub.chat.why(ConversationKey("matrix", "!room:x"))
         # health now says local is down: the next auto turn goes straight to Claude
         outcome, sink = await bed.turn("again")
@@ -269,3 +271,26 @@ async def test_lease_classes_interactive_for_chat_skill_and_scheduled_for_backgr
     await bed.hub.chat.complete([{"role": "user", "content": "x"}], context=Context.new("cron"))
     assert [lease["job_class"] for lease in arbiter.leases] == ["interactive", "skill", "scheduled"]
     assert await bed.cloud_requests() == 0
+
+
+@pytest.mark.parametrize(("exc", "reason"), [
+    (ProviderUnavailable("local", "connection failed (RemoteProtocolError)"), "connection failed"),
+    (ProviderUnavailable("local", "RemoteProtocolError: peer closed connection\ntraceback…"), "peer closed connection"),
+    (ProviderUnavailable("local", "stream broke mid-answer (local: connection failed (ReadError))"),
+     "stream broke mid-answer (connection failed)"),
+    (ProviderUnavailable("cloud", ""), "it is unreachable"),
+])
+def test_failure_reasons_read_as_words_without_exception_names_or_provider_prefixes(exc, reason):
+    from hub.chat.service import plain_reason
+
+    assert plain_reason(exc) == reason
+
+
+async def test_why_speaks_of_the_current_conversation_only(bed):
+    key = ConversationKey("matrix", "!room:x")
+    await bed.turn("hello")
+    assert bed.hub.chat.why(key)
+    await bed.hub.chat.new_conversation(key)
+    assert bed.hub.chat.why(key) == ""  # /why after /new: nothing routed in this conversation yet
+    await bed.hub.chat.start()  # and a restart does not bring the old reason back
+    assert bed.hub.chat.why(key) == ""

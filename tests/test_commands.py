@@ -15,7 +15,7 @@ from hub.config.model import HubConfig
 from hub.context import Context
 from hub.core import Hub
 from hub.jobs import SkillRun
-from hub.registry import skill
+from hub.registry import Permission, skill
 from tests.helpers_skills import test_registry
 
 
@@ -39,26 +39,55 @@ async def draw(run: SkillRun, params: DrawParams) -> DrawResult:
     return DrawResult(path=str(out))
 
 
+class RenderResult(BaseModel):
+    path: str
+    size_bytes: int
+    node: str
+
+
+@skill(name="render", description="Render with internals in the result (test)", params=DrawParams,
+       result=RenderResult, long_running=True)
+async def render(run: SkillRun, params: DrawParams) -> RenderResult:
+    out = run.artifacts_dir / "render.png"
+    out.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    return RenderResult(path=str(out), size_bytes=12, node="9")
+
+
+class PurgeResult(BaseModel):
+    summary: str
+
+
+@skill(name="purge", description="Purge a cache (destructive, long-running test)", params=DrawParams,
+       result=PurgeResult, long_running=True, permission=Permission.destructive)
+async def purge(run: SkillRun, params: DrawParams) -> PurgeResult:
+    return PurgeResult(summary=f"purged {params.prompt}")
+
+
 class RecordingIO:
-    """A CommandIO that records what a bridge would have shown."""
+    """A CommandIO that records what a bridge would have shown (and in which order)."""
 
     def __init__(self) -> None:
         self.replies: list[str] = []
         self.states: list[str] = []
         self.progress_lines: list[str] = []
         self.files: list[tuple[Path, str, str]] = []
+        self.order: list[str] = []
 
     async def reply(self, text: str) -> None:
         self.replies.append(text)
+        self.order.append("reply")
 
     async def job_state(self, state: str) -> None:
         self.states.append(state)
+        self.order.append(state)
 
     async def progress(self, text: str) -> None:
         self.progress_lines.append(text)
+        self.order.append("progress")
 
     async def send_file(self, path: Path, *, kind: str, caption: str) -> None:
         self.files.append((path, kind, caption))
+        self.order.append("file")
 
 
 class Key:
@@ -70,6 +99,8 @@ class Key:
 async def hub(tmp_path):
     registry = test_registry()
     registry.register(draw)
+    registry.register(render)
+    registry.register(purge)
     config = HubConfig.model_validate({"storage": {"data_dir": str(tmp_path)}})
     h = await Hub.start(config, skills=registry, components=())
     yield h
@@ -143,7 +174,9 @@ async def test_image_command_runs_skill_through_registry_with_job_states_and_fil
     await dispatch(env, "/image a red fox --steps 2")
     assert io.states == ["started", "succeeded"]
     assert io.files and io.files[0][1] == "image" and io.files[0][0].read_bytes().startswith(b"\x89PNG")
-    assert io.progress_lines and "draw" in io.progress_lines[-1]
+    assert io.progress_lines[0].startswith("⚙️ draw 1/2")
+    assert io.progress_lines[-1].startswith("✅ draw · done in")  # the line ends with the final state
+    assert io.order.index("file") < io.order.index("succeeded")  # ✅ once the image is there
     jobs = await hub.jobs.list()
     assert jobs[0].skill == "draw" and jobs[0].status == "succeeded" and jobs[0].params["steps"] == "2"
 
@@ -279,3 +312,33 @@ async def test_a_command_seen_again_with_the_same_request_id_follows_its_job_ins
     await dispatch(env2, "/run echo text=again")
     assert "interrupted by a hub restart and is not run again" in io2.replies[-1]
     assert len(await hub.jobs.list()) == 2
+
+
+async def test_a_result_with_files_shows_the_files_not_internals_like_sizes_or_node_ids(hub):
+    env, io = make_env(hub)
+    await dispatch(env, "/run render prompt=fox")
+    assert io.files and io.replies == []  # no "size_bytes 12, node 9" beside the picture
+
+
+async def test_hourglass_shows_only_once_the_job_runs_not_while_it_waits_for_an_approval(hub):
+    seen_at_approval: list[list[str]] = []
+
+    async def approve(skill, params, ctx):
+        seen_at_approval.append(list(io.states))
+        return True
+
+    env, io = make_env(hub, role="owner", approver=approve)
+    await dispatch(env, "/run purge prompt=thumbnails")
+    assert seen_at_approval == [[]]
+    assert io.states == ["started", "succeeded"] and io.replies == ["purged thumbnails"]
+
+
+async def test_status_reads_as_words_not_python_values(hub):
+    env, io = make_env(hub)
+    env.status_extra = lambda: {"matrix": {"user": "@bot:x", "synced": True, "last_sync_s_ago": 2.0,
+                                           "undecryptable": 0, "relogins": None},
+                                "storage": {"ok": False}}
+    await dispatch(env, "/status")
+    text = io.replies[-1]
+    assert "True" not in text and "None" not in text and "False" not in text and "_" not in text
+    assert "Matrix: user @bot:x, synced, last sync 2 s ago, undecryptable 0" in text and "Storage: not ok" in text

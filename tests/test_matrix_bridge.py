@@ -217,6 +217,8 @@ async def test_image_command_arrives_as_downloadable_m_image_with_job_reactions(
                          and s.relates.get("event_id") == asked and s.relates.get("key") == "✅")
     keys = [s.relates["key"] for s in guest.seen if s.type == "m.reaction" and s.sender == rig.bot.user_id]
     assert keys[0] == "⏳"
+    done = next(i for i, s in enumerate(guest.seen) if s.type == "m.reaction" and s.relates.get("key") == "✅")
+    assert guest.seen.index(image) < done  # ✅ lands once the image is there
 
 
 async def test_approval_by_owner_reaction_runs_destructive_skill(rig):

@@ -45,13 +45,23 @@ async def tally(run: SkillRun, params: TallyParams) -> TallyResult:
     return TallyResult(summary=f"counted {params.label}")
 
 
+@skill(name="queued_tally", description="Count a run in a file once the painter resident is up (test)",
+       params=TallyParams, result=TallyResult, resident="painter", long_running=True, timeout_s=60,
+       command="qtally")
+async def queued_tally(run: SkillRun, params: TallyParams) -> TallyResult:
+    with open(os.environ["TALLY_FILE"], "a") as f:
+        f.write(params.label + "\n")
+    return TallyResult(summary=f"counted {params.label}")
+
+
 def bot_with_tally_main() -> None:
-    """The bot process of the command test: the test skills plus `tally`."""
+    """The bot process of the command tests: the test skills plus `tally` and `queued_tally`."""
     from bridges.matrix.__main__ import main
     from tests.helpers_skills import test_registry
 
     registry = test_registry()
     registry.register(tally)
+    registry.register(queued_tally)
     main(sys.argv[1:], skills=registry)
 
 
@@ -92,7 +102,8 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
-def write_config(tmp: Path, synapse, bot, human, llm_url: str, homeserver: str | None = None) -> Path:
+def write_config(tmp: Path, synapse, bot, human, llm_url: str, homeserver: str | None = None,
+                 residents: dict | None = None) -> Path:
     secret = tmp / "bot-password"
     secret.write_text(bot.password)
     config = {
@@ -103,6 +114,8 @@ def write_config(tmp: Path, synapse, bot, human, llm_url: str, homeserver: str |
         "llm": {"local": {"base_url": f"{llm_url}/v1"}, "cloud": {"enabled": False}},
         "routing": {"default_policy": "local"},
     }
+    if residents:
+        config["residents"] = residents
     path = tmp / "hub.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -332,3 +345,50 @@ async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_ans
             proc.stop()
             await human.close()
             await proxy.close()
+
+
+async def test_sigkill_while_a_command_is_queued_for_the_gpu_resumes_it_after_the_restart(synapse, tmp_path):
+    """Queued behind a loading resident (not started): after kill -9 the job runs once, and is answered."""
+    from hub.sim.serve import free_port
+    from tests.test_scheduler_runtime import sim_command
+
+    bot = synapse.register(f"qbot{uuid.uuid4().hex[:8]}")
+    human_user = synapse.register(f"qhuman{uuid.uuid4().hex[:8]}")
+    tally_file = tmp_path / "tally.txt"
+    port = free_port()
+    painter = f"http://127.0.0.1:{port}"
+    residents = {
+        "pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False}, "min_residency_s": 0,
+        "monitor_interval_s": 0.5,
+        "painter": {"kind": "image", "memory_gb": 20, "base_url": painter, "start_timeout_s": 60,
+                    "swap_seconds": 8, "driver": {"type": "process", "command": sim_command("comfyui", port, delay=8)},
+                    "ready": {"url": painter + "/system_stats"}},
+    }
+    async with serve_app(create_app()) as llm_url:
+        proc = BotProcess(write_config(tmp_path, synapse, bot, human_user, llm_url, residents=residents),
+                          tmp_path / "bot.log", tally_file=tally_file)
+        human = await MatrixUserClient(synapse.url, human_user, tmp_path / "human").start()
+        try:
+            proc.start()
+            room = await human.create_room([bot.user_id], name="queued")
+            await human.wait_for(lambda s: s.room_id == room and s.type == "m.room.member"
+                                 and s.event.state_key == bot.user_id and s.event.membership == "join", timeout=60)
+            asked = await human.send(room, "/qtally one")
+            await human.wait_for(lambda s: s.sender == bot.user_id and "queued" in s.content.get("body", ""),
+                                 timeout=30)
+            proc.kill9()  # the painter is still loading: the job never started
+            assert not tally_file.exists()
+            proc.start()
+            try:
+                await human.wait_for(lambda s: s.sender == bot.user_id and not s.is_edit
+                                     and "counted one" in s.content.get("body", "")
+                                     and s.relates.get("m.in_reply_to", {}).get("event_id") == asked, timeout=90)
+            except TimeoutError:
+                raise AssertionError(proc.tail()) from None
+            await human.settle(1.0)
+            assert tally_file.read_text().splitlines() == ["one"]
+            texts = [m.content.get("body", "") for m in human.from_user(bot.user_id, room)]
+            assert not [t for t in texts if "interrupted" in t], texts
+        finally:
+            proc.stop()
+            await human.close()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from hub.chat.tools import Toolbox
 from hub.config.llm import ModelPrice
 from hub.context import Context
 from hub.errors import HubError, StoreError
-from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable
+from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, StreamBroken
 from hub.llm.pricing import cost_usd, estimate_tokens
 from hub.llm.types import Completion, Message, ToolSpec, Usage
 from hub.privacy import CloudRefused, PrivacyGate
@@ -124,8 +125,12 @@ class ChatService:
         return self._why.get(key, "")
 
     async def new_conversation(self, key: ConversationKey) -> None:
+        """Forget the conversation, and why its last turn went where it went (/why speaks of this one)."""
         await self.settled(key)
         await self.memory.new(key)
+        self._why.pop(key, None)
+        await self.hub.store.db.execute("DELETE FROM kv WHERE key=?",
+                                        (WHY_KEY + json.dumps([key.bridge, key.room, key.thread]),))
 
     async def compact(self, key: ConversationKey) -> str:
         """Summarise all but the newest turn with the local model; the summary replaces them."""
@@ -343,8 +348,8 @@ class ChatService:
                 why = ("over budget" if isinstance(exc, BudgetExceeded) else
                        "local-only" if isinstance(exc, CloudRefused) else type(exc).__name__)
                 turn.reason += f"; {NAMES[provider]} failed ({why}) → {NAMES[alternative]}"
-                await turn.sink.notice(f"The {NAMES[provider]} failed ({_short(exc)}); "
-                                       f"answering with the {NAMES[alternative]} instead.")
+                await turn.sink.notice(f"{_the(provider).capitalize()} failed ({plain_reason(exc)}); "
+                                       f"answering with {_the(alternative)} instead.")
                 turn.current = alternative
                 continue
             self.health.ok(provider)
@@ -502,16 +507,32 @@ class ChatService:
             return f"Claude was not called: {exc}."
         provider = getattr(exc, "provider", turn.current)
         if isinstance(exc, AuthFailed):
-            return f"The {NAMES.get(provider, provider)} refused our credentials: {exc}"
+            return f"{_the(provider).capitalize()} refused our credentials ({plain_reason(exc)})."
         if provider == "local" and policy == "local-only":
-            return (f"The local model is unavailable ({_short(exc)}). This room is local-only, "
+            return (f"The local model is unavailable ({plain_reason(exc)}). This room is local-only, "
                     "so nothing was sent to the cloud.")
-        return f"The {NAMES.get(provider, provider)} failed: {_short(exc)}"
+        return f"{_the(provider).capitalize()} failed ({plain_reason(exc)})."
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 200 else text[:200] + "…"
+def _the(provider: str) -> str:
+    """"the local model", but "Claude" (a name takes no article)."""
+    name = NAMES.get(provider, provider)
+    return name if name[:1].isupper() else f"the {name}"
+
+
+_EXC_NAME = re.compile(r"\s*\((?:[A-Z]\w*(?:Error|Exception|Timeout|Closed))\)|\b[A-Z]\w*(?:Error|Exception):\s*")
+_PREFIX = re.compile(r"\b(?:local|cloud|anthropic|sglang): ")
+
+
+def plain_reason(exc: Exception) -> str:
+    """A short, readable reason: no provider prefixes, no exception class names, one line."""
+    if isinstance(exc, StreamBroken):
+        return "the connection dropped in the middle of the answer"
+    text = _EXC_NAME.sub("", _PREFIX.sub("", str(exc))).strip()
+    text = text.splitlines()[0].strip().rstrip(".") if text else ""
+    if not text:
+        return "it is unreachable" if isinstance(exc, ProviderUnavailable) else "an unexpected error"
+    return text if len(text) <= 160 else text[:160] + "…"
 
 
 def route_line(route: Route) -> str:

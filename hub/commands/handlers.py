@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from hub.commands.parser import Parsed, UsageError
 from hub.commands.settings import POLICIES, SETTINGS
-from hub.commands.skillargs import result_files, result_text, skill_params
+from hub.commands.skillargs import NOTE_KEYS, result_files, result_text, skill_params
 from hub.errors import HubError, UnknownJob, UnknownSkill
 from hub.jobs import FINAL, JobRecord
+from hub.registry import Permission
 
 if TYPE_CHECKING:
     from hub.commands.env import CommandEnv
@@ -86,7 +87,7 @@ def _fmt_status(data: dict[str, Any]) -> str:
     gpu = data.get("gpu", {})
     jobs = data.get("jobs", {})
     lines = [
-        f"**sovhub** up {data.get('uptime_s', 0):.0f} s · {data.get('skills', 0)} skills",
+        f"**sovhub** up {_uptime(data.get('uptime_s') or 0)} · {data.get('skills', 0)} skills",
         f"GPU: {gpu.get('resident') or 'nothing resident'} ({gpu.get('state', '?')}), "
         f"queue {gpu.get('queue', 0)}",
         "Jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(jobs.items())) or "none"),
@@ -104,9 +105,42 @@ def _fmt_status(data: dict[str, Any]) -> str:
         if key in ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "gpu_scheduler"):
             continue
         if isinstance(value, dict):  # scalars only: nested detail belongs to the status page
-            value = ", ".join(f"{k} {v}" for k, v in value.items() if not isinstance(v, dict | list))
-        lines.append(f"{key}: {value}")
+            shown = ", ".join(p for k, v in value.items() if not isinstance(v, dict | list)
+                              and (p := _readable(k, v)) is not None)
+        else:
+            shown = _readable("", value) or "-"
+        lines.append(f"{_label(key).capitalize()}: {shown}")
     return "\n".join(f"- {line}" if i else line for i, line in enumerate(lines))
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").strip()
+
+
+def _readable(key: str, value: Any) -> str | None:
+    """One status item in words: `synced` not `synced True`, `last sync 2.1 s ago`, nothing for None."""
+    if value is None:
+        return None
+    label = _label(key)
+    if isinstance(value, bool):
+        return (label or "yes") if value else f"not {label}" if label else "no"
+    if isinstance(value, float):
+        value = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    if key.endswith("_s_ago"):
+        return f"{_label(key[:-6])} {value} s ago"
+    if key.endswith("_s"):
+        return f"{_label(key[:-2])} {value} s"
+    return f"{label} {value}".strip()
+
+
+def _uptime(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _fmt_swaps(scheduler: dict[str, Any]) -> str:
@@ -243,17 +277,42 @@ async def _report_earlier(env: CommandEnv, skill: Skill, record: JobRecord) -> N
 
 
 async def _send_result(env: CommandEnv, skill: Skill, result) -> None:
+    """Files arrive as attachments; text follows only when it says something the files do not
+    (a summary, a link, a warning) — not internals such as sizes or workflow node ids."""
     files = result_files(result)
     for path, kind in files:
         await env.io.send_file(path, kind=kind, caption=f"{skill.name}: {path.name}")
-    if not files or len(type(result).model_fields) > 1:
+    if not files or _worth_saying(result):
         await env.io.reply(result_text(skill, result))
 
 
+def _worth_saying(result) -> bool:
+    data = result.model_dump(mode="json")
+    if isinstance(data.get("summary"), str) and data["summary"].strip():
+        return True
+    return any((isinstance(v, str) and v.startswith(("http://", "https://"))) or (k in NOTE_KEYS and v)
+               for k, v in data.items())
+
+
+def _needs_approval(env: CommandEnv, skill: Skill) -> bool:
+    return skill.permission is Permission.destructive and env.approver is not None
+
+
 async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
+    """⏳ while the job waits or runs (not while it only waits for an approval), one progress line
+    that ends with the final state, the result, then ✅ — or ❌ with the reason."""
     long = skill.long_running
+    shown = [False]  # whether a progress line exists (then it gets the final state too)
+    unlisten = None
     if long:
-        await env.io.job_state("started")
+        if _needs_approval(env, skill) and handle.status in ("queued", "waiting_approval"):
+            async def on_started(event) -> None:
+                if event.data.get("job_id") == handle.id:
+                    await env.io.job_state("started")
+
+            unlisten = env.hub.bus.listen("job_started", on_started)
+        else:
+            await env.io.job_state("started")
         last = [0.0]
 
         async def on_progress(p) -> None:
@@ -261,24 +320,40 @@ async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
             if now - last[0] < 1.0 and (p.total is None or p.done < p.total):
                 return
             last[0] = now
+            shown[0] = True
             frac = f" {p.done:g}/{p.total:g}" if p.total else ""
             await env.io.progress(f"⚙️ {skill.name}{frac} · {p.message}".rstrip(" ·"))
 
         handle.on_progress(on_progress)
-        ticker = asyncio.create_task(_queue_ticker(env, skill, handle))
+        ticker = asyncio.create_task(_queue_ticker(env, skill, handle, shown))
+    started = time.monotonic()
     try:
         result = await handle.wait()
-    except (HubError, asyncio.CancelledError) as exc:
+    except asyncio.CancelledError:
+        if long:
+            ticker.cancel()  # the bridge is stopping: the job's own state says how it ends
+        raise
+    except HubError as exc:
         if long:
             ticker.cancel()
+            if shown[0]:
+                await env.io.progress(f"❌ {skill.name} · failed")
             await env.io.job_state("failed")
-        if isinstance(exc, asyncio.CancelledError):
-            raise
         raise HubError(f"{skill.name} (job {handle.id}): {exc}") from None
+    finally:
+        if unlisten is not None:
+            unlisten()
     if long:
         ticker.cancel()
-        await env.io.job_state("succeeded")
     await _send_result(env, skill, result)
+    if long:
+        if shown[0]:
+            await env.io.progress(f"✅ {skill.name} · done in {_seconds(time.monotonic() - started)}")
+        await env.io.job_state("succeeded")
+
+
+def _seconds(s: float) -> str:
+    return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
 
 
 def _eta(seconds: float | None) -> str:
@@ -287,9 +362,9 @@ def _eta(seconds: float | None) -> str:
     return f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
 
 
-async def _queue_ticker(env: CommandEnv, skill: Skill, handle) -> None:
+async def _queue_ticker(env: CommandEnv, skill: Skill, handle, shown: list[bool] | None = None) -> None:
     """While a job waits for the GPU, keep its progress line saying what it waits behind."""
-    shown = ""
+    last = ""
     while not handle.done and handle.status in ("queued", "waiting_approval"):
         try:
             snap = env.hub.gpu.snapshot()
@@ -300,8 +375,10 @@ async def _queue_ticker(env: CommandEnv, skill: Skill, handle) -> None:
             behind = ", ".join(snap.busy_with) or (f"loading {mine.resident}" if snap.resident != mine.resident
                                                    else snap.resident or "the GPU")
             text = f"⏳ {skill.name} · queued #{mine.position + 1} behind {behind}, {_eta(mine.eta_s)}"
-            if text != shown:
-                shown = text
+            if text != last:
+                last = text
+                if shown is not None:
+                    shown[0] = True
                 await env.io.progress(text)
         await asyncio.sleep(2.0)
 
