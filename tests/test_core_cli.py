@@ -37,3 +37,25 @@ def test_jobs_lists_the_rejected_run_with_its_error(tmp_path):
     _sovhub(tmp_path, "skill", "run", "search_blog", "limit=999")
     out = _sovhub(tmp_path, "jobs")
     assert out.returncode == 0 and "search_blog" in out.stdout and "rejected" in out.stdout
+
+
+def test_status_and_jobs_need_no_chat_secrets(tmp_path):
+    """A config whose Matrix password comes from a variable this shell does not have still reads state."""
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"""
+storage:
+  data_dir: {tmp_path}
+matrix:
+  enabled: true
+  homeserver: http://127.0.0.1:9
+  user_id: "@bot:example.org"
+  password_env: SOVHUB_TEST_UNSET_MATRIX_PASSWORD
+""")
+    env = {k: v for k, v in os.environ.items() if k != "SOVHUB_TEST_UNSET_MATRIX_PASSWORD"}
+    for args in (("status",), ("jobs",), ("status", "--json")):
+        out = subprocess.run([sys.executable, "-m", "hub.cli", *args, "--config", str(config)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, (args, out.stderr)
+    run = subprocess.run([sys.executable, "-m", "hub.cli", "run", "--config", str(config)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 1 and "SOVHUB_TEST_UNSET_MATRIX_PASSWORD" in run.stderr  # running still needs it

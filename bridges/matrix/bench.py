@@ -1,6 +1,9 @@
 """`sovhub bench matrix`: what the bridge adds to a turn, and whether one stalled room slows the others.
 
 Figures (JSON):
+- `vs_echo_bot`: p50 round trip of a one-token answer over the p50 of an echo bot of a few lines
+  written with matrix-nio (`echo_bot`), asked alternately in the same run on the same homeserver
+  (goal <= 1.3): what the hub's bot costs over the least a Matrix bot can do.
 - `overhead_ms`: median round trip of a one-token answer (human sends -> human sees the bot's
   message, through a real local Synapse) minus the median time the LLM stand-in itself takes for
   the same request (goal <= 150 ms).
@@ -81,6 +84,31 @@ async def _ask(human, room: str, text: str, bot_id: str, timeout: float = 60.0) 
     return time.perf_counter() - t0
 
 
+async def _echo_bot(homeserver: str, user, store: Path, encrypted: bool):
+    """The baseline: the echo bot people write first with matrix-nio (join on invite, answer every text)."""
+    from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, RoomMessageText
+
+    store.mkdir(parents=True, exist_ok=True)
+    client = AsyncClient(homeserver, user.user_id, store_path=str(store),
+                         config=AsyncClientConfig(encryption_enabled=encrypted, store_sync_tokens=False))
+    await client.login(user.password)
+
+    async def on_message(room, event) -> None:
+        if event.sender != client.user_id:
+            await client.room_send(room.room_id, "m.room.message", {
+                "msgtype": "m.text", "body": event.body,
+                "m.relates_to": {"m.in_reply_to": {"event_id": event.event_id}}}, ignore_unverified_devices=True)
+
+    async def on_invite(room, event) -> None:
+        if event.state_key == client.user_id:
+            await client.join(room.room_id)
+
+    await client.sync(timeout=0, full_state=True)  # what came before is not answered
+    client.add_event_callback(on_message, RoomMessageText)
+    client.add_event_callback(on_invite, InviteMemberEvent)
+    return client, asyncio.create_task(client.sync_forever(timeout=30000))
+
+
 async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float = 40.0,
               encrypted: bool = False) -> dict[str, Any]:
     if str(REPO) not in sys.path:
@@ -103,10 +131,12 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
     tmp = Path(tempfile.mkdtemp(prefix="sovhub-bench-matrix-"))
     synapse = SynapseServer(tmp / "synapse")
     await asyncio.to_thread(synapse.start)
-    hub = bridge = human = None
+    hub = bridge = human = echo_client = echo_task = None
     try:
         bot = synapse.register(f"bench{uuid.uuid4().hex[:6]}")
         person = synapse.register(f"person{uuid.uuid4().hex[:6]}")
+        echo_user = synapse.register(f"echo{uuid.uuid4().hex[:6]}")
+        echo_client, echo_task = await _echo_bot(synapse.url, echo_user, tmp / "echo", encrypted)
         async with serve_app(sglang_app()) as local_url, serve_app(anthropic_app()) as cloud_url:
             config = HubConfig.model_validate({
                 "storage": {"data_dir": str(tmp / "data")},
@@ -128,12 +158,23 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
                 return await human.create_room([bot.user_id], name=name, encrypted=encrypted,
                                                 wait_join=bot.user_id)
 
-            # 1. One room: round trip of a one-token answer vs the LLM's own time.
+            # 1. One room: round trip of a one-token answer vs the LLM's own time, and vs the echo
+            #    bot, asked alternately so both see the same homeserver and the same machine load.
             solo = await new_room("solo")
+            echo_room = await human.create_room([echo_user.user_id], name="echo", encrypted=encrypted,
+                                                wait_join=echo_user.user_id)
             await _ask(human, solo, "[[tokens 1]] warm-up", bot.user_id)
+            await _ask(human, echo_room, "warm-up", echo_user.user_id)
             solo_mark = len(bridge.timings)
-            single = [await _ask(human, solo, "[[tokens 1]]", bot.user_id) for _ in range(samples)]
+            single, echo = [], []
+            for _ in range(samples):
+                single.append(await _ask(human, solo, "[[tokens 1]]", bot.user_id))
+                echo.append(await _ask(human, echo_room, "[[tokens 1]]", echo_user.user_id))
             alone = list(bridge.timings)[solo_mark:]
+            echo_task.cancel()
+            with contextlib.suppress(BaseException):
+                await echo_task
+            await echo_client.close()
             llm = await _llm_time(local_url, samples)
 
             # 2. Many rooms: a burst without any stall (control), then one room stuck on a stalled
@@ -191,6 +232,9 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "encrypted": encrypted,
             "single_room": {"p50_ms": _ms(statistics.median(single)), "p95_ms": _ms(single_p95),
                             "n": len(single)},
+            "echo_bot": {"p50_ms": _ms(statistics.median(echo)), "p95_ms": _ms(_pct(echo, 0.95)), "n": len(echo)},
+            "vs_echo_bot": round(statistics.median(single) / statistics.median(echo), 2),
+            "vs_echo_bot_goal": 1.3,
             "llm_only": {"p50_ms": _ms(llm_med), "p95_ms": _ms(_pct(llm, 0.95)), "n": len(llm)},
             "overhead_ms": _ms(statistics.median(single) - llm_med),
             "overhead_goal_ms": 150,
@@ -214,6 +258,10 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "undecryptable": bridge_metrics.get("undecryptable", 0),
         }
     finally:
+        if echo_task is not None and not echo_task.done():
+            echo_task.cancel()
+        if echo_client is not None:
+            await echo_client.close()
         if human is not None:
             await human.close()
         if bridge is not None:

@@ -41,6 +41,20 @@ def get_config(path: Path | None) -> HubConfig:
     return config
 
 
+def get_state_config(path: Path | None) -> HubConfig:
+    """The config for commands that only read the hub's state (`status`, `jobs`): secrets this shell
+    does not have (a chat password's unset variable, an unreadable token file) are not needed to
+    read SQLite, so they are not required. An invalid config is still one clear line."""
+    from hub.config.loader import lenient_config
+
+    config = lenient_config(config_path(path))
+    if config is None:
+        return get_config(path)  # says what is wrong, line by line
+    setup_logging(config.logging.level, collect_secrets(config),
+                  str(config.logging.file) if config.logging.file else None, debug=STATE["debug"])
+    return config
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; a HubError becomes one clear line and exit 1 (`--debug` shows the traceback)."""
     try:

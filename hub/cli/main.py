@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hub.cli.common import STATE, console, fail, get_config, parse_assignments, run_async
+from hub.cli.common import STATE, console, fail, get_config, get_state_config, parse_assignments, run_async
 from hub.config import check_config
 from hub.errors import HubError
 
@@ -122,7 +122,7 @@ def status(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
     """Resident model, queue, swaps, recent jobs and spend."""
     from hub.cli.status import show_status
 
-    run_async(show_status(get_config(config), as_json))
+    run_async(show_status(get_state_config(config), as_json))
 
 
 @app.command()
@@ -135,7 +135,7 @@ def jobs(
     """Recent jobs, or one job with its events."""
     from hub.cli.status import show_jobs
 
-    run_async(show_jobs(get_config(config), limit, state, job_id))
+    run_async(show_jobs(get_state_config(config), limit, state, job_id))
 
 
 @app.command()
