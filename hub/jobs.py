@@ -62,6 +62,7 @@ class JobRecord:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    grant: Permission = Permission.write  # the caller's permission, kept so a resumed job has no more
 
     @property
     def duration_s(self) -> float | None:
@@ -84,6 +85,11 @@ class SkillRun:
     @property
     def config(self):
         return self.hub.config
+
+    @property
+    def grant(self) -> Permission:
+        """The caller's permission: what this job may pass on to the skills it starts."""
+        return self._handle.grant
 
     @property
     def artifacts_dir(self) -> Path:
@@ -126,8 +132,10 @@ class SkillRun:
 
 
 class JobHandle:
-    def __init__(self, job_id: str, skill: Skill, context: Context, job_class: str, priority: int) -> None:
+    def __init__(self, job_id: str, skill: Skill, context: Context, job_class: str, priority: int,
+                 grant: Permission = Permission.write) -> None:
         self.id = job_id
+        self.grant = grant
         self.skill = skill
         self.context = context
         self.job_class = job_class
@@ -209,7 +217,7 @@ class JobManager:
                    f"{Permission(grant).name}")
             await self._finish_early(start, "refused", msg)
             raise PermissionDenied(msg)
-        handle = JobHandle(start.job_id, skill, context, klass, priority)
+        handle = JobHandle(start.job_id, skill, context, klass, priority, grant)
         if job_id is not None and not resume:
             await self.flush()  # a caller-chosen (idempotent) id is on disk before the skill can run
         self.active[handle.id] = handle
@@ -291,7 +299,8 @@ class JobManager:
         self._write(
             "INSERT INTO jobs(id, skill, params, status, context, origin, user, parent_id, resident, job_class,"
             " priority, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (s.job_id, s.skill.name, json.dumps(s.raw_params, default=str), json.dumps(ctx.as_dict()),
+            (s.job_id, s.skill.name, json.dumps(s.raw_params, default=str),
+             json.dumps({**ctx.as_dict(), "grant": int(s.grant)}),
              ctx.origin, ctx.user, ctx.id, s.skill.resident, s.job_class, s.priority, time.time()))
         await self.add_event(s.job_id, "queued", {"origin": ctx.origin, "user": ctx.user})
 
@@ -315,6 +324,10 @@ class JobManager:
         self._write("UPDATE jobs SET status=?, result=?, error=?, finished_at=? WHERE id=?",
                     (status, payload, error, time.time(), handle.id))
         await self.add_event(handle.id, status, {"error": error} if error else {})
+        if status == "succeeded" and handle.skill.permission >= Permission.write:
+            # A side effect happened: its success row is on disk before anyone is told, so a crash
+            # after the caller heard "done" can never make the restart report it as interrupted.
+            await self.flush()
         await self.hub.bus.fire("job_finished", {"job_id": handle.id, "skill": handle.skill.name,
                                                  "status": status, "error": error}, handle.context)
 
@@ -336,12 +349,13 @@ class JobManager:
     # -- queries ---------------------------------------------------------------------------------
     @staticmethod
     def _record(row: Any) -> JobRecord:
+        context = json.loads(row["context"])
         return JobRecord(
             id=row["id"], skill=row["skill"], status=row["status"], params=json.loads(row["params"]),
-            context=Context.from_dict(json.loads(row["context"])), resident=row["resident"],
+            context=Context.from_dict(context), resident=row["resident"],
             job_class=row["job_class"], result=json.loads(row["result"]) if row["result"] else None,
             error=row["error"], created_at=row["created_at"], started_at=row["started_at"],
-            finished_at=row["finished_at"])
+            finished_at=row["finished_at"], grant=Permission(context.get("grant", Permission.write)))
 
     async def get(self, job_id: str) -> JobRecord:
         await self.flush()
@@ -399,7 +413,7 @@ class JobManager:
                                                          "status": "failed", "error": note}, record.context)
                 continue
             try:
-                await self.start(record.skill, record.params, record.context, grant=Permission.destructive,
+                await self.start(record.skill, record.params, record.context, grant=record.grant,
                                  job_class=record.job_class, job_id=record.id, resume=True)
             except HubError as exc:
                 log.warning("could not resume job %s: %s", record.id, exc)

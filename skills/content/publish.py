@@ -21,6 +21,7 @@ from skills.content.article import ARTICLE_SYSTEM, MAX_NOTES_CHARS, parse_draft,
 from skills.content.hero_image import RESIDENT as IMAGE_RESIDENT
 from skills.content.hero_image import HeroImageParams, render, resident_url
 from skills.content.llm import local_complete
+from skills.content.published import earlier, forget, notes_key, remember
 from skills.content.research import cite, gather
 from skills.content.site import Site, Transaction, build_error, git_publish, run_command
 from skills.content.slugs import SLUG_PATTERN, slugify
@@ -101,6 +102,14 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         )
     notes = read_notes(params.notes, [cfg.notes_dir, run.config.storage.artifacts_dir])
     total = 2 if params.draft else 5
+    key = notes_key(notes, site.root)
+    if not params.draft and not params.force and (before := await earlier(run.hub.store.db, key)):
+        await run.progress(total, total, "already published from these notes")
+        how = "" if before["done"] else (" (that run was interrupted after the site changed: check that it is "
+                                         "deployed and committed)")
+        return PublishResult(**{**before["result"], "warning": (
+            f"these notes were already published as {before['result']['slug']!r} by job {before['job_id']}"
+            f"{how}; nothing was published twice (force=true publishes again)")})
 
     await run.progress(0, total, "writing the article with the local model")
     async with run.use_resident(run.config.llm.local.resident, then=IMAGE_RESIDENT if params.image else None):
@@ -176,6 +185,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         if cfg.build_command:
             await run.progress(2, total, "building the site")
             built = await tx.build(cfg.build_command, cfg.command_timeout_s, log=run.artifacts_dir / "build.log")
+        await remember(run.hub.store.db, key, run.job_id, result(built=built is not None).model_dump(), done=False)
         tx.apply(built)
         if cfg.deploy_command:
             await run.progress(3, total, "deploying")
@@ -194,16 +204,19 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             site, paths, f"Publish: {draft.title}", cfg.git_push, cfg.command_timeout_s
         )
         await run.progress(5, total, "published")
-        return result(
+        final = result(
             built=built is not None,
             deployed=bool(cfg.deploy_command),
             committed=committed,
             pushed=pushed,
             warning=warning or None,
         )
+        await remember(run.hub.store.db, key, run.job_id, final.model_dump(), done=True)
+        return final
     except BaseException:
         if not live and not params.draft:
             tx.rollback()
+            await forget(run.hub.store.db, key)
         raise
     finally:
         tx.cleanup()
