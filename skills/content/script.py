@@ -1,7 +1,7 @@
 """Article -> spoken script: the model's prompt, a markdown-free clean-up and TTS-sized chunks.
 
-The clean-up is a safety net applied to whatever the model returns (and the whole rewrite when
-the model is skipped): no markdown, no code blocks, numbers and units as a person says them.
+The clean-up (`spoken.py`) is a safety net applied to whatever the model returns (and to the whole
+article when the model is skipped): no markdown, no code, numbers and units as a person says them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 import yaml
+
+from skills.content.spoken import to_speech
 
 SCRIPT_SYSTEM = (
     "You turn a blog article into the script of a short solo podcast episode that a text-to-speech "
@@ -19,46 +21,6 @@ SCRIPT_SYSTEM = (
     "every fact of the article, invent nothing, and close with a one-sentence sign-off."
 )
 
-UNITS = {
-    "tok/s": "tokens per second",
-    "tokens/s": "tokens per second",
-    "it/s": "iterations per second",
-    "GB/s": "gigabytes per second",
-    "MB/s": "megabytes per second",
-    "Gbit/s": "gigabits per second",
-    "TB": "terabytes",
-    "GB": "gigabytes",
-    "GiB": "gibibytes",
-    "MB": "megabytes",
-    "MiB": "mebibytes",
-    "KB": "kilobytes",
-    "kB": "kilobytes",
-    "ms": "milliseconds",
-    "µs": "microseconds",
-    "ns": "nanoseconds",
-    "s": "seconds",
-    "min": "minutes",
-    "h": "hours",
-    "W": "watts",
-    "kW": "kilowatts",
-    "GHz": "gigahertz",
-    "MHz": "megahertz",
-    "kHz": "kilohertz",
-    "Hz": "hertz",
-    "°C": "degrees Celsius",
-    "°F": "degrees Fahrenheit",
-    "B": "billion",
-    "M": "million",
-    "K": "thousand",
-    "k": "thousand",
-    "x": "times",
-    "%": "percent",
-}
-_UNIT_ALT = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
-NUMBER_UNIT = re.compile(rf"(?<![\w.])(\d+(?:[.,]\d+)?)\s?({_UNIT_ALT})(?![\w/])")
-RANGE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?[-–]\s?(\d+(?:\.\d+)?)(?=\s?[A-Za-z%°µ])")
-DECIMAL = re.compile(r"(?<![\w.])(\d+)\.(\d+)(?![\w.])")
-THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 FRONTMATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
@@ -82,46 +44,13 @@ def strip_thinking(text: str) -> str:
     return THINKING.sub("", text).strip()
 
 
-def strip_markdown(text: str) -> str:
-    _, text = split_frontmatter(strip_thinking(text))
-    text = re.sub(r"```.*?(```|\Z)", " ", text, flags=re.S)  # fenced code: not read out
-    text = re.sub(r"~~~.*?(~~~|\Z)", " ", text, flags=re.S)
-    text = re.sub(r"<[^>]+>", " ", text)  # HTML / MDX components
-    text = re.sub(r"^[ \t]*(import|export)[ \t].*$", " ", text, flags=re.M)  # MDX imports
-    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", "", text)  # images
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their text
-    text = re.sub(r"https?://\S+", "", text)
-    text = re.sub(r"`([^`]*)`", r"\1", text)
-    text = re.sub(r"^[ \t]{0,3}#{1,6}[ \t]*(.+?)[ \t]*#*[ \t]*$", r"\1.", text, flags=re.M)  # headings end a sentence
-    text = re.sub(r"^[ \t]*([-*+]|\d+[.)])[ \t]+(.*)$", r"\2.", text, flags=re.M)  # list items
-    text = re.sub(r"^[ \t]*>[ \t]?", "", text, flags=re.M)
-    text = re.sub(r"^[ \t]*\|?[ \t]*:?-{3,}.*$", "", text, flags=re.M)  # table rules
-    text = text.replace("|", ", ")
-    text = re.sub(r"(\*\*|__|\*|_|~~)(?=\S)(.+?)(?<=\S)\1", r"\2", text)
-    text = re.sub(r"^[ \t]*([-*_][ \t]*){3,}$", "", text, flags=re.M)  # horizontal rules
-    text = re.sub(r"\.\.+", ".", text)
-    return text
-
-
-def speak_numbers(text: str) -> str:
-    text = THOUSANDS.sub("", text)
-    text = RANGE.sub(r"\1 to \2", text)
-    text = NUMBER_UNIT.sub(lambda m: f"{m.group(1)} {UNITS[m.group(2)]}", text)
-    text = DECIMAL.sub(r"\1 point \2", text)
-    return text
+TOML_FRONTMATTER = re.compile(r"\A\+\+\+\s*\n.*?\n\+\+\+\s*\n", re.S)
 
 
 def clean_script(text: str) -> str:
-    """Plain spoken prose: paragraphs kept, everything a voice cannot read removed or spelled out."""
-    text = speak_numbers(strip_markdown(text))
-    paragraphs = []
-    for para in re.split(r"\n\s*\n", text):
-        para = re.sub(r"\s+", " ", para).strip()
-        para = re.sub(r"\s+([.,;:!?])", r"\1", para)
-        para = re.sub(r"([.!?])[.,]+", r"\1", para)
-        if re.search(r"[A-Za-z0-9]", para):
-            paragraphs.append(para)
-    return "\n\n".join(paragraphs)
+    """Plain spoken prose (see spoken.py): no frontmatter, no thinking, no markdown, numbers in words."""
+    _, text = split_frontmatter(strip_thinking(text))
+    return to_speech(TOML_FRONTMATTER.sub("", text))
 
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
