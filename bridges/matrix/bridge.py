@@ -457,7 +457,8 @@ class MatrixBridge:
         request = TurnRequest(text=text, context=context, conversation=self._conversation(ev.room_id, thread_root),
                               room_policy=policy, override=override,
                               grant=Permission.destructive if role == "owner" else Permission.write,
-                              approver=self._approver(ev.room_id, rel))
+                              approver=self._approver(ev.room_id, rel),
+                              request_id=f"{BRIDGE}:{ev.event_id}")  # a replayed turn never reruns a write tool
         try:
             await sink.start()
             await self.hub.chat.turn(request, sink)

@@ -27,6 +27,8 @@ class TurnRequest:
     grant: Permission = Permission.write  # which skills the model may call as tools
     caller_policy: str | None = None  # the caller's own policy (an MCP token's), see hub/privacy.py
     approver: Approver | None = None  # async (skill, params, ctx) -> bool, asked before a destructive tool runs
+    request_id: str | None = None  # the message's stable id (e.g. its Matrix event): a replayed turn's tool
+    #                                calls with side effects follow the jobs they started, never run twice
 
 
 class ReplySink(Protocol):

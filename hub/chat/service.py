@@ -25,7 +25,7 @@ from hub.chat.budget import BudgetExceeded, Hold, Ledger, estimate_usd
 from hub.chat.health import Health
 from hub.chat.memory import Memory, fit
 from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
-from hub.chat.tools import Toolbox
+from hub.chat.tools import ReplayGuard, Toolbox
 from hub.config.llm import ModelPrice
 from hub.context import Context
 from hub.errors import HubError, StoreError
@@ -196,10 +196,11 @@ class ChatService:
         if route.notice:
             await sink.notice(route.notice)
         turn = _Turn(req, ctx, sink, route.target, route.fallback, route.reason, avoided=route.avoided)
+        guard = ReplayGuard(req.request_id) if req.request_id else None
         try:
             result = await run_agent(
                 messages, tools, call=lambda m, t: self._call(turn, m, t),
-                execute=lambda c: self.toolbox.run(c, ctx, req.grant, req.approver),
+                execute=lambda c: self.toolbox.run(c, ctx, req.grant, req.approver, guard),
                 max_steps=self.config.llm.max_tool_steps)
         except (LLMError, BudgetExceeded, CloudRefused) as exc:
             message = self._failure_text(exc, turn, policy)
