@@ -27,6 +27,7 @@ from hub.errors import (
     PermissionDenied,
     SkillFailed,
     SkillTimeout,
+    StoreError,
     UnknownJob,
 )
 from hub.gpu_api import Lease
@@ -219,7 +220,11 @@ class JobManager:
             raise PermissionDenied(msg)
         handle = JobHandle(start.job_id, skill, context, klass, priority, grant)
         if job_id is not None and not resume:
-            await self.flush()  # a caller-chosen (idempotent) id is on disk before the skill can run
+            try:
+                await self.flush()  # a caller-chosen (idempotent) id is on disk before the skill can run
+            except StoreError as exc:  # e.g. disk full: it never runs, and its queued rows end "failed"
+                await self._finish_early(start, "failed", str(exc))
+                raise
         self.active[handle.id] = handle
         handle._task = asyncio.create_task(self._run(start, model, handle), name=f"job-{handle.id}")
         await self.hub.bus.fire("job_queued", {"job_id": handle.id, "skill": skill.name,

@@ -20,17 +20,46 @@ def _cap_writer(store: Store, pages: int) -> None:
         store.writer._conn.execute(f"PRAGMA max_page_count = {pages}")
 
 
+FILLER = "filler-"
+
+
+def _pack_job_tables(store: Store) -> None:
+    """Use up the free pages and the room left in the job tables' pages, so even a small job row fails."""
+    conn = store.writer._conn
+    n = 0
+    for size in (3000, 700, 150, 40, 8):
+        while True:
+            try:
+                conn.execute("INSERT INTO jobs(id, skill, params, status, context, origin, created_at) "
+                             "VALUES (?, 'filler', ?, 'filler', '{}', 'cli', 0)", (f"{FILLER}{n}", "x" * size))
+                conn.execute("INSERT INTO job_events(job_id, at, type, data) VALUES (?, 0, 'filler', ?)",
+                             (f"{FILLER}{n}", "x" * size))
+                n += 1
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    raise
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                break
+
+
 async def fill_disk(store: Store) -> None:
-    """From now on every write needing a new page fails with SQLITE_FULL."""
+    """From now on every write needing a new page fails with SQLITE_FULL (job rows of any size too)."""
     await store.flush()
     await store.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
     await store.db.execute_fetchall("PRAGMA max_page_count = 1")  # SQLite keeps it at least the current size
     _cap_writer(store, 1)
+    if store.writer is not None:
+        _pack_job_tables(store)
 
 
 async def free_disk(store: Store) -> None:
     await store.db.execute_fetchall(f"PRAGMA max_page_count = {UNCAPPED}")
     _cap_writer(store, UNCAPPED)
+    if store.writer is not None:
+        conn = store.writer._conn
+        conn.execute("DELETE FROM job_events WHERE job_id LIKE ?", (FILLER + "%",))
+        conn.execute("DELETE FROM jobs WHERE id LIKE ?", (FILLER + "%",))
 
 
 @asynccontextmanager

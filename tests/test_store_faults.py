@@ -82,3 +82,22 @@ async def test_a_job_started_on_a_full_disk_is_never_reported_unknown(tmp_path):
         assert (await hub.status())["storage"]["state"] == "ok"
     finally:
         await hub.stop()
+
+
+async def test_a_caller_chosen_job_id_on_a_full_disk_is_refused_and_ends_failed_never_runs_later(tmp_path):
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    hub = await Hub.start(config, skills=test_registry(), components=())
+    try:
+        async with disk_full(hub.store):
+            with pytest.raises(StoreError, match="storage full"):
+                await hub.start_skill("echo", {"text": "x"}, Context.new("mcp", user="t"), job_id="chosen1")
+            assert "chosen1" not in hub.jobs.active
+        record = await hub.jobs.get("chosen1")
+        assert record.status == "failed" and "storage full" in record.error and record.result is None
+    finally:
+        await hub.stop()
+    hub = await Hub.start(config, skills=test_registry(), components=())  # nothing to resume
+    try:
+        assert (await hub.jobs.get("chosen1")).status == "failed" and not hub.jobs.active
+    finally:
+        await hub.stop()

@@ -122,6 +122,8 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
             record = await hub.jobs.get(job_id)
         except UnknownJob:
             raise refusal(f"no job {job_id!r}") from None
+        except HubError as exc:  # e.g. storage full: the job exists but its row cannot be written yet
+            raise refusal(f"job {job_id!r}: {exc}") from None
         if not who.is_owner and not (record.context.origin == "mcp" and record.context.user == who.name):
             raise refusal(f"no job {job_id!r} among yours (only the owner role sees other callers' jobs)")
         return record
