@@ -177,3 +177,31 @@ async def test_a_kill_at_any_step_of_a_slot_still_runs_it_exactly_once_after_the
             assert schedule.next_run_at > time.time() + 1800
     finally:
         await hub.stop()
+
+
+async def test_a_slot_that_cannot_be_written_fires_once_the_store_can_write_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(service_mod, "DEFAULT_POLL_S", 0.2)
+    hub = await start(tmp_path)
+    blocker = sqlite3.connect(tmp_path / "sovhub.db", isolation_level=None)
+    try:
+        await hub.schedules.add("locked", f"at {_soon(0.3)}", "echo", {"text": "late but once"})
+        blocker.execute("BEGIN IMMEDIATE")  # the slot comes while another process holds the write lock
+
+        async def failed_once():
+            return hub.store.health.errors_total >= 1
+
+        await wait_for(failed_once, timeout=15)
+        assert not await runs_of(hub, "locked")
+        blocker.execute("ROLLBACK")
+
+        async def ran():
+            runs = await runs_of(hub, "locked")
+            return runs and runs[-1].status == "succeeded"
+
+        await wait_for(ran, timeout=15)
+        await asyncio.sleep(0.5)
+        assert [r.status for r in await runs_of(hub, "locked")] == ["succeeded"]
+        assert (await hub.schedules.get("locked")).state == "done"
+    finally:
+        blocker.close()
+        await hub.stop()

@@ -296,8 +296,17 @@ class ScheduleService:
         job_id = new_id()
         self._starting.add(context.id)
         try:
-            run_id = await self.book.take_slot(schedule.id, at=now, next_run_at=self._aps_next(schedule.id),
-                                               context_id=context.id, job_id=job_id, scheduled_for=slot)
+            try:
+                run_id = await self.book.take_slot(schedule.id, at=now, next_run_at=self._aps_next(schedule.id),
+                                                   context_id=context.id, job_id=job_id, scheduled_for=slot)
+            except sqlite3.Error as exc:
+                # Nothing was written: the slot is still due in SQLite. Reload it at the next poll, so it
+                # fires once the store can write again (within its grace time, else it is recorded missed).
+                self.hub.store.health.failed(exc, "schedules")
+                self._loaded.pop(schedule.id, None)
+                log.error("schedule %s could not take its slot (%s); retried at the next poll", schedule.name,
+                          describe(exc))
+                return
             await self._start_job(schedule, run_id, context, job_id)
         finally:
             self._starting.discard(context.id)
