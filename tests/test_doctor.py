@@ -198,6 +198,13 @@ def test_blog_check_wants_a_git_checkout_with_a_remote_when_pushing(tmp_path):
     assert remotes == ["git@example.org:me/blog.git"]
     assert checks.blog(site, True, remotes, True).status == "ok"
     assert checks.blog(site, True, remotes, False).status == "warn"
+    key = tmp_path / "blog_deploy_key"
+    key.write_text("")
+    keyless = checks.blog(site, True, remotes, True, key)
+    assert keyless.status == "warn" and "ssh-keygen" in keyless.fix
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    assert checks.blog(site, True, remotes, True, key).status == "ok"
+    assert checks.blog(site, True, ["https://example.org/blog.git"], True, tmp_path / "none").status == "ok"
 
 
 def test_ports_check_tells_a_stranger_from_a_sovhub_container(tmp_path):

@@ -111,15 +111,23 @@ def images(compose: ComposeFile, d: DockerFacts, services: list[str]) -> Check:
     if not d.reachable:
         return _no_docker("images")
     missing, unpinned, stale, pins = [], [], [], []
+    to_build: list[str] = []
+    to_pull: list[str] = []
+    builders = {compose.service(n).get("image"): n for n in services if compose.service(n).get("build")}
+    seen: set[str] = set()
     for name in services:
         svc = compose.service(name)
         ref = svc.get("image")
-        if not ref:
+        if not ref or ref in seen:
             continue
+        seen.add(ref)
         info = d.images.get(ref)
-        how = f"docker compose build {name}" if svc.get("build") else f"docker compose pull {name}"
+        how = f"docker compose build {builders[ref]}" if ref in builders else f"docker compose pull {name}"
+        if ref in builders and not svc.get("build"):
+            svc = compose.service(builders[ref])  # e.g. drop-caches runs the hub's image
         if info is None or "error" in (info or {}):
             missing.append(f"{name}: {ref} is not here ({how})")
+            (to_build if ref in builders else to_pull).append(builders.get(ref, name))
             continue
         if svc.get("build"):
             args = svc["build"].get("args") or {}
@@ -141,14 +149,17 @@ def images(compose: ComposeFile, d: DockerFacts, services: list[str]) -> Check:
         if var and digest:
             pins.append(f"{var}={ref}@{digest}")
     if missing or stale:
+        pulls = to_pull + [line.split(":")[0] for line in stale]
+        steps = ([f"docker compose --profile models build {' '.join(to_build)}"] if to_build else []) + \
+            ([f"docker compose pull {' '.join(pulls)}"] if pulls else [])
         return Check("images", "fail", f"{len(missing)} missing, {len(stale)} differ from their digest",
-                     missing + stale + unpinned, fix="docker compose --profile models build && docker compose pull")
+                     missing + stale + unpinned, fix=" && ".join(steps))
     if unpinned:
         fix = ("add to compose/.env: " + "  ".join(pins)) if pins else \
             "pin each by digest (docker image inspect --format '{{index .RepoDigests 0}}' IMAGE)"
-        return Check("images", "warn", f"{len(services)} images present, {len(unpinned)} not pinned by digest",
+        return Check("images", "warn", f"{len(seen)} images present, {len(unpinned)} not pinned by digest",
                      unpinned, fix=fix)
-    return Check("images", "ok", f"{len(services)} images present and pinned")
+    return Check("images", "ok", f"{len(seen)} images present and pinned")
 
 
 def containers(d: DockerFacts, created: list[str], running: list[str]) -> Check:
@@ -217,8 +228,9 @@ def weights(compose: ComposeFile, d: DockerFacts, needs: list[Need]) -> Check:
             ok.append(need.server)
         else:
             problems.append(f"{need.server}: {need.container_path} ({path}) is missing or has no weights")
+    problems = list(dict.fromkeys(problems))  # one missing volume, several needs: one line
     if problems:
-        return Check("weights", "fail", f"{len(problems)} of {len(needs)} missing", problems + unreadable,
+        return Check("weights", "fail", f"{len(problems)} problem(s) with {len(needs)} needed", problems + unreadable,
                      fix="docker compose --profile setup run --rm fetch-models")
     if unreadable:
         return Check("weights", "warn", "volumes not readable by this user", unreadable, fix="sudo sovhub doctor")
@@ -311,7 +323,12 @@ def docker_endpoint(e: EndpointFacts | None, proxy_state: str | None = "running"
     return Check("docker_proxy", "ok", f"{e.url} answers and filters (images list: {e.forbidden_probe})")
 
 
-def blog(path: Path | None, push: bool, remotes: list[str] | None, has_modules: bool) -> Check:
+def _ssh_remote(url: str) -> bool:
+    return url.startswith("ssh://") or ("@" in url.split(":", 1)[0] and "://" not in url)
+
+
+def blog(path: Path | None, push: bool, remotes: list[str] | None, has_modules: bool,
+         deploy_key: Path | None = None) -> Check:
     if path is None:
         return Check("blog", "ok", "no blog configured (skills.content.blog_dir)")
     if not path.is_dir():
@@ -324,13 +341,18 @@ def blog(path: Path | None, push: bool, remotes: list[str] | None, has_modules: 
     if push and not remotes:
         return Check("blog", "fail", f"{path} has no git remote but skills.content.git_push is on",
                      fix=f"git -C {path} remote add origin <url>, or set skills.content.git_push: false")
+    if push and remotes and _ssh_remote(remotes[0]) and deploy_key is not None and (
+            not deploy_key.is_file() or deploy_key.stat().st_size == 0):
+        details.append(f"pushes to {remotes[0]} over SSH but the deploy key {deploy_key} is empty or missing")
     if not (path / "package.json").is_file():
         details.append("no package.json: not an Astro site?")
     elif not has_modules:
         details.append("no node_modules: the build cannot run")
     if details:
-        return Check("blog", "warn", f"{path} is a git repository", details,
-                     fix="docker compose run --rm --no-deps hub sh -c 'cd /blog && npm ci'")
+        fix = "docker compose run --rm --no-deps hub sh -c 'cd /blog && npm ci'"
+        if any("deploy key" in d for d in details):
+            fix = "ssh-keygen -t ed25519 -N '' -f compose/secrets/blog_deploy_key (add the .pub as a deploy key)"
+        return Check("blog", "warn", f"{path} is a git repository", details, fix=fix)
     return Check("blog", "ok", f"{path}: git" + (f", remote {remotes[0]}" if remotes else "") + ", node_modules")
 
 

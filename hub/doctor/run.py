@@ -157,8 +157,10 @@ def run(inputs: DoctorInputs) -> list[Check]:
     config_path = inputs.config or _config_path(compose)
     config, error = _load(config_path, compose) if config_path else (None, "no hub config found")
     out.append(checks.config_check(error, config_path))
-    image_services = [s for s, svc in compose.services.items() if svc.get("image") and "setup" not in
-                      (svc.get("profiles") or [])]
+    # the stack proper: what `up` starts and what the hub starts (profile models); optional profiles
+    # (matrix: a homeserver of its own; setup: the one-off download) are not required
+    image_services = [s for s, svc in compose.services.items()
+                      if svc.get("image") and set(svc.get("profiles") or []) <= {"models"}]
     residents = config.residents.servers if config else {}
     model_containers = [r.driver.container or _container(compose, r.driver.compose_service or n)
                         for n, r in residents.items() if r.driver.type == "docker"]
@@ -207,7 +209,8 @@ def run(inputs: DoctorInputs) -> list[Check]:
         blog_host = Path(found[0].source) / found[1] if found and found[0].kind == "bind" else Path(blog_dir)
     remotes = _git_remotes(blog_host) if blog_host is not None and (blog_host / ".git").exists() else None
     out.append(checks.blog(blog_host, config.skills.content.git_push, remotes,
-                           blog_host is not None and (blog_host / "node_modules").is_dir()))
+                           blog_host is not None and (blog_host / "node_modules").is_dir(),
+                           compose.secret_file("blog_deploy_key")))
     llm = config.llm.local.resident
     if llm in residents and (residents[llm].driver.compose_service or llm) in compose.services:
         out.append(checks.sglang_flags(config, compose, residents[llm].driver.compose_service or llm))
