@@ -7,6 +7,7 @@ of the hub config is a service with the same container name, port and health URL
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -15,6 +16,8 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.config import check_config, load_config
 from hub.doctor.composefile import ComposeFile, interpolate, server_args
@@ -313,3 +316,25 @@ def test_compose_file_loader_of_the_doctor_reads_this_file(tmp_path):
     (tmp_path / "compose.yaml").write_text(COMPOSE.read_text())
     (tmp_path / ".env").write_text("# pinned\nSGLANG_IMAGE='lmsysorg/sglang:x@sha256:abc'\n")
     assert ComposeFile.load(tmp_path / "compose.yaml", {}).service("sglang")["image"] == "lmsysorg/sglang:x@sha256:abc"
+
+
+@functools.cache
+def _shipped_proxy_rules() -> dict[str, list[re.Pattern]]:
+    return _proxy_rules(yaml.safe_load(interpolate(COMPOSE.read_text())))
+
+
+ALLOWED_TO_RUN = {"sovhub-sglang", "sovhub-comfyui", "sovhub-vllm-omni", "sovhub-drop-caches"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.from_regex(r"[A-Za-z0-9_.%/-]{1,40}", fullmatch=True),
+       action=st.sampled_from(["start", "stop", "restart", "kill", "exec", "attach", "update", "wait", "archive"]),
+       suffix=st.sampled_from(["", "/", "/x", "/../create", "?x=1"]),
+       version=st.sampled_from(["/v1.41", "/v1.47", "", "/v2.0"]))
+def test_the_proxy_lets_nothing_run_but_the_model_servers_and_the_helper(name, action, suffix, version):
+    """Property: a POST passes only as start/stop/restart of one of four names, whatever the path holds."""
+    rules = _shipped_proxy_rules()
+    path = f"{version}/containers/{name}/{action}{suffix}"
+    expected = (name in ALLOWED_TO_RUN and action in ("start", "stop", "restart") and suffix == ""
+                and version.startswith("/v1."))
+    assert _allowed(rules, "POST", path) == expected, path

@@ -89,11 +89,16 @@ def test_exclusive_check_fails_when_two_model_servers_could_share_the_pool(tmp_p
     assert bad.status == "fail" and any("comfyui + vllm-omni" in d for d in bad.details)
 
 
+@pytest.fixture(scope="module")
+def gb10_config(tmp_path_factory):
+    return _config(tmp_path_factory.mktemp("gb10"))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.floats(1, 120), st.booleans()), min_size=2, max_size=5), st.floats(60, 130))
-def test_no_pair_the_doctor_passes_can_be_co_resident(tmp_path_factory, servers, pool):
+def test_no_pair_the_doctor_passes_can_be_co_resident(gb10_config, servers, pool):
     """Property: whenever `exclusive` passes, every pair is too big for the budget or has an exclusive member."""
-    base = _config(tmp_path_factory.mktemp("c"))
+    base = gb10_config
     budget = pool - 8
     residents = base.residents.model_copy(deep=True)
     template = next(iter(residents.servers.values()))
