@@ -334,7 +334,13 @@ def test_containers_and_weights_checks_against_real_volumes(docker_cleanup, tmp_
         assert checks.containers(d, ["sovhub-sglang"], ["sovhub-sglang"]).status == "fail"
         engine.run_python("sovhub-sglang", ["-c", "import time; time.sleep(60)"])
         d = facts.docker_facts(engine.base_url, [], [], ["sovhub-sglang"])
-        assert checks.containers(d, ["sovhub-sglang"], ["sovhub-sglang"]).status == "ok"
+        foreign = checks.containers(d, ["sovhub-sglang"], ["sovhub-sglang"], {"sovhub-sglang": "sglang"})
+        assert foreign.status == "fail" and "not labelled sovhub.resident=sglang" in foreign.details[0]
+        client.containers.get("sovhub-sglang").remove(force=True)
+        engine.run_python("sovhub-sglang", ["-c", "import time; time.sleep(60)"],
+                          labels={"sovhub.resident": "sglang"})
+        d = facts.docker_facts(engine.base_url, [], [], ["sovhub-sglang"])
+        assert checks.containers(d, ["sovhub-sglang"], ["sovhub-sglang"], {"sovhub-sglang": "sglang"}).status == "ok"
     finally:
         for c in client.containers.list(all=True, filters={"name": "sovhub-sglang"}):
             c.remove(force=True)
@@ -366,7 +372,7 @@ async def test_the_hub_drives_its_containers_through_the_compose_allowlist(docke
     import docker as docker_sdk
 
     from hub.config.residents import DropCachesConfig
-    from hub.scheduler.drivers.docker import DockerDriver
+    from hub.scheduler.drivers.docker import OWNER_LABEL, DockerDriver
     from hub.scheduler.memory import MemoryGuard
     from skills.ops import dockerctl
 
@@ -374,7 +380,7 @@ async def test_the_hub_drives_its_containers_through_the_compose_allowlist(docke
     engine.client.containers.create(engine.image, ["sh", "-c", "exit 0"], name="sovhub-drop-caches",
                                     labels={TEST_LABEL: "1"}, network_mode="none")
     engine.client.containers.create(engine.image, ["sh", "-c", "echo loaded; sleep 60"], name="sovhub-comfyui",
-                                    labels={TEST_LABEL: "1"}, network_mode="none", init=True)
+                                    labels={TEST_LABEL: "1", OWNER_LABEL: "comfyui"}, network_mode="none", init=True)
     with SocketProxy(tmp_path / "p.sock", str(engine.socket), compose_rules(COMPOSE)) as proxy:
         driver = DockerDriver("comfyui", container="sovhub-comfyui", docker_host=proxy.url)
         await driver.start()

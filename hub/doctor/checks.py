@@ -14,6 +14,7 @@ from hub.doctor import nvfp4
 from hub.doctor.composefile import ComposeFile, server_args
 from hub.doctor.facts import DockerFacts, EndpointFacts, GpuFacts
 from hub.doctor.report import Check
+from hub.scheduler.drivers.docker import OWNER_LABEL  # the driver adopts only containers labelled for it
 
 MIN_CUDA = (13, 0)       # the cu13 SGLang image and vLLM 0.30's torch 2.13 are CUDA 13.0 builds
 MIN_DRIVER = 580         # the first driver branch with CUDA 13.0
@@ -162,13 +163,20 @@ def images(compose: ComposeFile, d: DockerFacts, services: list[str]) -> Check:
     return Check("images", "ok", f"{len(seen)} images present and pinned")
 
 
-def containers(d: DockerFacts, created: list[str], running: list[str]) -> Check:
+def containers(d: DockerFacts, created: list[str], running: list[str],
+               owners: dict[str, str] | None = None) -> Check:
+    """Every container created; each model container labelled for its resident; the stack running."""
     if not d.reachable:
         return _no_docker("containers")
     absent = [n for n in created if d.containers.get(n) is None]
     if absent:
         return Check("containers", "fail", f"not created: {', '.join(absent)}", [],
                      fix="docker compose --profile models create (after every image upgrade, too)")
+    foreign = [f"{n} is not labelled {OWNER_LABEL}={r} (the hub will not start or stop it)"
+               for n, r in sorted((owners or {}).items()) if (d.labels.get(n) or {}).get(OWNER_LABEL) != r]
+    if foreign:
+        return Check("containers", "fail", f"{len(foreign)} container(s) not made by this compose file", foreign,
+                     fix="remove them (docker rm NAME) and docker compose --profile models create")
     stopped = [f"{n} is {d.containers.get(n)}" for n in running if d.containers.get(n) != "running"]
     if stopped:
         return Check("containers", "warn", f"{len(created)} created; not running: "

@@ -79,6 +79,7 @@ class DockerFacts:
     images: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     volumes: dict[str, str | None] = field(default_factory=dict)     # name -> mountpoint (None: absent)
     containers: dict[str, str | None] = field(default_factory=dict)  # name -> status (None: absent)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)   # name -> container labels
 
 
 def docker_facts(url: str | None, images: list[str], volumes: list[str], containers: list[str]) -> DockerFacts:
@@ -107,7 +108,9 @@ def docker_facts(url: str | None, images: list[str], volumes: list[str], contain
                 facts.volumes[name] = None
         for name in containers:
             try:
-                facts.containers[name] = client.containers.get(name).status
+                found = client.containers.get(name)
+                facts.containers[name] = found.status
+                facts.labels[name] = dict(found.labels or {})
             except docker.errors.NotFound:
                 facts.containers[name] = None
     finally:

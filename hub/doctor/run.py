@@ -176,7 +176,9 @@ def run(inputs: DoctorInputs) -> list[Check]:
         out.append(checks.memory(config, mem, mem_error))
         out.append(checks.exclusive(config, set(residents)))
     out.append(checks.images(compose, docker, image_services))
-    out.append(checks.containers(docker, sorted({*model_containers, *helpers, *always}), always))
+    owners = {r.driver.container or _container(compose, r.driver.compose_service or n): n
+              for n, r in residents.items() if r.driver.type == "docker"}
+    out.append(checks.containers(docker, sorted({*model_containers, *helpers, *always}), always, owners))
     if config is None:
         return out
     needs, nvfp4_need = _needs(config, compose)
