@@ -11,6 +11,7 @@ from statistics import median
 
 from hub.errors import HubError
 from hub.scheduler.baselines import POLICIES
+from hub.scheduler.bound import lower_bound_loads
 from hub.scheduler.model import JOB_CLASSES
 from hub.scheduler.simulator import simulate
 from hub.scheduler.traces import TRACES, make
@@ -22,10 +23,12 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": median(values), "max": max(values)}
 
 
-def _summary(runs: list[dict]) -> dict:
+def _summary(runs: list[dict], bounds: list[int | None]) -> dict:
     """min/median/max over seeds of the figures that matter, plus every stall."""
+    ratios = [r["swaps"] / b for r, b in zip(runs, bounds, strict=True) if b]
     return {
         "swaps": _spread([r["swaps"] for r in runs]),
+        "swaps_over_lower_bound": {k: round(v, 2) for k, v in _spread(ratios).items()} if ratios else None,
         "wait_max_s": {c: _spread([r["wait_max_s"][c] for r in runs]) for c in JOB_CLASSES},
         "wait_p95_s": {c: _spread([r["wait_p95_s"][c] for r in runs]) for c in JOB_CLASSES},
         "bound_violations": sum(sum(r["bound_violations"].values()) for r in runs),
@@ -40,7 +43,9 @@ def _summary(runs: list[dict]) -> dict:
 def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1) -> dict:
     """Simulate `trace` under each policy (comma-separated names; default all). With `seeds` > 1,
     every policy runs on seeds `seed`..`seed+seeds-1` and the result holds min/median/max per
-    policy (`summary`) and the per-seed swap counts (`by_seed`). `ok` is false when any policy stalled."""
+    policy (`summary`) and the per-seed swap counts (`by_seed`). `lower_bound_swaps` is the fewest
+    loads any schedule that keeps every bound needs (`hub.scheduler.bound`). `ok` is false when any
+    policy stalled."""
     if trace not in TRACES:
         raise HubError(f"unknown trace {trace!r} (known: {', '.join(TRACES)})")
     if seeds < 1:
@@ -54,14 +59,18 @@ def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1)
     for tr in traces:
         for name in names:
             per_seed[name].append({"seed": tr.seed, **simulate(tr, name)})
+    bounds = [lower_bound_loads(tr) for tr in traces]
     first = traces[0]
     out: dict = {"trace": trace, "seed": seed, "seeds": seeds,
                  "jobs": sum(len(s.steps) for s in first.sessions), "horizon_s": first.horizon_s}
     if seeds == 1:
+        out["lower_bound_swaps"] = bounds[0]
         out["policies"] = {n: per_seed[n][0] for n in names}
     else:
-        out["summary"] = {n: _summary(per_seed[n]) for n in names}
-        out["by_seed"] = [{"seed": tr.seed, **{n: per_seed[n][i]["swaps"] for n in names}}
+        known = [b for b in bounds if b is not None]
+        out["lower_bound_swaps"] = _spread(known) if known else None
+        out["summary"] = {n: _summary(per_seed[n], bounds) for n in names}
+        out["by_seed"] = [{"seed": tr.seed, "lower_bound": bounds[i], **{n: per_seed[n][i]["swaps"] for n in names}}
                           for i, tr in enumerate(traces)]
     out["stalls"] = sum(1 for n in names for r in per_seed[n] if r["stalled"])
     out["ok"] = out["stalls"] == 0

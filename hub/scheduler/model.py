@@ -55,6 +55,7 @@ class PolicyParams:
     min_residency_s: float = 60.0
     busy_timeout_s: float = 600.0  # a job running this long past its estimate counts as hung
     anticipation_s: float = 15.0  # how long a declared follow-up (`then=`) holds its place
+    conversation_s: float = 120.0  # after an interactive answer, its resident is kept this long for the next turn
     urgency_margin_s: float = 30.0  # act this long before a job would cross its max wait
     rent_factor: float = 1.0  # idle this many round trips of swaps before returning to the default
     swap_cost_alpha: float = 0.3  # weight of the newest measurement in the moving average
@@ -100,6 +101,7 @@ class Reservation:
     rank_since: float
     expires_at: float
     after: str = ""  # the resident of the step that declared it
+    conversation: bool = False  # kept after an interactive answer for the next turn (nothing declared)
 
 
 @dataclass(frozen=True)

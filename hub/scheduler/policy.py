@@ -1,6 +1,8 @@
 """The sovhub policy: `decide(state, now) -> actions`, a pure function (no I/O, no wall clock).
 
-Rules, in the order they bind:
+Rules, in the order they bind (hub/scheduler/DESIGN.md has the invariants a change must keep):
+0. a resident that came up serves its first wave before anything may freeze or unload it (the
+   progress guarantee: no load is undone before it did the work it was made for);
 1. a job that would cross its class's max wait (counting the swap it needs) forces that swap:
    nothing more is dispatched to the residents in its way, they drain and are evicted;
 2. jobs are ranked by class, priority and age (aging); the best ones run when their resident is ready;
@@ -13,7 +15,9 @@ Rules, in the order they bind:
    marks the server hung, and only then is it force-stopped;
 6. never exceed the memory budget: load only once the evicted residents' memory is back;
 7. idle: return to the default resident after idling about as long as a wrong return would cost
-   (one round trip of swaps: rent or buy).
+   (one round trip of swaps: rent or buy);
+8. after an interactive answer its resident is kept `conversation_s` for the next turn against
+   lower classes. When bounds collide, they give way earliest deadline first, then by class.
 """
 
 from __future__ import annotations
@@ -196,8 +200,10 @@ def decide(state: SchedState, now: float) -> list[Action]:
             acts.append(Fail(j.id, why))
         else:
             queue.append(j)
-    holds = [r for r in state.reservations if r.expires_at > now and r.resident in state.specs]
-    wakes += [r.expires_at for r in holds]
+    live = [r for r in state.reservations if r.expires_at > now and r.resident in state.specs]
+    wakes += [r.expires_at for r in live]
+    holds = [r for r in live if not r.conversation]  # declared follow-ups: they hold and prefetch
+    talks = [r for r in live if r.conversation and state.phase(r.resident) == Phase.ready]
     order = ranked(queue, p, now)
     cap = {n: state.specs[n].concurrency - len(state.running_on(n))
            for n, r in state.residents.items() if r.phase == Phase.ready}
@@ -265,7 +271,8 @@ def decide(state: SchedState, now: float) -> list[Action]:
         victims = victims_for(state, target)
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
-            stay = _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes)
+            stay = _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) \
+                or any(h.resident in victims and p.rank(h.job_class) > p.rank(blocker.job_class) for h in talks)
             if not stay:
                 acts += _switch_to(state, target, now, why, wakes, busy)
     else:
@@ -277,7 +284,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
             if victims is not None and not any(state.running_on(v) or v in busy for v in victims) \
                     and not any(h.resident in victims for h in holds):
                 acts += _switch_to(state, pre.resident, now, f"follow-up of {pre.owner}", wakes, busy)
-        elif not queue and not holds and not state.running:
+        elif not queue and not holds and not talks and not state.running:
             acts += _return_to_default(state, now, wakes)
 
     future = [w for w in wakes if w > now]

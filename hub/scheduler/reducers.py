@@ -100,6 +100,13 @@ def finish(state: SchedState, job_id: str, now: float) -> SchedState:
                           priority=job.priority, rank_since=job.enqueued_at,
                           expires_at=now + state.params.anticipation_s, after=job.resident)
         state = replace(state, reservations=(*state.reservations, res))
+    elif job.job_class == "interactive" and state.params.conversation_s > 0:
+        # a conversation is closed loop: the next question usually follows the answer within a
+        # couple of minutes, so the answer's resident is kept for it (not left for lower work)
+        res = Reservation(owner=job.owner or job.id, resident=job.resident, job_class=job.job_class,
+                          priority=job.priority, rank_since=now,
+                          expires_at=now + state.params.conversation_s, after=job.resident, conversation=True)
+        state = replace(state, reservations=(*state.reservations, res))
     return state
 
 

@@ -1,9 +1,13 @@
 """Seedable workloads for the simulator: who asks for which resident, when, for how long.
 
-A trace is a list of sessions. A session is one hub job: one step (a chat turn, an image) or a
-pipeline of steps submitted one after another (an article: LLM, image, LLM; a podcast: LLM then
-many TTS chunks, since one TTS request caps its audio length). Each step except the last declares
-the resident of the next one (`then=`), as the hub's pipelines do; baselines ignore that.
+A trace is a list of sessions. A session is one hub job or one client: steps submitted one after
+another, each after the previous one finished (closed loop). A pipeline (an article: LLM, images,
+LLM; a podcast: LLM script, then one TTS lease for all its chunks, as `skills/content/podcast.py`
+holds it) declares each next step's resident (`then=`), as the hub's pipelines do; baselines
+ignore that. A chat conversation is a session of turns with think time between an answer and the
+next question; it declares nothing. A turn in an `auto` room goes to Claude when the LLM is not
+resident at that moment (another resident holds the GPU, or the LLM is still loading), as the
+router does; `local` rooms queue for the LLM.
 """
 
 from __future__ import annotations
@@ -73,8 +77,8 @@ class _Gen:
         actual = mean * self.rng.lognormvariate(0.0, spread)
         return mean, max(1.0, round(actual, 1))
 
-    def step(self, resident: str, mean: float, think: float = 0.0) -> Step:
-        est, actual = self.dur(mean)
+    def step(self, resident: str, mean: float, think: float = 0.0, spread: float = 0.35) -> Step:
+        est, actual = self.dur(mean, spread)
         return Step(resident, est, actual, think)
 
     def add(self, kind: str, at: float, job_class: str, steps: list[Step], priority: float = 0.0):
@@ -89,17 +93,20 @@ class _Gen:
                 return
             yield t
 
-    def chat_conversations(self, rate_per_h: float, start: float, end: float) -> None:
-        """Conversations of 1-5 turns; a turn comes 20-120 s after the previous one."""
+    def chat_conversations(self, rate_per_h: float, start: float, end: float, auto_share: float = 0.0,
+                           turns: tuple[int, int] = (1, 5), think: tuple[float, float] = (20, 120)) -> None:
+        """Conversations of a few turns, closed loop: the next question comes `think` seconds after
+        the answer. A share of them happen in `auto` rooms (Claude answers while the LLM is away)."""
         for t in self.poisson(rate_per_h, start, end):
-            for _ in range(self.rng.randint(1, 5)):
-                self.add("chat", t, "interactive", [self.step("sglang", 15)])
-                t += self.rng.uniform(20, 120)
+            n = self.rng.randint(*turns)
+            steps = [self.step("sglang", 15, 0.0 if k == 0 else self.rng.uniform(*think)) for k in range(n)]
+            auto = self.rng.random() < auto_share
+            self.sessions.append(Session(f"chat-{len(self.sessions)}", round(t, 1), "interactive", tuple(steps),
+                                         kind="chat-auto" if auto else "chat", declares_next=False, auto=auto))
 
     def podcast(self, at: float, chunks: int, job_class: str = "skill", kind: str = "podcast") -> None:
-        steps = [self.step("sglang", 150)]
-        steps += [self.step("tts", 15) for _ in range(chunks)]
-        self.add(kind, at, job_class, steps)
+        """The script on the LLM, then one TTS lease that renders every chunk (about 15 s each)."""
+        self.add(kind, at, job_class, [self.step("sglang", 150), self.step("tts", 15 * chunks, spread=0.2)])
 
     def images(self, at: float, n: int, job_class: str = "skill", kind: str = "image") -> None:
         self.add(kind, at, job_class, [self.step("comfyui", 20) for _ in range(n)])
@@ -110,8 +117,9 @@ class _Gen:
 
 
 def mixed(seed: int = 1) -> Trace:
-    """A day: chat conversations; the 06:00 and 18:00 crons (article pipeline with its images, a
-    briefing podcast, a digest) that start together; podcast renders and images asked for in chat."""
+    """A day: chat conversations in `local` rooms (every turn queues for the LLM); the 06:00 and
+    18:00 crons (article pipeline with its images, a briefing podcast, a digest) that start
+    together; podcast renders and images asked for in chat."""
     g = _Gen(seed)
     day = 24 * HOUR
     g.chat_conversations(4, 7 * HOUR, 23 * HOUR)
@@ -142,6 +150,28 @@ def bursty(seed: int = 1) -> Trace:
     return g.build("bursty", seed, horizon)
 
 
+def day(seed: int = 1) -> Trace:
+    """A realistic day on the GB10 with the router's defaults: most rooms are `auto` (70 % of the
+    conversations; Claude answers them while another resident holds the GPU), the rest `local`;
+    longer conversations with think time; the 06:00 and 18:00 crons (article with images, briefing
+    podcast), digests every two hours, two podcasts and chat images asked for during the day, and
+    an evening image batch of 30-50 images."""
+    g = _Gen(seed)
+    g.chat_conversations(5, 7 * HOUR, 23.5 * HOUR, auto_share=0.7, turns=(1, 8), think=(15, 240))
+    for at in (6 * HOUR, 18 * HOUR):
+        article = [g.step("sglang", 240)] + [g.step("comfyui", 25) for _ in range(g.rng.randint(2, 4))]
+        g.add("article", at, "scheduled", [*article, g.step("sglang", 90)])
+        g.podcast(at, chunks=g.rng.randint(16, 30), job_class="scheduled", kind="briefing")
+    for t in sorted(g.rng.uniform(9 * HOUR, 21 * HOUR) for _ in range(2)):
+        g.podcast(t, chunks=g.rng.randint(16, 30))
+    for h in range(0, 24, 2):
+        g.add("digest", h * HOUR + 300, "scheduled", [g.step("sglang", 60)])
+    for t in g.poisson(0.7, 8 * HOUR, 22 * HOUR):
+        g.images(t, g.rng.randint(1, 4), kind="chat-image")
+    g.images(g.rng.uniform(19.5 * HOUR, 21 * HOUR), g.rng.randint(30, 50), kind="batch")
+    return g.build("day", seed, 24 * HOUR)
+
+
 def image_batch(seed: int = 1) -> Trace:
     """A long image batch (one image after another) interleaved with interactive chat."""
     g = _Gen(seed)
@@ -152,7 +182,8 @@ def image_batch(seed: int = 1) -> Trace:
     return g.build("image-batch", seed, horizon)
 
 
-TRACES: dict[str, Callable[[int], Trace]] = {"mixed": mixed, "bursty": bursty, "image-batch": image_batch}
+TRACES: dict[str, Callable[[int], Trace]] = {"mixed": mixed, "bursty": bursty, "image-batch": image_batch,
+                                             "day": day}
 
 
 def make(name: str, seed: int = 1) -> Trace:
