@@ -31,6 +31,7 @@ class Caller:
     role: str
     via: str = "token"  # token | stdio | anonymous (token-less loopback HTTP) | cli
     policy: str | None = None  # the token's routing policy: "local-only" keeps its asks off the cloud
+    approval: str = "token"  # destructive calls without elicitation: token (owner role) | matrix (owner approves)
 
     @property
     def grant(self) -> Permission:
@@ -75,19 +76,19 @@ class RoleTokenVerifier(TokenVerifier):
 
     def __init__(self, tokens: list[MCPToken]) -> None:
         super().__init__()
-        self._tokens = [(t.token.get_secret_value().encode(), t.name, t.role, t.policy) for t in tokens]
+        self._tokens = [(t.token.get_secret_value().encode(), t.name, t.role, t.policy, t.approval) for t in tokens]
 
     async def verify_token(self, token: str) -> AccessToken | None:
         given = token.encode()
         found = None
-        for secret, name, role, policy in self._tokens:
+        for secret, name, role, policy, approval in self._tokens:
             if hmac.compare_digest(secret, given):
-                found = (name, role, policy)
+                found = (name, role, policy, approval)
         if found is None:
             return None
-        name, role, policy = found
+        name, role, policy, approval = found
         return AccessToken(token=token, client_id=name, scopes=[role],
-                           claims={"name": name, "role": role, "policy": policy})
+                           claims={"name": name, "role": role, "policy": policy, "approval": approval})
 
 
 def current_caller(default: Caller | None) -> Caller:
@@ -96,7 +97,7 @@ def current_caller(default: Caller | None) -> Caller:
     if token is not None:
         claims = token.claims or {}
         return Caller(name=str(claims.get("name") or token.client_id), role=str(claims.get("role") or "read"),
-                      policy=claims.get("policy"))
+                      policy=claims.get("policy"), approval=str(claims.get("approval") or "token"))
     if default is None:
         # Cannot happen behind the auth middleware; fail closed if it ever does.
         return Caller(name="unknown", role="read")

@@ -115,8 +115,8 @@ async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None
         registry = load_registry(config)
         log_problems(registry)
     starting = StartingHub(config, registry)
-    mcp = build_server(starting, default_caller=Caller("stdio", config.mcp.stdio_role, via="stdio"),
-                       with_auth=False)
+    stdio = Caller("stdio", config.mcp.stdio_role, via="stdio", approval=config.mcp.stdio_approval)
+    mcp = build_server(starting, default_caller=stdio, with_auth=False)
     warning = asyncio.get_running_loop().create_task(warn_if_hub_running(config))
     starting.begin()
     try:

@@ -20,6 +20,7 @@ from mcp_types import TextContent
 from pydantic import BaseModel, Field, PrivateAttr
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
+from bridges.mcp.approval import plan_for
 from bridges.mcp.content import artifacts_in, blocks_for
 from hub.context import Context
 from hub.errors import HubError, PermissionDenied
@@ -138,18 +139,22 @@ class SkillTool(Tool):
         caller = current_caller(self._default_caller)
         ctx = Context.new("mcp", user=caller.name)
         self._stats.calls += 1
+        mcp_ctx = get_context()
+        plan = plan_for(hub, skill, caller, mcp_ctx)
         try:
-            handle = await hub.start_skill(skill.name, arguments, ctx, grant=caller.grant)
+            handle = await hub.start_skill(skill.name, arguments, ctx, grant=plan.grant, approver=plan.approver)
         except PermissionDenied:
             self._stats.errors += 1
             need = "owner" if skill.permission.name == "destructive" else "write"
-            raise ToolError(caller.lacks(need, f"{skill.name} ({skill.permission.name})"),
+            raise ToolError(plan.refusal or caller.lacks(need, f"{skill.name} ({skill.permission.name})"),
                             log_level=logging.INFO) from None
         except HubError as exc:  # InvalidParams (names the field), UnknownSkill, ...: the caller's mistake
             self._stats.errors += 1
             raise ToolError(str(exc), log_level=logging.INFO) from None
         limit = self._wait_s if may_defer(skill) else None
         try:
+            if plan.asked is not None:
+                await _approval_answered(handle, plan.asked)  # the wait limit starts once a person said yes
             result = await self._wait(handle, limit)
         except asyncio.CancelledError:
             # The client gave up on this call (MCP cancellation, timeout): nobody will collect the job.
@@ -177,6 +182,19 @@ class SkillTool(Tool):
         finally:
             unsubscribe()
             await sender.close()
+
+
+async def _approval_answered(handle: JobHandle, asked: asyncio.Event) -> None:
+    """Until the approver answered (or the job ended first, e.g. cancelled)."""
+    answered = asyncio.ensure_future(asked.wait())
+    ended = asyncio.ensure_future(handle.wait())
+    try:
+        await asyncio.wait({answered, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (answered, ended):
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await ended
 
 
 class _ProgressSender:

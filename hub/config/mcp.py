@@ -29,6 +29,9 @@ class MCPToken(Section):
     role: Literal["read", "write", "owner"] = "read"
     policy: Literal["auto", "local-only"] = Field(
         "auto", description="local-only: nothing asked with this token ever reaches the cloud (e.g. Vibe's token)")
+    approval: Literal["token", "matrix"] = Field(
+        "token", description="destructive calls when the client cannot ask its user (no elicitation): token = an "
+        "owner token is the approval; matrix = the owner approves each call in Matrix (write tokens may ask too)")
 
     @field_validator("token")
     @classmethod
@@ -49,6 +52,12 @@ class MCPConfig(Section):
         "write", description="role of HTTP callers when no tokens are configured (loopback only)")
     stdio_role: Literal["read", "write", "owner"] = Field(
         "write", description="role of the client that spawned `sovhub mcp` (stdio has no token)")
+    stdio_approval: Literal["token", "matrix"] = Field(
+        "token", description="like tokens[].approval, for the stdio client (token = stdio_role owner suffices)")
+    elicit: bool = Field(True, description="ask the person in the client before a destructive call, when the "
+                                           "client supports elicitation")
+    approval_timeout_s: float = Field(600, gt=0, description="how long an approval question waits for an answer")
+    approval_room: str | None = Field(None, description="Matrix room for MCP approvals; default: matrix.announce_room")
     allowed_hosts: list[str] = Field(
         default_factory=list, description="extra Host header values accepted (a reverse proxy's name)")
     allowed_origins: list[str] = Field(default_factory=list, description="browser origins accepted")
