@@ -233,8 +233,9 @@ async def test_a_run_is_a_cron_job_announced_to_its_room_with_its_result(hub):
     event = announced[0]
     assert event.context.origin == "cron" and event.context.user == "schedule:soon"
     data = event.data
-    assert set(data) == {"room", "text", "schedule", "job_id", "status"}
+    assert set(data) == {"room", "text", "schedule", "job_id", "status", "files"}
     assert (data["room"], data["schedule"], data["status"]) == ("!room:localhost", "soon", "succeeded")
+    assert data["files"] == []  # a text result has no artifact to upload
     assert data["text"].startswith("✅ soon (echo) done in ") and data["text"].endswith(": hello hello")
     job = await hub.jobs.get(data["job_id"])
     assert job.job_class == "scheduled" and job.context.id == event.context.id

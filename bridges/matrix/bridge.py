@@ -495,8 +495,12 @@ class MatrixBridge:
             "Sorry, I only answer people on my allow list. Ask my owner to add you."),
             txn_id=f"sovhub.{ev.event_id}.unknown")
 
-    async def announce(self, text: str, room: str | None = None) -> list[str]:
-        """Post to `room`, or to every room that receives announcements (plus the configured one)."""
+    async def announce(self, text: str, room: str | None = None, files: list[dict] | None = None) -> list[str]:
+        """Post to `room`, or to every room that receives announcements (plus the configured one).
+
+        Each file follows the text as the artifact itself (m.image / m.audio / m.file, uploaded
+        encrypted in an encrypted room), not as a path nobody in the room can open.
+        """
         if room:
             rooms = {room}
         else:
@@ -505,8 +509,19 @@ class MatrixBridge:
                 rooms.add(self.config.announce_room)
         sent = []
         for room_id in sorted(rooms):
-            if room_id in self.conn.client.rooms:
-                sent.append(await self.conn.send(room_id, notice_content(text)))
+            if room_id not in self.conn.client.rooms:
+                continue
+            sent.append(await self.conn.send(room_id, notice_content(text)))
+            for item in files or []:
+                path = Path(item["path"])
+                if not path.is_file():
+                    log.warning("announcement file %s is gone; not uploaded", path)
+                    continue
+                try:
+                    content = await media_content(self.conn, room_id, path, item.get("kind", "file"), path.name)
+                    sent.append(await self.conn.send(room_id, content))
+                except Exception as exc:  # the text is out; a failed upload must not hide the others
+                    log.warning("announcement upload of %s to %s failed: %s", path.name, room_id, exc)
         return sent
 
 

@@ -14,10 +14,10 @@ async def setup(hub) -> None:
     await bridge.start()
 
     async def on_announce(event) -> None:
-        """Schedule announcements: to the schedule's room, else to rooms that opted in."""
+        """Schedule announcements: to the schedule's room, else to rooms that opted in; files as media."""
         text = event.data.get("text")
         if text:
-            await bridge.announce(str(text), room=event.data.get("room"))
+            await bridge.announce(str(text), room=event.data.get("room"), files=event.data.get("files") or [])
 
     hub.extras["matrix_unlisten"] = hub.bus.listen("announcement", on_announce)
 

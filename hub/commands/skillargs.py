@@ -84,6 +84,11 @@ def skill_params(skill: Skill, parsed: Parsed) -> dict[str, Any]:
 
 def result_files(result: BaseModel) -> list[tuple[Path, str]]:
     """Files a result points to, with their kind (image | audio | file)."""
+    return files_in(result.model_dump())
+
+
+def files_in(value: Any) -> list[tuple[Path, str]]:
+    """Existing local files named (by absolute path) anywhere in a result's data, with their kind."""
     found: list[tuple[Path, str]] = []
 
     def visit(value: Any) -> None:
@@ -100,7 +105,7 @@ def result_files(result: BaseModel) -> list[tuple[Path, str]]:
             for v in value.values():
                 visit(v)
 
-    visit(result.model_dump())
+    visit(value)
     return found
 
 

@@ -439,6 +439,7 @@ class ScheduleService:
 
         With no room at all the event still goes out with `room: None`: a chat bridge may post it to
         the rooms that opted in (`/settings announce on`); otherwise the log line is the record.
+        Files the result names (an episode, an image) travel with it, for the bridge to upload.
         """
         result = None
         if run.status == "succeeded" and run.job_id:
@@ -449,8 +450,12 @@ class ScheduleService:
         text = render.announcement(schedule, run, result)
         room = schedule.room or self.hub.config.matrix.announce_room
         log.info("schedule %s -> %s: %s", schedule.name, room or "(no announcement room)", text)
+        from hub.commands.skillargs import files_in  # the chat's own rule for a result's files
+
+        files = [{"path": str(path), "kind": kind} for path, kind in files_in(result or {})]
         await self.hub.bus.fire("announcement", {"room": room, "text": text, "schedule": schedule.name,
-                                                 "job_id": run.job_id, "status": run.status}, context)
+                                                 "job_id": run.job_id, "status": run.status, "files": files},
+                                context)
 
     # -- the API (chat, CLI, tests) --------------------------------------------------------------
     async def add(self, name: str, trigger: str | TriggerSpec, skill: str, params: dict[str, Any] | None = None, *,
