@@ -422,3 +422,21 @@ def test_sovhub_doctor_runs_here_and_says_no_gpu(dockerd, tmp_path):
         "gpu", "gpu_runtime", "memory", "exclusive", "images", "weights", "ports", "secrets", "docker_proxy",
         "blog", "sglang_flags"}
     assert isinstance(DockerFacts(url="x", reachable=False), DockerFacts)
+
+
+@pytest.mark.parametrize("compose_text", [
+    "services: {sglang: just-a-string}\n",
+    "services:\n  hub: {environment: {SOVHUB_CONFIG: /etc/sovhub/hub.yaml},\n"
+    "        volumes: [./nope.yaml:/etc/sovhub/hub.yaml]}\n",
+    "name: [1, 2]\nservices: {hub: {volumes: [{type: bind}]}}\n",
+    "not: a compose file\n",
+    ": : :\n",
+])
+def test_the_doctor_reports_a_broken_stack_instead_of_crashing(tmp_path, compose_text):
+    from hub.doctor.run import DoctorInputs, run
+
+    (tmp_path / "compose.yaml").write_text(compose_text)
+    lines = run(DoctorInputs(compose=tmp_path / "compose.yaml", docker_url=f"unix://{tmp_path}/none.sock",
+                             path=str(tmp_path), environ={}))
+    assert lines[0].id == "gpu" and len(lines) >= 2
+    assert lines[-1].status == "fail"

@@ -205,6 +205,8 @@ def _resolve(compose: ComposeFile, d: DockerFacts, need: Need) -> tuple[Path | N
     point = d.volumes.get(mount.source)
     if point is None:
         return None, f"{need.server}: volume {mount.source} does not exist (docker volume create {mount.source})"
+    if not point:
+        return None, f"{need.server}: Docker did not say where volume {mount.source} lives"
     return Path(point) / rest, ""
 
 

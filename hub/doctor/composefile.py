@@ -103,9 +103,15 @@ class ComposeFile:
         except OSError as exc:
             raise ComposeError(f"cannot read {path}: {exc}") from exc
         env = {**read_env_file(path.parent / ".env"), **dict(environ or {})}
-        data = yaml.safe_load(interpolate(text, env)) or {}
+        try:
+            data = yaml.safe_load(interpolate(text, env)) or {}
+        except yaml.YAMLError as exc:
+            raise ComposeError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
             raise ComposeError(f"{path} has no services")
+        bad = [name for name, svc in data["services"].items() if not isinstance(svc, dict)]
+        if bad:
+            raise ComposeError(f"{path}: service {bad[0]} is not a mapping")
         return cls(path=path, data=data, env=env, image_vars=image_variables(text))
 
     @property

@@ -106,6 +106,8 @@ def docker_facts(url: str | None, images: list[str], volumes: list[str], contain
                 facts.volumes[name] = client.volumes.get(name).attrs.get("Mountpoint") or ""
             except docker.errors.NotFound:
                 facts.volumes[name] = None
+            except docker.errors.APIError:
+                facts.volumes[name] = ""  # exists for all we know; its files then read as missing
         for name in containers:
             try:
                 found = client.containers.get(name)
@@ -113,6 +115,8 @@ def docker_facts(url: str | None, images: list[str], volumes: list[str], contain
                 facts.labels[name] = dict(found.labels or {})
             except docker.errors.NotFound:
                 facts.containers[name] = None
+            except docker.errors.APIError as exc:
+                facts.containers[name] = f"unknown ({exc.explanation or exc})"
     finally:
         with contextlib.suppress(Exception):
             client.close()

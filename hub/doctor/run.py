@@ -148,14 +148,31 @@ def _git_remotes(path: Path) -> list[str] | None:
 
 
 def run(inputs: DoctorInputs) -> list[Check]:
-    out: list[Check] = [checks.gpu(facts.nvidia_smi(inputs.path or inputs.environ.get("PATH")))]
+    """Every check; an unexpected error ends the report with a failing line, never a traceback."""
+    out: list[Check] = []
+    try:
+        _run(inputs, out)
+    except Exception as exc:
+        out.append(Check("doctor", "fail", f"stopped after {len(out)} check(s): {type(exc).__name__}: {exc}",
+                         fix="SOVHUB_DEBUG=1 sovhub doctor shows where"))
+        if os.environ.get("SOVHUB_DEBUG"):
+            raise
+    return out
+
+
+def _run(inputs: DoctorInputs, out: list[Check]) -> None:
+    out.append(checks.gpu(facts.nvidia_smi(inputs.path or inputs.environ.get("PATH"))))
     try:
         compose = ComposeFile.load(inputs.compose, inputs.environ)
     except (ComposeError, ValueError) as exc:
         out.append(Check("compose", "fail", str(exc), fix="run the doctor from the repository (or pass --compose)"))
-        return out
+        return
     config_path = inputs.config or _config_path(compose)
-    config, error = _load(config_path, compose) if config_path else (None, "no hub config found")
+    if config_path is None:
+        out.append(Check("config", "fail", "no hub config: the hub service mounts none (SOVHUB_CONFIG)",
+                         fix="pass --config PATH"))
+        return
+    config, error = _load(config_path, compose)
     out.append(checks.config_check(error, config_path))
     # the stack proper: what `up` starts and what the hub starts (profile models); optional profiles
     # (matrix: a homeserver of its own; setup: the one-off download) are not required
@@ -180,7 +197,7 @@ def run(inputs: DoctorInputs) -> list[Check]:
               for n, r in residents.items() if r.driver.type == "docker"}
     out.append(checks.containers(docker, sorted({*model_containers, *helpers, *always}), always, owners))
     if config is None:
-        return out
+        return
     needs, nvfp4_need = _needs(config, compose)
     out.append(checks.weights(compose, docker, needs))
     if nvfp4_need is not None:
@@ -216,4 +233,3 @@ def run(inputs: DoctorInputs) -> list[Check]:
     llm = config.llm.local.resident
     if llm in residents and (residents[llm].driver.compose_service or llm) in compose.services:
         out.append(checks.sglang_flags(config, compose, residents[llm].driver.compose_service or llm))
-    return out
