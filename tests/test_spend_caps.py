@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.chat.api import BudgetState
 from hub.chat.budget import BudgetExceeded, Ledger
@@ -83,3 +85,43 @@ async def test_a_cancelled_cloud_turn_is_charged_for_the_tokens_already_streamed
         [(input_tokens, output_tokens, usd)] = await _cloud_rows(bed)
         assert input_tokens > 0 and 5 <= output_tokens < 500 and usd > 0
         assert (await bed.hub.chat.budget()).reserved_usd == 0
+
+
+class StoredSpend:
+    """The `costs` table's sums as the ledger reads them: whatever was stored so far."""
+
+    def __init__(self) -> None:
+        self.usd = 0.0
+
+    async def execute_fetchall(self, sql, params):
+        return [(self.usd, self.usd)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cap=st.floats(0.0, 2.0), ops=st.lists(st.tuples(st.floats(0.0, 0.8), st.floats(0.0, 1.0)), max_size=30))
+def test_stored_spend_plus_reservations_never_pass_the_cap_whatever_the_interleaving(cap, ops):
+    async def scenario() -> None:
+        db = StoredSpend()
+        ledger = Ledger(db, BudgetConfig(daily_usd=cap, monthly_usd=cap))
+
+        async def call(worst: float, share: float) -> None:
+            try:
+                hold = await ledger.reserve(worst)
+            except BudgetExceeded:
+                return
+            await asyncio.sleep(0)  # other calls reserve meanwhile
+            hold.settle(worst * share)  # the real cost (or what a broken stream produced) <= the worst case
+            await asyncio.sleep(0)
+            db.usd += hold.usd  # the cost row is stored ...
+            await ledger.release([hold])  # ... then the reservation stops counting
+
+        async def watch() -> None:
+            for _ in range(4 * len(ops) + 4):
+                held = sum(h.usd for h in ledger._holds)
+                assert db.usd + held <= cap + 1e-9
+                await asyncio.sleep(0)
+
+        await asyncio.gather(watch(), *(call(*op) for op in ops))
+        assert db.usd <= cap + 1e-9 and not ledger._holds
+
+    asyncio.run(scenario())

@@ -33,6 +33,16 @@ def period_starts(now: float) -> tuple[float, float]:
     return day.timestamp(), day.replace(day=1).timestamp()
 
 
+def prompt_tokens_bound(text: str) -> int:
+    """A generous count of the tokens in `text` for reservations: a third of its UTF-8 bytes.
+
+    Four characters a token (what trimming uses) undercounts non-Latin scripts several times over
+    (a CJK character is three bytes and about a token); bytes / 3 covers them and overstates English
+    by about a third, which only holds back calls at the very edge of a cap until they settle.
+    """
+    return len(text.encode("utf-8", errors="replace")) // 3 + 1
+
+
 def estimate_usd(input_tokens: int, max_tokens: int, price: ModelPrice | None) -> float:
     """The worst case of one call: every prompt token may be a cache write (dearer than input)."""
     if price is None:

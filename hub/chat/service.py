@@ -21,7 +21,7 @@ from typing import Any
 
 from hub.chat.agent import run_agent
 from hub.chat.api import BudgetState, ConversationKey, ReplySink, TurnOutcome, TurnRequest
-from hub.chat.budget import BudgetExceeded, Hold, Ledger, estimate_usd
+from hub.chat.budget import BudgetExceeded, Hold, Ledger, estimate_usd, prompt_tokens_bound
 from hub.chat.health import Health
 from hub.chat.memory import Memory, fit
 from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
@@ -262,7 +262,9 @@ class ChatService:
     def _cloud_estimate(self, messages: list[Message], tools: list[ToolSpec]) -> float:
         if self.cloud is None:
             return 0.0
-        tokens = sum(estimate_tokens(m.content) for m in messages) + self._tools_tokens(tools)
+        tokens = sum(prompt_tokens_bound(m.content) + sum(prompt_tokens_bound(json.dumps(c.arguments))
+                                                        for c in m.tool_calls) for m in messages)
+        tokens += 4 * len(messages) + 2 * self._tools_tokens(tools)  # role markers; tool schemas are dense JSON
         return estimate_usd(tokens, self.config.llm.cloud.max_tokens, self._price())
 
     async def _router_input(self, text: str, policy: str, override: str | None, messages: list[Message],
