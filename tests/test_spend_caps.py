@@ -125,3 +125,15 @@ def test_stored_spend_plus_reservations_never_pass_the_cap_whatever_the_interlea
         assert db.usd <= cap + 1e-9 and not ledger._holds
 
     asyncio.run(scenario())
+
+
+async def test_a_retried_cloud_call_is_charged_for_every_attempt(tmp_path):
+    async with chat_bed(tmp_path, llm={"cloud": {"max_retries": 1}}) as bed:
+        await bed.post(bed.anthropic, "/_sim/faults", {"add": [{"kind": "error_event", "after_tokens": 0}]})
+        outcome, _ = await bed.turn("!claude hello there")
+        assert outcome.route == "cloud" and not outcome.error and await bed.cloud_requests() == 2
+        await bed.hub.chat.settled()
+        [(input_tokens, cache_write, cache_read)] = [tuple(r) for r in await bed.hub.store.db.execute_fetchall(
+            "SELECT input_tokens, cache_write_tokens, cache_read_tokens FROM costs WHERE provider = 'anthropic'")]
+        # the broken first attempt wrote the prompt cache, the retry read it: both are billed
+        assert cache_write > 0 and cache_read == cache_write and input_tokens > 0

@@ -377,7 +377,8 @@ class ChatService:
             if usd or meter.input_tokens or meter.output_tokens:
                 turn.calls.append((PROVIDER_LABEL["cloud"], self.cloud.model, meter, usd))
             raise
-        hold.settle(cost_usd(completion.usage, self._price()))
+        completion.usage = meter  # every attempt, retried ones included: what the API bills
+        hold.settle(cost_usd(meter, self._price()))
         return completion
 
     async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
