@@ -7,10 +7,13 @@ hub never imports a bridge by name. Each bridge module has `setup(hub)` and `tea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import sys
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NoReturn
 
 from hub.config import HubConfig
 from hub.core import Hub
@@ -69,3 +72,18 @@ async def run_forever(config: HubConfig, stop: asyncio.Event | None = None) -> N
     finally:
         await stop_bridges(hub, started)
         await hub.stop()
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End the process at once, after a clean shutdown (bridges stopped, jobs settled, store closed).
+
+    What is left at that point is the interpreter tearing down every module and running the
+    finalizers of the SDKs' objects: 1-2 s on a busy 2-core box, measured, for nothing durable
+    (the SQLite store is closed, nio commits its E2EE store as it goes). Skipping it is the
+    difference between a SIGTERM that stops the bot in under 0.1 s and one that takes 2 s.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -4,6 +4,8 @@ Figures (JSON):
 - `vs_echo_bot`: p50 round trip of a one-token answer over the p50 of an echo bot of a few lines
   written with matrix-nio (`echo_bot`), asked alternately in the same run on the same homeserver
   (goal <= 1.3): what the hub's bot costs over the least a Matrix bot can do.
+- `sigterm_stop_ms`: an idle `python -m bridges.matrix` (in its sync long-poll) from SIGTERM to
+  exit (goal <= 1000 ms).
 - `overhead_ms`: median round trip of a one-token answer (human sends -> human sees the bot's
   message, through a real local Synapse) minus the median time the LLM stand-in itself takes for
   the same request (goal <= 150 ms).
@@ -107,6 +109,46 @@ async def _echo_bot(homeserver: str, user, store: Path, encrypted: bool):
     client.add_event_callback(on_message, RoomMessageText)
     client.add_event_callback(on_invite, InviteMemberEvent)
     return client, asyncio.create_task(client.sync_forever(timeout=30000))
+
+
+async def _sigterm_stop_ms(synapse, tmp: Path) -> float:
+    """Start the bot as its own process, let it go idle, SIGTERM it, time until it has exited."""
+    import signal
+
+    import yaml
+
+    user = synapse.register(f"stop{uuid.uuid4().hex[:6]}")
+    secret = tmp / "stop-password"
+    secret.write_text(user.password)
+    config = tmp / "stop.yaml"
+    config.write_text(yaml.safe_dump({
+        "storage": {"data_dir": str(tmp / "stop-data")},
+        "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": user.user_id,
+                   "password_file": str(secret), "sync_timeout_ms": 30000},
+        "llm": {"cloud": {"enabled": False}}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridges.matrix", "--config", str(config), cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async def running() -> bool:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                if b"matrix bridge running" in line:
+                    return True
+            return False
+
+        if not await asyncio.wait_for(running(), 120):
+            return float("nan")
+        await asyncio.sleep(3)  # first sync done: idle in the long-poll
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        return _ms(time.perf_counter() - t0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float = 40.0,
@@ -218,6 +260,7 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             await bridge.stop()
             await hub.stop()
             bridge_metrics, bridge, hub = dict(bridge.metrics), None, None
+        stop_ms = await _sigterm_stop_ms(synapse, tmp)
 
         llm_med = statistics.median(llm)
         single_p95 = _pct(single, 0.95)
@@ -236,6 +279,8 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "vs_echo_bot": round(statistics.median(single) / statistics.median(echo), 2),
             "vs_echo_bot_goal": 1.3,
             "llm_only": {"p50_ms": _ms(llm_med), "p95_ms": _ms(_pct(llm, 0.95)), "n": len(llm)},
+            "sigterm_stop_ms": stop_ms,
+            "sigterm_stop_goal_ms": 1000,
             "overhead_ms": _ms(statistics.median(single) - llm_med),
             "overhead_goal_ms": 150,
             "rooms": rooms,
