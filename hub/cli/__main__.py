@@ -1,5 +1,5 @@
 """`python -m hub.cli` runs the `sovhub` command."""
 
-from hub.cli.main import main
+from hub.cli.entry import main
 
 main()
