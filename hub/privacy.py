@@ -46,7 +46,7 @@ class Verdict:
             "room": "the room's owner can change that with `/model auto`",
             "config-room": "the hub's owner can change that in `routing.rooms` of the config",
             "default": "the hub's owner can change that with `routing.default_policy` in the config",
-            "caller": "the hub's owner can change the token's `policy` in `mcp.tokens`",
+            "caller": "the hub's owner can change the caller's `policy` (`mcp.tokens`, `mcp.stdio_policy`)",
             "context": "it was started by a local-only request",
         }.get(self.source or "", "the hub's owner can change the routing policy")
         where = {"caller": "This caller is local-only", "context": "This request is local-only",

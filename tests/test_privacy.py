@@ -205,20 +205,22 @@ async def test_mcp_ask_cloud_is_refused_by_a_local_only_default_and_by_a_local_o
 
 
 @pytest.mark.slow
-async def test_sovhub_mcp_over_stdio_refuses_cloud_under_a_local_only_default(tmp_path, models):
+@pytest.mark.parametrize("policy", ["routing:\n  default_policy: local-only\n", "mcp:\n  stdio_policy: local-only\n"],
+                         ids=["default", "stdio_policy"])
+async def test_sovhub_mcp_over_stdio_refuses_cloud_when_local_only(tmp_path, models, policy):
     local, cloud = models
     config = tmp_path / "hub.yaml"
     config.write_text(
         f"storage:\n  data_dir: {tmp_path / 'data'}\n"
         f"llm:\n  local:\n    base_url: {local.url}/v1\n  cloud:\n    base_url: {cloud.url}\n"
-        f"    api_key_env: TEST_ANTHROPIC_KEY\nrouting:\n  default_policy: local-only\n")
+        f"    api_key_env: TEST_ANTHROPIC_KEY\n{policy}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_ANTHROPIC_KEY": "sk-test"}
     env.pop("SOVHUB_CONFIG", None)
     transport = StdioTransport(command=str(Path(sys.executable).with_name("sovhub")), cwd=str(ROOT), env=env,
                                args=["mcp", "--config", str(config), "--registry", "tests.test_mcp_http:mcp_registry"],
                                log_file=tmp_path / "stderr.log")
     async with Client(transport, timeout=30) as client:
-        with pytest.raises(ToolError, match="This hub is local-only, so nothing was sent to Claude"):
+        with pytest.raises(ToolError, match=r"This (hub|caller) is local-only, so nothing was sent to Claude"):
             await client.call_tool("ask", {"prompt": "secret", "route": "cloud"})
         assert (await client.call_tool("ask", {"prompt": "hi"})).structured_content["route"] == "local"
     assert await _cloud_requests(cloud) == 0

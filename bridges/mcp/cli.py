@@ -115,7 +115,8 @@ async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None
         registry = load_registry(config)
         log_problems(registry)
     starting = StartingHub(config, registry)
-    stdio = Caller("stdio", config.mcp.stdio_role, via="stdio", approval=config.mcp.stdio_approval)
+    stdio = Caller("stdio", config.mcp.stdio_role, via="stdio", approval=config.mcp.stdio_approval,
+                   policy=config.mcp.stdio_policy)
     mcp = build_server(starting, default_caller=stdio, with_auth=False)
     warning = asyncio.get_running_loop().create_task(warn_if_hub_running(config))
     starting.begin()

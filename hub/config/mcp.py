@@ -52,6 +52,8 @@ class MCPConfig(Section):
         "write", description="role of HTTP callers when no tokens are configured (loopback only)")
     stdio_role: Literal["read", "write", "owner"] = Field(
         "write", description="role of the client that spawned `sovhub mcp` (stdio has no token)")
+    stdio_policy: Literal["auto", "local-only"] = Field(
+        "auto", description="like tokens[].policy, for the stdio client: local-only keeps its asks off the cloud")
     stdio_approval: Literal["token", "matrix"] = Field(
         "token", description="like tokens[].approval, for the stdio client (token = stdio_role owner suffices)")
     elicit: bool = Field(True, description="ask the person in the client before a destructive call, when the "
