@@ -29,7 +29,7 @@ READER_2 = "second-writer-0123456789abcdef"
 
 
 class MakeParams(BaseModel):
-    kind: str = Field(pattern="^(big_image|small_audio|big_audio)$")
+    kind: str = Field(pattern="^(big_image|small_audio|big_audio|episode|outside)$")
 
 
 class Made(BaseModel):
@@ -53,6 +53,13 @@ async def make_artifact(run: SkillRun, params: MakeParams) -> Made:
     if params.kind == "big_image":
         path = run.artifacts_dir / "noise.png"
         Image.frombytes("RGB", (1400, 1000), os.urandom(1400 * 1000 * 3)).save(path)
+    elif params.kind == "episode":  # like render_podcast with a blog: the episode goes into the site
+        content = run.config.skills.content
+        path = content.blog_dir / content.podcast_subdir / "episode-1.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_wav(1))
+    elif params.kind == "outside":
+        path = run.config.storage.db_path  # a file on the hub's disk that is nobody's artifact
     elif params.kind == "small_audio":
         path = run.artifacts_dir / "hello.wav"
         path.write_bytes(_wav(2))
@@ -67,7 +74,7 @@ async def serving(tmp_path: Path, comfy_url: str = "http://127.0.0.1:9"):
     registry = SkillRegistry()
     registry.discover("skills.content")
     registry.register(make_artifact)
-    settings = content_config(tmp_path, comfyui=comfy_url)
+    settings = content_config(tmp_path, comfyui=comfy_url, blog_dir=str(tmp_path / "blog"))
     settings["mcp"] = {"port": 0, "tokens": [*TOKENS, {"name": "other", "token": READER_2, "role": "write"}]}
     hub = await Hub.start(HubConfig.model_validate(settings), skills=registry, components=(), resume_jobs=False)
     bridge = MCPBridge(hub)
@@ -152,3 +159,16 @@ async def test_a_large_image_gets_a_small_webp_preview_and_large_audio_only_a_li
         assert "audio" not in blocks and Path(long.structured_content["path"]).stat().st_size > AUDIO_INLINE_MAX
         assert blocks["resource_link"][0].mime_type == "audio/wav"
         assert blocks["text"] and long.structured_content["note"] == "made"
+
+
+async def test_an_episode_published_into_the_blog_reaches_the_client_and_other_paths_never_do(tmp_path):
+    async with serving(tmp_path) as (_, bridge), Client(bridge.url, auth=WRITER) as client:
+        episode = await client.call_tool("make_artifact", {"kind": "episode"})
+        on_disk = Path(episode.structured_content["path"])
+        assert on_disk.is_relative_to(tmp_path / "blog")
+        (audio,) = by_type(episode)["audio"]
+        (link,) = by_type(episode)["resource_link"]
+        assert base64.b64decode(audio.data) == on_disk.read_bytes()
+        assert await read_blob(client, str(link.uri)) == on_disk.read_bytes()
+        outside = await client.call_tool("make_artifact", {"kind": "outside"})
+        assert set(by_type(outside)) == {"text"}  # the DB path is named, never handed out

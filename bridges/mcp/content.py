@@ -12,6 +12,10 @@ is a file inside the hub's artifacts directory (`<artifacts>/<job>/<file>`) also
 
 The link is `sovhub://artifacts/<job>/<file>`, read with `resources/read` (`resources.py`), which
 checks the caller may see that job. The structured result stays as it was.
+
+A podcast episode written into the blog (`skills.content.blog_dir` / `podcast_subdir`, public once
+the site deploys) is linked into the job's artifacts (a hard link, else a copy) so it reaches the
+client the same way. No other path outside the artifacts directory is ever served.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import base64
 import io
 import mimetypes
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -79,6 +85,50 @@ def artifacts_in(result: Any, root: Path) -> list[tuple[str, Path]]:
 
     walk(result)
     return [(job, path) for path, job in found.items()]
+
+
+def published_roots(config: Any) -> list[Path]:
+    """Directories outside the artifacts whose files a result may hand out: the blog's episodes."""
+    content = config.skills.content
+    if content.blog_dir is None:
+        return []
+    return [(content.blog_dir.expanduser() / content.podcast_subdir).resolve()]
+
+
+def published_in(result: Any, roots: list[Path]) -> list[Path]:
+    """Files directly inside one of `roots` that a result value names."""
+    found: list[Path] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.startswith("/") and len(value) < 4096 and "\n" not in value:
+            try:
+                path = Path(value).resolve()
+            except (OSError, ValueError):
+                return
+            if any(path.parent == root for root in roots) and path.is_file() and path not in found:
+                found.append(path)
+
+    if roots:
+        walk(result)
+    return found
+
+
+def adopt(path: Path, job_dir: Path) -> Path:
+    """The published file as an artifact of the job: hard-linked (no copy of a big episode) or copied."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    target = job_dir / path.name
+    if not target.exists():
+        try:
+            os.link(path, target)
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copyfile(path, target)
+    return target
 
 
 def preview(data: bytes, side: int = PREVIEW_SIDE) -> bytes:

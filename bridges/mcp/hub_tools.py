@@ -160,7 +160,7 @@ def add_hub_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None, ma
             out = JobResultOut(job_id=job_id, skill=record.skill, status=record.status, done=True,
                                result=record.result)
             structured = out.model_dump(mode="json")
-            content = await result_content(hub, structured)  # the artifacts, as the skill's own call gives them
+            content = await result_content(hub, structured, job_id)  # the artifacts, as the skill's own call gives them
             return ToolResult(content=content, structured_content=structured) if content else out
         if record.status in FINAL:
             raise refusal(f"job {job_id} ({record.skill}) {record.status}: {record.error or 'no result'}")

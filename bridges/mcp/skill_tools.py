@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
 from bridges.mcp.approval import plan_for
-from bridges.mcp.content import artifacts_in, blocks_for
+from bridges.mcp.content import adopt, artifacts_in, blocks_for, published_in, published_roots
 from hub.context import Context
 from hub.errors import HubError, PermissionDenied
 from hub.jobs import JobHandle, Progress
@@ -82,17 +82,19 @@ def pending_result(handle: JobHandle, waited_s: float) -> ToolResult:
                       meta={"sovhub": {"job_id": handle.id, "pending": True}})
 
 
-async def result_content(hub: Any, structured: dict[str, Any]) -> list[Any] | None:
+async def result_content(hub: Any, structured: dict[str, Any], job_id: str) -> list[Any] | None:
     """The result as JSON text plus its artifacts as images, audio and resource links (None: none)."""
     root = hub.config.storage.artifacts_dir
     found = artifacts_in(structured, root)
-    if not found:
+    published = published_in(structured, published_roots(hub.config))
+    if not found and not published:
         return None  # FastMCP renders the structured result as text, as for any tool
 
     def build() -> list[Any]:
+        items = [*found, *((job_id, adopt(path, root / job_id)) for path in published)]
         blocks: list[Any] = [TextContent(type="text", text=json.dumps(structured, ensure_ascii=False))]
-        for job_id, path in found:
-            blocks.extend(blocks_for(job_id, path))
+        for owner_job, path in items:
+            blocks.extend(blocks_for(owner_job, path))
         return blocks
 
     return await asyncio.to_thread(build)
@@ -168,7 +170,7 @@ class SkillTool(Tool):
             self._stats.deferred += 1
             return pending_result(handle, limit or 0)
         structured = result.model_dump(mode="json")
-        return ToolResult(content=await result_content(hub, structured), structured_content=structured,
+        return ToolResult(content=await result_content(hub, structured, handle.id), structured_content=structured,
                           meta={"sovhub": {"job_id": handle.id}})
 
     async def _wait(self, handle: JobHandle, limit: float | None) -> BaseModel | None:
