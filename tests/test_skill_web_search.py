@@ -145,7 +145,8 @@ async def bed(tmp_path, searx, monkeypatch):
         return reg
 
     monkeypatch.setattr(helpers, "test_registry", registry)
-    async with helpers.chat_bed(tmp_path, skills={"web": {"searxng_url": searx}}) as bed:
+    slow_box = {"local": {"first_token_timeout_s": 60, "stall_timeout_s": 60}}  # a busy CI box, not a fault test
+    async with helpers.chat_bed(tmp_path, skills={"web": {"searxng_url": searx}}, llm=slow_box) as bed:
         bed.searx = searx
         yield bed
 
@@ -159,8 +160,8 @@ def _base() -> SkillRegistry:
 CALL = '[[call web_search {"query": "EAGLE speculative decoding", "limit": 2}]]'
 
 
-async def test_the_local_model_can_search_the_web(bed):
-    outcome, sink = await bed.turn(f"look this up {CALL}")
+async def test_the_local_model_can_search_the_web_and_a_local_only_room_stays_local(bed):
+    outcome, sink = await bed.turn(f"look this up {CALL}", policy="local-only")
     assert outcome.route == "local" and outcome.error is None
     assert "https://docs.sglang.ai/advanced_features/speculative_decoding.html" in sink.of("finish")[0]
     assert await bed.cloud_requests() == 0
