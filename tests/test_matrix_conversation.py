@@ -96,6 +96,9 @@ async def test_conversation_in_a_dm(convo, encrypted):
     await human.wait_for(_answer_to(bot, "You said: hello there"))
     first = human.from_user(bot.user_id, room)[0]
     assert first.content["msgtype"] == "m.text"  # notifies the person who asked
+    assert first.content["body"] == "You said: hello there"  # ready within the first interval: one event
+    await human.settle(0.5)
+    assert human.from_user(bot.user_id, room, edits=True) == []
     assert first.relates["m.in_reply_to"]["event_id"] == asked
     if encrypted:
         assert type(first.event).__name__ != "MegolmEvent" and bridge.metrics["undecryptable"] == 0
