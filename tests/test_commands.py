@@ -342,3 +342,20 @@ async def test_status_reads_as_words_not_python_values(hub):
     text = io.replies[-1]
     assert "True" not in text and "None" not in text and "False" not in text and "_" not in text
     assert "Matrix: user @bot:x, synced, last sync 2 s ago, undecryptable 0" in text and "Storage: not ok" in text
+
+
+async def test_a_front_end_that_stops_while_following_a_job_does_not_mark_it_failed(hub):
+    """The bridge stopping (its task cancelled) says nothing about the job: no ❌, the job goes on."""
+    import asyncio
+
+    env, io = make_env(hub)
+    env.request_id = "test:stop-while-following"
+    following = asyncio.create_task(dispatch(env, "/run nap seconds=1"))
+    while "started" not in io.states:  # noqa: ASYNC110 - polling the recording IO
+        await asyncio.sleep(0.01)
+    following.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await following
+    assert io.states == ["started"]
+    job = hub.jobs.active[request_job_id("test:stop-while-following")]
+    await job.wait(timeout=10)  # the job itself was not cancelled with its follower
