@@ -8,6 +8,8 @@ URLs, each once, titles and snippets on one line and bounded.
 from __future__ import annotations
 
 import re
+import ssl
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +46,12 @@ class SearchError(HubError):
 def _line(value: Any, limit: int) -> str:
     text = re.sub(r"\s+", " ", value if isinstance(value, str) else "").strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One verifying TLS context for every search: building it costs more than a local search."""
+    return ssl.create_default_context()
 
 
 def _list(value: Any) -> list:
@@ -113,7 +121,9 @@ async def search(cfg: WebSkillsConfig, query: str, *, categories: list[str] | No
     base = cfg.searxng_url
     params = request_params(cfg, query, categories=categories, language=language, safesearch=safesearch, page=page)
     try:
-        async with httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=False, trust_env=False) as http:
+        # trust_env=False: no proxy from the environment may carry the queries somewhere else
+        async with httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=False, trust_env=False,
+                                     verify=_tls()) as http:
             response = await http.get(f"{base}/search", params=params, headers={"Accept": "application/json"})
     except httpx.TimeoutException:
         raise SearchError(f"SearXNG at {base} did not answer within {cfg.timeout_s:g} s") from None
