@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from hub.chat.api import BudgetState
 from hub.chat.budget import BudgetExceeded, Ledger
 from hub.config.routing import BudgetConfig
+from hub.context import Context
+from hub.llm.types import Usage
+from hub.store.db import Store
 from tests.chat_helpers import chat_bed
 
 CAP = 0.02
@@ -43,21 +46,24 @@ async def test_forty_concurrent_cloud_turns_never_spend_past_the_daily_cap(tmp_p
         assert state.reserved_usd == 0 and state.spent_today_usd == pytest.approx(spent, abs=1e-6)
 
 
-async def test_reservations_count_against_the_cap_and_release_only_frees_stored_spend(tmp_path):
-    class NoRows:
-        async def execute_fetchall(self, sql, params):
-            return [(0.0, 0.0)]
-
-    ledger = Ledger(NoRows(), BudgetConfig(daily_usd=1.0, monthly_usd=1.0))
-    first = await ledger.reserve(0.6)
-    with pytest.raises(BudgetExceeded, match=r"\$0.60 held by calls in flight"):
-        await ledger.reserve(0.5)
-    first.settle(0.1)  # the call cost less than its worst case: the difference is free again
-    second = await ledger.reserve(0.5)
-    await ledger.release([first, second])
-    assert (await ledger.state()).reserved_usd == 0
-    assert BudgetState(0.5, 0.5, 1.0, 1.0, reserved_usd=0.4).allows(0.1)
-    assert not BudgetState(0.5, 0.5, 1.0, 1.0, reserved_usd=0.4).allows(0.11)
+async def test_a_reservation_is_a_pending_cost_row_that_counts_until_settled(tmp_path):
+    store = await Store.open(tmp_path / "hub.db")
+    try:
+        ledger = Ledger(store.db, BudgetConfig(daily_usd=1.0, monthly_usd=1.0))
+        ctx = Context.new("mcp")
+        first = await ledger.reserve(0.6, provider="anthropic", model="m", context=ctx, room=None)
+        with pytest.raises(BudgetExceeded, match=r"\$0.60 held by calls in flight"):
+            await ledger.reserve(0.5, provider="anthropic", model="m", context=ctx, room=None)
+        await ledger.settle(first, Usage(input_tokens=10, output_tokens=5), 0.1)  # cheaper than its worst case
+        second = await ledger.reserve(0.5, provider="anthropic", model="m", context=ctx, room=None)
+        state = await ledger.state()
+        assert (state.spent_today_usd, state.reserved_usd) == (0.1, 0.5) and second.row_id != first.row_id
+        rows = await store.db.execute_fetchall("SELECT input_tokens, usd, pending FROM costs ORDER BY id")
+        assert [tuple(r) for r in rows] == [(10, 0.1, 0), (0, 0.5, 1)]
+    finally:
+        await store.close()
+    assert BudgetState(0.5, 0.5, 1.0, 1.0, reserved_usd=0.4, reserved_month_usd=0.4).allows(0.1)
+    assert not BudgetState(0.5, 0.5, 1.0, 1.0, reserved_usd=0.4, reserved_month_usd=0.4).allows(0.11)
 
 
 @pytest.mark.parametrize("fault", [{"kind": "error_event", "after_tokens": 6},
@@ -87,42 +93,45 @@ async def test_a_cancelled_cloud_turn_is_charged_for_the_tokens_already_streamed
         assert (await bed.hub.chat.budget()).reserved_usd == 0
 
 
-class StoredSpend:
-    """The `costs` table's sums as the ledger reads them: whatever was stored so far."""
+@settings(max_examples=40, deadline=None)
+@given(cap=st.floats(0.0, 2.0), ops=st.lists(st.tuples(st.floats(0.0, 0.8), st.floats(0.0, 1.0), st.booleans()),
+                                             max_size=24))
+def test_no_interleaving_of_calls_from_two_connections_passes_the_cap(tmp_path_factory, cap, ops):
+    """Two ledgers on two connections to one database (the hub and `sovhub mcp`, say): at every
+    moment the period's rows — settled and pending — stay within the cap."""
 
-    def __init__(self) -> None:
-        self.usd = 0.0
-
-    async def execute_fetchall(self, sql, params):
-        return [(self.usd, self.usd)]
-
-
-@settings(max_examples=200, deadline=None)
-@given(cap=st.floats(0.0, 2.0), ops=st.lists(st.tuples(st.floats(0.0, 0.8), st.floats(0.0, 1.0)), max_size=30))
-def test_stored_spend_plus_reservations_never_pass_the_cap_whatever_the_interleaving(cap, ops):
     async def scenario() -> None:
-        db = StoredSpend()
-        ledger = Ledger(db, BudgetConfig(daily_usd=cap, monthly_usd=cap))
+        path = tmp_path_factory.mktemp("ledger") / "hub.db"
+        stores = [await Store.open(path), await Store.open(path)]
+        ledgers = [Ledger(st.db, BudgetConfig(daily_usd=cap, monthly_usd=cap)) for st in stores]
+        ctx = Context.new("cli")
 
-        async def call(worst: float, share: float) -> None:
+        async def call(worst: float, share: float, other: bool) -> None:
+            ledger = ledgers[int(other)]
             try:
-                hold = await ledger.reserve(worst)
+                hold = await ledger.reserve(worst, provider="anthropic", model="m", context=ctx, room=None)
             except BudgetExceeded:
                 return
             await asyncio.sleep(0)  # other calls reserve meanwhile
-            hold.settle(worst * share)  # the real cost (or what a broken stream produced) <= the worst case
-            await asyncio.sleep(0)
-            db.usd += hold.usd  # the cost row is stored ...
-            await ledger.release([hold])  # ... then the reservation stops counting
+            await ledger.settle(hold, Usage(output_tokens=1), worst * share)  # real cost <= worst case
+
+        async def total() -> float:
+            rows = await stores[0].db.execute_fetchall("SELECT COALESCE(SUM(usd), 0) FROM costs")
+            return float(rows[0][0])
 
         async def watch() -> None:
-            for _ in range(4 * len(ops) + 4):
-                held = sum(h.usd for h in ledger._holds)
-                assert db.usd + held <= cap + 1e-9
+            for _ in range(len(ops) + 2):
+                assert await total() <= cap + 1e-9
                 await asyncio.sleep(0)
 
-        await asyncio.gather(watch(), *(call(*op) for op in ops))
-        assert db.usd <= cap + 1e-9 and not ledger._holds
+        try:
+            await asyncio.gather(watch(), *(call(*op) for op in ops))
+            assert await total() <= cap + 1e-9
+            pending = await stores[1].db.execute_fetchall("SELECT COUNT(*) FROM costs WHERE pending = 1")
+            assert pending[0][0] == 0
+        finally:
+            for store in stores:
+                await store.close()
 
     asyncio.run(scenario())
 

@@ -62,12 +62,12 @@ class BudgetState:
     spent_month_usd: float
     daily_cap_usd: float
     monthly_cap_usd: float
-    reserved_usd: float = 0.0  # worst case of cloud calls in flight (and settled ones not stored yet)
+    reserved_usd: float = 0.0  # worst case of cloud calls in flight today (pending cost rows)
+    reserved_month_usd: float = 0.0  # the same, this month
 
     def allows(self, estimate_usd: float) -> bool:
-        extra = self.reserved_usd + estimate_usd
-        return (self.spent_today_usd + extra <= self.daily_cap_usd
-                and self.spent_month_usd + extra <= self.monthly_cap_usd)
+        return (self.spent_today_usd + self.reserved_usd + estimate_usd <= self.daily_cap_usd
+                and self.spent_month_usd + self.reserved_month_usd + estimate_usd <= self.monthly_cap_usd)
 
     def refusal(self, estimate_usd: float) -> str:
         """Why a call of `estimate_usd` is refused, in one line."""
@@ -75,5 +75,6 @@ class BudgetState:
         if self.spent_today_usd + self.reserved_usd + estimate_usd > self.daily_cap_usd:
             return (f"the daily cloud budget is reached (${self.spent_today_usd:.2f} of "
                     f"${self.daily_cap_usd:.2f} spent today{held}, this call up to ${estimate_usd:.3f})")
+        held = f", ${self.reserved_month_usd:.2f} held by calls in flight" if self.reserved_month_usd else ""
         return (f"the monthly cloud budget is reached (${self.spent_month_usd:.2f} of "
                 f"${self.monthly_cap_usd:.2f} spent this month{held}, this call up to ${estimate_usd:.3f})")

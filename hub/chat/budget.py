@@ -1,19 +1,20 @@
-"""Spend caps: what the cloud cost today and this month (UTC), from the `costs` table, plus what
-calls in flight may still cost.
+"""Spend caps: what the cloud cost today and this month (UTC), from the `costs` table, calls in
+flight included.
 
 Every LLM call of every origin (chat, cron, MCP, skills) writes a cost row, so background and
-scheduled turns count against the same caps. Caps are enforced by reservation: before a cloud call
-its worst case (the prompt at the dearer of the input and cache-write prices plus `max_tokens` at
-the output price) is reserved under one lock, against spend + every other reservation; after the
-call the reservation is settled to the real cost (also for a call that failed or was cancelled
-midway: the tokens it produced are billed), and it is released only once the cost row is stored.
-So concurrent calls can never together pass a cap: at every moment, stored spend + reservations
->= what the provider will bill.
+scheduled turns count against the same caps. Caps are enforced by reservation, in the database:
+before a cloud call its worst case (the prompt at the dearer of the input and cache-write prices
+plus `max_tokens` at the output price) is inserted as a `pending` cost row by ONE conditional
+INSERT (SQLite runs it under its write lock, so the check and the reservation are one step for
+every process on the database: the hub, `sovhub mcp` over stdio, a CLI run). After the call the
+row is settled to the real usage — also for a call that failed, broke mid-stream or was cancelled:
+the tokens it produced are billed. A process killed mid-call leaves its worst case counted. So
+at every moment the rows of the period >= what the provider will bill, and no interleaving of
+calls passes a cap.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -52,65 +53,72 @@ def estimate_usd(input_tokens: int, max_tokens: int, price: ModelPrice | None) -
 
 
 class Hold:
-    """One reservation: the worst case until settled, then the real cost until its row is stored."""
+    """One reservation: its pending cost row (worst case), settled once to the real usage."""
 
-    __slots__ = ("usd",)
+    __slots__ = ("row_id", "settled", "usd")
 
-    def __init__(self, usd: float) -> None:
+    def __init__(self, row_id: int, usd: float) -> None:
+        self.row_id = row_id
         self.usd = usd
-
-    def settle(self, usd: float) -> None:
-        self.usd = usd
+        self.settled = False
 
 
 COST_INSERT = ("INSERT INTO costs(at, provider, model, input_tokens, output_tokens, cache_write_tokens, "
                "cache_read_tokens, usd, origin, context_id, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
+_STATE = ("SELECT COALESCE(SUM(CASE WHEN at >= :day AND pending = 0 THEN usd END), 0), "
+          "COALESCE(SUM(CASE WHEN pending = 0 THEN usd END), 0), "
+          "COALESCE(SUM(CASE WHEN at >= :day AND pending = 1 THEN usd END), 0), "
+          "COALESCE(SUM(CASE WHEN pending = 1 THEN usd END), 0) FROM costs WHERE at >= :month")
+
+# The check and the reservation in one statement: SQLite takes the write lock before the sums are read.
+_RESERVE = ("INSERT INTO costs(at, provider, model, usd, origin, context_id, room, pending) "
+            "SELECT :now, :provider, :model, :usd, :origin, :context, :room, 1 "
+            "WHERE (SELECT COALESCE(SUM(usd), 0) FROM costs WHERE at >= :day) + :usd <= :daily "
+            "AND (SELECT COALESCE(SUM(usd), 0) FROM costs WHERE at >= :month) + :usd <= :monthly")
+
+_SETTLE = ("UPDATE costs SET input_tokens = ?, output_tokens = ?, cache_write_tokens = ?, cache_read_tokens = ?, "
+           "usd = ?, pending = 0 WHERE id = ?")
+
 
 class Ledger:
-    """Reads spend and writes cost rows."""
+    """Reads spend, reserves and settles cloud calls, writes the other cost rows."""
 
     def __init__(self, db, caps: BudgetConfig, clock=time.time) -> None:
         self.db = db
         self.caps = caps
         self.clock = clock
-        self._holds: set[Hold] = set()
-        self._lock = asyncio.Lock()  # a check and its reservation are one step; so is a release
 
     async def state(self) -> BudgetState:
-        async with self._lock:
-            return await self._state()
-
-    async def _state(self) -> BudgetState:
         day, month = period_starts(self.clock())
-        rows = await self.db.execute_fetchall(
-            "SELECT COALESCE(SUM(CASE WHEN at >= ? THEN usd END), 0), COALESCE(SUM(usd), 0) FROM costs WHERE at >= ?",
-            (day, month))
-        today, this_month = (float(rows[0][0]), float(rows[0][1])) if rows else (0.0, 0.0)
-        reserved = sum(h.usd for h in self._holds)
+        rows = await self.db.execute_fetchall(_STATE, {"day": day, "month": month})
+        today, this_month, held_today, held_month = (float(x) for x in rows[0]) if rows else (0.0,) * 4
         return BudgetState(round(today, 6), round(this_month, 6), self.caps.daily_usd, self.caps.monthly_usd,
-                           reserved_usd=round(reserved, 6))
+                           reserved_usd=round(held_today, 6), reserved_month_usd=round(held_month, 6))
 
-    async def reserve(self, usd: float) -> Hold:
+    async def reserve(self, usd: float, *, provider: str, model: str, context: Context, room: str | None) -> Hold:
         """Reserve `usd` (a call's worst case) or raise BudgetExceeded; nothing is sent before this."""
-        async with self._lock:
-            state = await self._state()
-            if not state.allows(usd):
-                raise BudgetExceeded(f"cloud call not made: {state.refusal(usd)}")
-            hold = Hold(usd)
-            self._holds.add(hold)
-            return hold
+        now = self.clock()
+        day, month = period_starts(now)
+        cursor = await self.db.execute(_RESERVE, {
+            "now": now, "provider": provider, "model": model, "usd": usd, "origin": context.origin,
+            "context": context.id, "room": room, "day": day, "month": month,
+            "daily": self.caps.daily_usd, "monthly": self.caps.monthly_usd})
+        if cursor.rowcount != 1:
+            state = await self.state()
+            raise BudgetExceeded(f"cloud call not made: {state.refusal(usd)}")
+        return Hold(cursor.lastrowid, usd)
 
-    async def release(self, holds: list[Hold]) -> None:
-        """The calls' cost rows are stored: their reservations stop counting (the rows count now)."""
-        if not holds:
+    async def settle(self, hold: Hold, usage, usd: float) -> None:
+        """The call is over (answered, failed or cancelled): its row becomes what it really cost."""
+        if hold.settled:
             return
-        async with self._lock:
-            for hold in holds:
-                self._holds.discard(hold)
+        await self.db.execute(_SETTLE, (usage.input_tokens, usage.output_tokens, usage.cache_write_tokens,
+                                        usage.cache_read_tokens, usd, hold.row_id))
+        hold.usd, hold.settled = usd, True
 
     def rows(self, calls: list[tuple[str, str, object, float]], context: Context, room: str | None) -> list[tuple]:
-        """Cost rows for (provider, model, usage, usd) tuples, ready for `record`."""
+        """Cost rows for (provider, model, usage, usd) tuples, ready for `insert`."""
         now = self.clock()
         return [(now, provider, model, u.input_tokens, u.output_tokens, u.cache_write_tokens, u.cache_read_tokens,
                  usd, context.origin, context.id, room) for provider, model, u, usd in calls]

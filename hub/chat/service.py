@@ -21,7 +21,7 @@ from typing import Any
 
 from hub.chat.agent import run_agent
 from hub.chat.api import BudgetState, ConversationKey, ReplySink, TurnOutcome, TurnRequest
-from hub.chat.budget import BudgetExceeded, Hold, Ledger, estimate_usd, prompt_tokens_bound
+from hub.chat.budget import BudgetExceeded, Ledger, estimate_usd, prompt_tokens_bound
 from hub.chat.health import Health
 from hub.chat.memory import Memory, fit
 from hub.chat.router import NAMES, Route, RouterInput, decide, split_prefix
@@ -55,7 +55,6 @@ class _Turn:
     calls: list[tuple[str, str, Usage, float]] = field(default_factory=list)
     lease_n: int = 0
     avoided: str | None = None
-    holds: list[Hold] = field(default_factory=list)  # spend reservations, released once the costs are stored
 
     @property
     def cost(self) -> float:
@@ -204,18 +203,17 @@ class ChatService:
                 max_steps=self.config.llm.max_tool_steps)
         except (LLMError, BudgetExceeded, CloudRefused) as exc:
             message = self._failure_text(exc, turn, policy)
-            await self._remember(key, turn.current, f"{turn.reason}; failed: {exc}", turn.calls, ctx, turn.holds)
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {exc}", turn.calls, ctx)
             await sink.fail(message)
             return TurnOutcome(route=turn.current, reason=turn.reason, text=getattr(exc, "partial", ""),
                                input_tokens=sum(c[2].input_tokens for c in turn.calls),
                                output_tokens=sum(c[2].output_tokens for c in turn.calls),
                                cost_usd=turn.cost, error=message)
         except asyncio.CancelledError:
-            await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx, turn.holds)
+            await self._remember(key, turn.current, f"{turn.reason}; cancelled", turn.calls, ctx)
             raise
         except Exception as exc:  # a bug or a broken sink: keep the spend and the reason, then re-raise
-            await self._remember(key, turn.current, f"{turn.reason}; failed: {type(exc).__name__}", turn.calls, ctx,
-                                 turn.holds)
+            await self._remember(key, turn.current, f"{turn.reason}; failed: {type(exc).__name__}", turn.calls, ctx)
             raise
         answer = result.text or "(no answer)"
         if result.hit_max_steps:
@@ -234,12 +232,11 @@ class ChatService:
 
     async def _store_turn(self, turn: _Turn, key: ConversationKey, text: str, answer: str, output_tokens: int,
                           why: tuple[str, tuple]) -> None:
-        """The turn in one transaction; its spend reservations stop counting once its cost rows do."""
+        """The turn in one transaction (cloud calls wrote their cost rows when they were settled)."""
         ctx = turn.context
         await self.memory.append_turn(
             key, text, answer, route=turn.current, output_tokens=output_tokens, context_id=ctx.id,
-            costs=self.ledger.rows(turn.calls, ctx, key.room), extra=why)
-        await self.ledger.release(turn.holds)
+            costs=self.ledger.rows(_unsettled(turn.calls), ctx, key.room), extra=why)
 
     # ---- routing inputs --------------------------------------------------------------------------
     def _gpu(self) -> tuple[str | None, float | None]:
@@ -365,20 +362,22 @@ class ChatService:
         or is cancelled midway is charged for the tokens the meter saw (the API bills them)."""
         if self.cloud is None:
             raise BudgetExceeded("Claude is not configured")
-        hold = await self.ledger.reserve(self._cloud_estimate(messages, tools))
-        turn.holds.append(hold)
+        hold = await self.ledger.reserve(self._cloud_estimate(messages, tools), provider=PROVIDER_LABEL["cloud"],
+                                         model=self.cloud.model, context=turn.context,
+                                         room=turn.request.conversation.room)
         meter = Usage()
         try:
             completion = await self.cloud.stream(messages, tools, max_tokens=self.config.llm.cloud.max_tokens,
                                                  on_text=on_text, context=turn.context, meter=meter)
         except BaseException:
             usd = cost_usd(meter, self._price())
-            hold.settle(usd)
+            # shielded: a second cancel cannot leave the row at its worst case half-way through
+            await asyncio.shield(self.ledger.settle(hold, meter, usd))
             if usd or meter.input_tokens or meter.output_tokens:
                 turn.calls.append((PROVIDER_LABEL["cloud"], self.cloud.model, meter, usd))
             raise
         completion.usage = meter  # every attempt, retried ones included: what the API bills
-        hold.settle(cost_usd(meter, self._price()))
+        await asyncio.shield(self.ledger.settle(hold, meter, cost_usd(meter, self._price())))
         return completion
 
     async def _local_stream(self, ctx: Context, messages, tools, on_text, max_tokens: int, *, label: str,
@@ -487,18 +486,17 @@ class ChatService:
                 "value=excluded.value, updated_at=excluded.updated_at", (kv_key, json.dumps(line), time.time()))
 
     async def _remember(self, key: ConversationKey, route: str, reason: str, calls: list,
-                        ctx: Context | None = None, holds: list[Hold] | None = None) -> None:
+                        ctx: Context | None = None) -> None:
         """A turn that produced no answer still records why it went where it went, and what it cost."""
         sql, params = self._why_row(key, route, reason)
         try:
             await self.hub.store.db.execute(sql, params)
-            if calls and ctx is not None:
-                await Ledger.insert(self.hub.store.db, self.ledger.rows(calls, ctx, key.room))
+            if _unsettled(calls) and ctx is not None:
+                await Ledger.insert(self.hub.store.db, self.ledger.rows(_unsettled(calls), ctx, key.room))
         except sqlite3.Error as exc:  # the user still gets the turn's own message; the health check says why
             self.hub.store.health.failed(exc, "chat history")
             log.error("recording the failed turn in %s failed: %s", key.room, describe(exc))
-            return  # its holds stay: spend not stored keeps counting against the caps
-        await self.ledger.release(holds or [])
+            return
 
     def _failure_text(self, exc: Exception, turn: _Turn, policy: str) -> str:
         text = self._failure_core(exc, turn, policy)
@@ -541,3 +539,8 @@ def plain_reason(exc: Exception) -> str:
 
 def route_line(route: Route) -> str:
     return f"{NAMES.get(route.target, route.target)} — {route.reason}"
+
+
+def _unsettled(calls: list) -> list:
+    """The calls whose cost rows the turn still writes: cloud calls wrote theirs when settled."""
+    return [c for c in calls if c[0] != PROVIDER_LABEL["cloud"]]

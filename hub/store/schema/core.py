@@ -102,4 +102,9 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: a cloud call's spend reservation is its cost row, written before the call (pending = 1) and
+    # settled to the real usage after; shared by every process on this database, kept across crashes
+    """
+    ALTER TABLE costs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
