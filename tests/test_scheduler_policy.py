@@ -407,6 +407,29 @@ def test_when_bounds_collide_they_give_way_earliest_deadline_first_then_by_class
     assert [e[1] for e in log if e[0] == "dispatch"] == ["chat", "img", "sched"]
 
 
+def _answered_chat_then_image(swap_in_llm: float):
+    specs = (ResidentSpec("llm", memory_gb=94, default=True, exclusive=True, swap_in_s=swap_in_llm, swap_out_s=10),
+             ResidentSpec("img", memory_gb=32, exclusive=True, swap_in_s=10, swap_out_s=5))
+    s = R.initial_state(specs, PolicyParams(min_residency_s=0), 0.0, {"llm": Phase.ready})
+    s = R.submit(s, job("c1", "llm", at=0.0, cls="interactive", owner="conv"))
+    s = R.dispatch(s, "c1", 0.0)
+    s = R.finish(s, "c1", 15.0)
+    return R.submit(s, job("i", "img", at=20.0, cls="skill", est=20.0))
+
+
+def test_a_conversation_keeps_the_llm_for_its_next_turn_against_lower_work():
+    s = _answered_chat_then_image(swap_in_llm=240.0)  # the round trip (285 s) would break a 300 s bound
+    assert not kinds(decide(s, 30.0), Unload)
+    assert kinds(decide(s, 15.0 + 121.0), Unload)  # the hold ends after conversation_s
+    s = R.submit(s, job("c2", "llm", at=60.0, cls="interactive", owner="conv"))
+    assert kinds(decide(s, 60.0), Dispatch) == [Dispatch("c2", "llm")]
+
+
+def test_no_conversation_hold_when_swaps_take_seconds():
+    s = _answered_chat_then_image(swap_in_llm=3.0)  # the demo's stand-ins: nothing to protect
+    assert [a.resident for a in kinds(decide(s, 30.0), Unload)] == ["llm"]
+
+
 def test_decide_is_pure():
     s = R.submit(R.submit(state(), job("a", "llm")), job("b", "img"))
     before = replace(s)

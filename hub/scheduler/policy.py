@@ -272,7 +272,8 @@ def decide(state: SchedState, now: float) -> list[Action]:
         if victims is not None:
             dispatched = {a.job_id for a in acts if isinstance(a, Dispatch)}
             stay = _victims_with_work(state, victims, blocker, n_over, order, dispatched, holds, now, wakes) \
-                or any(h.resident in victims and p.rank(h.job_class) > p.rank(blocker.job_class) for h in talks)
+                or any(h.resident in victims and p.rank(h.job_class) > p.rank(blocker.job_class)
+                       and _excursion_breaks_next_turn(state, h, blocker) for h in talks)
             if not stay:
                 acts += _switch_to(state, target, now, why, wakes, busy)
     else:
@@ -291,6 +292,15 @@ def decide(state: SchedState, now: float) -> list[Action]:
     if future:
         acts.append(WakeAt(max(min(future), now + EPS_S)))  # never a Zeno run of wakes
     return acts
+
+
+def _excursion_breaks_next_turn(state: SchedState, hold: Reservation, blocker: Job) -> bool:
+    """Whether leaving `hold`'s resident for `blocker` now would make the conversation's next turn
+    miss its bound if it came at once: stop, load the other, its work, stop it, load back. Only
+    then does the conversation keep its resident (with swaps of seconds, nothing is held)."""
+    trip = state.cost_out(hold.resident) + state.cost_in(blocker.resident) + blocker.est_seconds \
+        + state.cost_out(blocker.resident) + state.cost_in(hold.resident)
+    return trip > state.params.max_wait(hold.job_class) - state.params.urgency_margin_s
 
 
 def _default_last(state: SchedState, blocker: Job, order: list[Job], now: float) -> Job | None:
