@@ -9,24 +9,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import logging
 import signal
 import sys
 
+from hub import kvargs
 from hub.sim.serve import AppServer
 
 
 def parse_options(pairs: list[str]) -> dict:
+    """`--option key=value` pairs by the hub's shared rules (`hub.kvargs`); `-` in a key reads as `_`."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        parsed = kvargs.split_assignment(f"{key.replace('-', '_')}{sep}{value}")
+        if parsed is None:
             raise SystemExit(f"--option wants key=value, got {pair!r}")
-        try:
-            options[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.replace("-", "_")] = value
+        options[parsed[0]] = kvargs.decode(parsed[1])
     return options
 
 
