@@ -138,6 +138,7 @@ def test_the_terminal_chat_runs_the_plugin_as_a_command_and_as_the_models_tool(p
     script.write_text("\n".join([
         f"/readtime {TEXT}",
         f'please measure [[call reading_time {{"text": "{TEXT}", "words_per_minute": 50}}]]',
+        "/search EAGLE speculative decoding",  # web_search on the demo's SearXNG stand-in
     ]) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOVHUB_", "ANTHROPIC_"))}
     env.update(COLUMNS="200", TERM="xterm", NO_COLOR="1", PYTHONUNBUFFERED="1")
@@ -150,3 +151,4 @@ def test_the_terminal_chat_runs_the_plugin_as_a_command_and_as_the_models_tool(p
     assert "reading_time done" in out and "• words: 10" in out and "• words_per_minute: 230" in out, out[-3000:]
     # the local model's tool call, run through the chat service and answered in the chat
     assert 'Tool results: reading_time: {"words":10,"minutes":0.2,"words_per_minute":50}' in out, out[-3000:]
+    assert "web_search done" in out and "results: 2: SGLang documentation: speculative decoding" in out, out[-3000:]

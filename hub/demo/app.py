@@ -54,6 +54,7 @@ class Demo:
         self.data_dir = (options.data_dir or DEFAULT_DATA_DIR).expanduser().resolve()
         self.fleet = SimFleet(self.data_dir, options.load_seconds)
         self.cloud: CloudStandIn | None = None
+        self.search: Any = None  # the SearXNG stand-in behind web_search
         self.hub: Hub | None = None
         self.bridges: list[tuple[str, Any]] = []
         self.io = TerminalIO(self.console)
@@ -77,6 +78,11 @@ class Demo:
             "skills": {"content": {"blog_dir": str(seed_blog(self.data_dir / "blog")), "tts_engine": "vllm-omni",
                                    "notes_dir": str(self.data_dir / "notes"), "git_push": False}},
         }
+        from hub.sim import searxng
+        from hub.sim.serve import AppServer
+
+        self.search = AppServer(searxng.create_app())
+        overrides["skills"]["web"] = {"searxng_url": await self.search.start()}
         if os.environ.get("ANTHROPIC_API_KEY"):
             overrides["llm"]["cloud"] = {"enabled": True, "api_key": os.environ["ANTHROPIC_API_KEY"]}
         else:
@@ -146,6 +152,9 @@ class Demo:
         if self.cloud is not None:
             await self.cloud.stop()
             self.cloud = None
+        if self.search is not None:
+            await self.search.stop()
+            self.search = None
 
     async def _stop_stand_ins(self, scheduler: Any) -> None:
         """A stopped scheduler leaves residents running (a restarted hub adopts them); the demo's
@@ -212,7 +221,7 @@ class Demo:
         notes = seed_notes(self.data_dir)
         c.print("[dim]Type to chat (\"!claude ...\" asks the cloud). Try:[/dim]")
         for hint in ("/image a lighthouse at dawn", "/podcast welcome", f"/publish --draft {notes}",
-                     "/diagnose", "/status", "/help", "/quit"):
+                     "/search EAGLE speculative decoding", "/diagnose", "/status", "/help", "/quit"):
             c.print(f"[dim]  {hint}[/dim]", highlight=False, soft_wrap=True)
         c.rule()
 
