@@ -53,3 +53,15 @@ class UnknownJob(HubError):
 
 class BackendDown(HubError):
     pass
+
+
+def os_reason(exc: BaseException) -> str:
+    """The most specific reason of a low-level error chain, on one line: "Connection refused (errno 111)",
+    not requests/urllib3's nested reprs (those belong in a debug log, not in front of a person)."""
+    import re
+
+    text = str(exc).strip() or type(exc).__name__
+    found = re.search(r"\[Errno (\d+)\] ([^'\"()]+)", text) or re.search(r"Error\((\d+), '([^']+)'\)", text)
+    if found:
+        return f"{found.group(2).strip()} (errno {found.group(1)})"
+    return text[:200]

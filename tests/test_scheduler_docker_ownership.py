@@ -78,3 +78,15 @@ def test_every_docker_resident_of_the_gb10_profile_is_labelled_for_sovhub_in_com
     for name, driver in docker.items():
         labels = services[driver["compose_service"]].get("labels") or {}
         assert labels.get("sovhub.resident") == name, (name, labels)
+
+
+def test_docker_down_in_the_ops_skills_is_said_plainly_too():
+    from hub.errors import BackendDown
+    from skills.ops import dockerctl
+
+    url = f"tcp://127.0.0.1:{free_port()}"
+    for call in (lambda: dockerctl.restart(url, "sovhub-x", 1), lambda: dockerctl.inspect(url, "sovhub-x", 5)):
+        with pytest.raises(BackendDown) as info:
+            call()
+        assert str(info.value) == (f"Docker is not reachable at {url}: Connection refused (errno 111); is the Docker "
+                                   "daemon (or its socket proxy) running?")

@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hub.errors import BackendDown
+from hub.errors import BackendDown, os_reason
 from hub.lazy import lazy_import
 
 docker = lazy_import("docker")  # the Docker SDK loads when a container is driven
+
+
+def unreachable(docker_url: str | None, exc: BaseException) -> BackendDown:
+    return BackendDown(f"Docker is not reachable at {docker_url or '$DOCKER_HOST'}: {os_reason(exc)}; "
+                       "is the Docker daemon (or its socket proxy) running?")
 
 
 def client(docker_url: str | None, timeout: float = 30) -> docker.DockerClient:
@@ -24,7 +29,8 @@ def client(docker_url: str | None, timeout: float = 30) -> docker.DockerClient:
             return docker.DockerClient(base_url=docker_url, timeout=int(timeout))
         return docker.from_env(timeout=int(timeout))
     except docker.errors.DockerException as exc:
-        raise BackendDown(f"cannot reach Docker ({docker_url or 'from environment'}): {exc}") from None
+        raise unreachable(docker_url, exc) from None
+
 
 
 @dataclass
@@ -76,6 +82,8 @@ def inspect(docker_url: str | None, name: str, tail: int) -> ContainerInfo:
             oom_killed=bool(state.get("OOMKilled")), error=state.get("Error") or "",
             started_at=state.get("StartedAt", ""), finished_at=state.get("FinishedAt", ""),
             restart_count=int(c.attrs.get("RestartCount") or 0), env=env, log_lines=lines)
+    except OSError as exc:  # requests' ConnectionError is an OSError: Docker went away mid-call
+        raise unreachable(docker_url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             dc.close()
@@ -88,6 +96,8 @@ def container_id(docker_url: str | None, name: str) -> str:
         if c is None:
             raise BackendDown(f"no container named {name!r}")
         return c.id
+    except OSError as exc:  # requests' ConnectionError is an OSError: Docker went away mid-call
+        raise unreachable(docker_url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             dc.close()
@@ -102,6 +112,8 @@ def restart(docker_url: str | None, name: str, stop_timeout: float) -> str:
             raise BackendDown(f"no container named {name!r}")
         dc.api.restart(c.name, timeout=int(stop_timeout))  # by name, never id: the socket proxy filters on it
         return dc.api.inspect_container(c.name).get("State", {}).get("StartedAt", "")
+    except OSError as exc:  # requests' ConnectionError is an OSError: Docker went away mid-call
+        raise unreachable(docker_url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             dc.close()

@@ -12,8 +12,8 @@ never started, waited on or stopped: every call refuses it with a message saying
 from __future__ import annotations
 
 import asyncio
-import re
 
+from hub.errors import os_reason
 from hub.lazy import lazy_import
 from hub.scheduler.drivers.base import DriverError
 
@@ -88,7 +88,7 @@ class DockerDriver:
     def _unreachable(self, exc: BaseException) -> DriverError:
         self._client = None  # reconnect on the next call: Docker may be back
         return DriverError(f"{self.name}: Docker is not reachable at {self.docker_host or '$DOCKER_HOST'}: "
-                           f"{_short(exc)}; is the Docker daemon (or its socket proxy) running?")
+                           f"{os_reason(exc)}; is the Docker daemon (or its socket proxy) running?")
 
     async def start(self) -> None:
         await self._call(lambda: self._docker().api.start(self._find().name))
@@ -119,12 +119,3 @@ class DockerDriver:
         except DriverError as exc:
             return str(exc)
         return data.decode(errors="replace")
-
-
-def _short(exc: BaseException) -> str:
-    """The most specific reason of a requests/urllib3 error chain, on one line ("Connection refused")."""
-    text = str(exc).strip() or type(exc).__name__
-    found = re.search(r"\[Errno (\d+)\] ([^'\"()]+)", text) or re.search(r"Error\((\d+), '([^']+)'\)", text)
-    if found:
-        return f"{found.group(2).strip()} (errno {found.group(1)})"
-    return text[:200]
