@@ -177,3 +177,4 @@ async def test_sovhub_bench_content_reports_image_overhead_and_podcast_speed():
     report = await run(images=2, width=128, height=128, paragraphs=3)
     assert report["hero_image"]["runs"] == 2 and report["hero_image"]["overhead_ms_p50"] is not None
     assert report["podcast"]["chunks"] >= 1 and abs(report["podcast"]["duration_minus_chunks_s"]) < 0.1
+    assert abs(report["podcast"]["loudness_lufs"] + 16) <= 0.5 and report["podcast"]["true_peak_dbtp"] <= -1

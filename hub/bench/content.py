@@ -3,7 +3,8 @@
 hero_image: N renders through the hub (job row, lease, template, WebSocket, /view, artifact) next
 to N direct ComfyClient runs of the same graph, interleaved; the hub's overhead is the per-pair
 difference. render_podcast: one article of P paragraphs (no LLM rewrite), seconds of audio per
-second of work, and how far ffprobe's duration is from the sum of the chunks.
+second of work, how far ffprobe's duration is from the sum of the chunks, and the episode's
+loudness and true peak as ebur128 measures the file.
 """
 
 from __future__ import annotations
@@ -124,5 +125,7 @@ async def run(
             "realtime_factor": round(episode.duration_s / podcast_s, 1),
             "duration_minus_chunks_s": round(episode.duration_s - sum(episode.chunk_seconds), 3),
             "size_bytes": episode.size_bytes,
+            "loudness_lufs": episode.loudness_lufs,
+            "true_peak_dbtp": episode.true_peak_dbtp,
         },
     }
