@@ -245,12 +245,12 @@ class ScheduleBook:
     # -- runs ------------------------------------------------------------------------------------
     async def insert_run(self, schedule_id: str, *, status: str, context_id: str | None = None,
                          scheduled_for: float | None = None, error: str | None = None,
-                         finished: bool = False, job_id: str | None = None) -> int:
+                         finished: bool = False) -> int:
         now = time.time()
         cur = await self.db.execute(
             "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
-            " scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (schedule_id, job_id, now, now if finished else None, status, error, context_id, scheduled_for))
+            " scheduled_for) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+            (schedule_id, now, now if finished else None, status, error, context_id, scheduled_for))
         if finished:
             await self.db.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, schedule_id))
         await self.db.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
@@ -281,9 +281,6 @@ class ScheduleBook:
         rows = await self.db.execute_fetchall(
             f"SELECT * FROM schedule_runs WHERE status IN {RUN_OPEN!r} ORDER BY id")
         return [ScheduleRun.from_row(r) for r in rows]
-
-    async def set_run_job(self, run_id: int, job_id: str) -> None:
-        await self.db.execute("UPDATE schedule_runs SET job_id = ? WHERE id = ?", (job_id, run_id))
 
     async def run_started(self, context_id: str) -> None:
         await self.db.execute(
