@@ -113,13 +113,16 @@ async def test_a_scheduled_image_or_episode_is_announced_as_the_media_itself_enc
         got = await user.client.download(image.content["url"])
         assert isinstance(got, DownloadResponse) and got.body == PNG_1x1
         notice = next(s for s in user.seen[mark:] if s.room_id == plain and s.content.get("msgtype") == "m.notice")
-        assert notice.content["body"].startswith("✅ pic (paint) done in ")
+        body = notice.content["body"]
+        assert body.startswith("✅ pic (paint) done in ") and "paint.png" not in body  # the file says it
         assert user.seen.index(notice) < user.seen.index(image)  # the text, then the picture it speaks of
 
         audio = await user.wait_for(lambda s: s.room_id == secret and s.content.get("msgtype") == "m.audio",
                                     timeout=30, after=mark)
         await hub.schedules.pause("ep")
         assert audio.sender == bot.user_id and type(audio.event).__name__ != "MegolmEvent"
+        text = next(s for s in user.seen[mark:] if s.room_id == secret and s.content.get("msgtype") == "m.notice")
+        assert text.content["body"].endswith(": 0.1") and "daily.wav" not in text.content["body"]  # seconds: 0.1
         assert "url" not in audio.content and audio.content["file"]["url"].startswith("mxc://")
         assert audio.content["info"]["duration"] == 100 and audio.content["body"] == "daily.wav"
         f = audio.content["file"]

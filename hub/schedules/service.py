@@ -447,12 +447,15 @@ class ScheduleService:
                 result = (await self.hub.jobs.get(run.job_id)).result
             except UnknownJob:
                 result = None
-        text = render.announcement(schedule, run, result)
-        room = schedule.room or self.hub.config.matrix.announce_room
-        log.info("schedule %s -> %s: %s", schedule.name, room or "(no announcement room)", text)
         from hub.commands.skillargs import files_in  # the chat's own rule for a result's files
 
         files = [{"path": str(path), "kind": kind} for path, kind in files_in(result or {})]
+        room = schedule.room or self.hub.config.matrix.announce_room
+        log.info("schedule %s -> %s: %s", schedule.name, room or "(no announcement room)",
+                 render.announcement(schedule, run, result))  # the log keeps the paths
+        sent = {f["path"] for f in files}  # they arrive as media: the text need not repeat them
+        shown = {k: v for k, v in result.items() if str(v) not in sent} if result and sent else result
+        text = render.announcement(schedule, run, shown)
         await self.hub.bus.fire("announcement", {"room": room, "text": text, "schedule": schedule.name,
                                                  "job_id": run.job_id, "status": run.status, "files": files},
                                 context)
