@@ -32,7 +32,7 @@ def _env() -> dict[str, str]:
 
 def _args(data_dir: Path) -> list[str]:
     return ["demo", "--data-dir", str(data_dir), "--mcp-port", str(free_port()), "--status-port", "0",
-            "--load-seconds", "0.8"]
+            "--api-port", "0", "--load-seconds", "0.8"]
 
 
 def _stand_ins_running(data_dir: Path) -> list[str]:
@@ -104,7 +104,7 @@ def test_demo_goes_on_when_a_bridge_cannot_start(tmp_path):
         script = tmp_path / "session.txt"
         script.write_text("/status\n")
         args = ["demo", "--data-dir", str(tmp_path / "data"), "--mcp-port", str(port), "--status-port", str(port),
-                "--load-seconds", "0.3", "--script", str(script)]
+                "--api-port", "0", "--load-seconds", "0.3", "--script", str(script)]
         result = subprocess.run([*SOVHUB, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "MCP server: not available" in result.stdout and "status page: not available" in result.stdout

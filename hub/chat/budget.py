@@ -64,7 +64,7 @@ class Hold:
 
 
 COST_INSERT = ("INSERT INTO costs(at, provider, model, input_tokens, output_tokens, cache_write_tokens, "
-               "cache_read_tokens, usd, origin, context_id, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+               "cache_read_tokens, usd, origin, context_id, room, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 _STATE = ("SELECT COALESCE(SUM(CASE WHEN at >= :day AND pending = 0 THEN usd END), 0), "
           "COALESCE(SUM(CASE WHEN pending = 0 THEN usd END), 0), "
@@ -72,8 +72,8 @@ _STATE = ("SELECT COALESCE(SUM(CASE WHEN at >= :day AND pending = 0 THEN usd END
           "COALESCE(SUM(CASE WHEN pending = 1 THEN usd END), 0) FROM costs WHERE at >= :month")
 
 # The check and the reservation in one statement: SQLite takes the write lock before the sums are read.
-_RESERVE = ("INSERT INTO costs(at, provider, model, usd, origin, context_id, room, pending) "
-            "SELECT :now, :provider, :model, :usd, :origin, :context, :room, 1 "
+_RESERVE = ("INSERT INTO costs(at, provider, model, usd, origin, context_id, room, pending, client) "
+            "SELECT :now, :provider, :model, :usd, :origin, :context, :room, 1, :client "
             "WHERE (SELECT COALESCE(SUM(usd), 0) FROM costs WHERE at >= :day) + :usd <= :daily "
             "AND (SELECT COALESCE(SUM(usd), 0) FROM costs WHERE at >= :month) + :usd <= :monthly")
 
@@ -102,7 +102,7 @@ class Ledger:
         day, month = period_starts(now)
         cursor = await self.db.execute(_RESERVE, {
             "now": now, "provider": provider, "model": model, "usd": usd, "origin": context.origin,
-            "context": context.id, "room": room, "day": day, "month": month,
+            "context": context.id, "room": room, "client": context.user, "day": day, "month": month,
             "daily": self.caps.daily_usd, "monthly": self.caps.monthly_usd})
         if cursor.rowcount != 1:
             state = await self.state()
@@ -118,10 +118,11 @@ class Ledger:
         hold.usd, hold.settled = usd, True
 
     def rows(self, calls: list[tuple[str, str, object, float]], context: Context, room: str | None) -> list[tuple]:
-        """Cost rows for (provider, model, usage, usd) tuples, ready for `insert`."""
+        """Cost rows for (provider, model, usage, usd) tuples, ready for `insert`; the context's user is the
+        row's client (a Matrix user, an MCP or API token's name), so spend can be shown per client."""
         now = self.clock()
         return [(now, provider, model, u.input_tokens, u.output_tokens, u.cache_write_tokens, u.cache_read_tokens,
-                 usd, context.origin, context.id, room) for provider, model, u, usd in calls]
+                 usd, context.origin, context.id, room, context.user) for provider, model, u, usd in calls]
 
     @staticmethod
     async def insert(db, rows: list[tuple]) -> None:

@@ -50,6 +50,7 @@ def demo(
     script: Annotated[Path | None, typer.Option(help="read chat lines from a file instead of the terminal")] = None,
     mcp_port: Annotated[int, typer.Option(help="MCP server port (0 = any free port)")] = 8002,
     status_port: Annotated[int, typer.Option(help="status page port (0 = any free port)")] = 8003,
+    api_port: Annotated[int, typer.Option(help="OpenAI/Anthropic-compatible API port (0 = any free port)")] = 8004,
     load_seconds: Annotated[float, typer.Option(help="simulated model start time (the GB10 takes minutes)")] = 2.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="approve destructive skills without asking")] = False,
 ) -> None:
@@ -57,7 +58,7 @@ def demo(
     from hub.demo import run_demo
 
     run_async(run_demo(data_dir=data_dir, script=script, mcp_port=mcp_port, status_port=status_port,
-                       load_seconds=load_seconds, yes=yes))
+                       api_port=api_port, load_seconds=load_seconds, yes=yes))
 
 
 @config_app.command("check")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from hub.config.api import APIConfig
 from hub.config.base import Section
 from hub.config.llm import LLMConfig
 from hub.config.logging import LoggingConfig
@@ -28,3 +29,4 @@ class HubConfig(Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    api: APIConfig = Field(default_factory=APIConfig)

@@ -43,6 +43,7 @@ class DemoOptions:
     script: Path | None = None
     mcp_port: int = 8002
     status_port: int = 8003
+    api_port: int = 8004
     load_seconds: float = 2.0
     auto_approve: bool = False
 
@@ -75,6 +76,7 @@ class Demo:
                               "resident": "sglang", "first_token_timeout_s": 60}},
             "mcp": {"host": "127.0.0.1", "port": self.options.mcp_port},
             "status": {"host": "127.0.0.1", "port": self.options.status_port},
+            "api": {"host": "127.0.0.1", "port": self.options.api_port},
             "skills": {"content": {"blog_dir": str(seed_blog(self.data_dir / "blog")), "tts_engine": "vllm-omni",
                                    "notes_dir": str(self.data_dir / "notes"), "git_push": False}},
         }
@@ -323,8 +325,10 @@ class Demo:
 
 
 async def run_demo(data_dir: Path | None = None, script: Path | None = None, mcp_port: int = 8002,
-                   status_port: int = 8003, load_seconds: float = 2.0, yes: bool = False) -> None:
+                   status_port: int = 8003, api_port: int = 8004, load_seconds: float = 2.0,
+                   yes: bool = False) -> None:
     options = DemoOptions(data_dir=data_dir, script=script, mcp_port=mcp_port, status_port=status_port,
+                          api_port=api_port,
                           load_seconds=load_seconds, auto_approve=yes)
     demo = Demo(options)
     task = asyncio.current_task()

@@ -76,6 +76,7 @@ class SGLangSim:
         self.used_tokens = 0
         self.gen_throughput = 0.0
         self.ttft: list[float] = []
+        self.last_request: dict | None = None  # the last chat request's body, as received (tests of proxies)
 
     # ---- settings changed at run time (POST /_sim/config)
     def configure(self, body: dict[str, Any]) -> None:
@@ -188,6 +189,7 @@ def create_app(**options: Any) -> Starlette:
         if sim.loading:
             return error(503, "The server is still loading the model.", "ServiceUnavailableError")
         sim.requests += 1
+        sim.last_request = body
         if fault := sim.faults.take("status"):
             return fault_response(fault)
         prompt = prompt_from_openai(body)

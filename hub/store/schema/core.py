@@ -107,4 +107,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE costs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: which client (Matrix user, MCP or API token name) each cost row is for: spend per client
+    """
+    ALTER TABLE costs ADD COLUMN client TEXT;
+    CREATE INDEX costs_client ON costs(client, at);
+    """,
 ]

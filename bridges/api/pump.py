@@ -1,0 +1,85 @@
+"""One request's work in its own task, its output read by the HTTP response.
+
+Why a separate task: a request waiting for the GPU must keep talking to its client (SSE comment
+lines with the ETA) while the lease is pending, and a client that leaves must take its place in the
+queue with it. The work (lease, upstream call) runs in one task from start to end, so the lease is
+entered and left in the same task; the response reads what the work emits and, while the work
+waits for the GPU, writes a keep-alive comment every `keepalive_s`. When the response stops early
+(the client disconnected), `close()` cancels the work: a pending lease leaves the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from bridges.api.wire import comment
+
+log = logging.getLogger(__name__)
+
+END = object()
+
+
+class Pump:
+    def __init__(self, work: Callable[[Pump], Awaitable[Any]], *, waiting_line: Callable[[], str],
+                 keepalive_s: float) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.waiting = False  # set by the work while its lease is pending
+        self.waiting_line = waiting_line
+        self.keepalive_s = keepalive_s
+        self.result: Any = None
+        self.task = asyncio.create_task(self._run(work))
+
+    async def _run(self, work) -> None:
+        try:
+            self.result = await work(self)
+        finally:
+            self.queue.put_nowait(END)
+
+    def emit(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The bytes the work emits, with keep-alive comments while it waits for the GPU."""
+        try:
+            first = True
+            while True:
+                if self.waiting or first:
+                    # the first look is short: a lease that is granted at once never shows a comment
+                    timeout = min(0.25, self.keepalive_s) if first else self.keepalive_s
+                    first = False
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), timeout)
+                    except TimeoutError:
+                        if self.waiting:
+                            yield comment(self.waiting_line())
+                        continue
+                else:
+                    item = await self.queue.get()
+                if item is END:
+                    break
+                yield item
+        finally:
+            await self.close()
+
+    async def finished(self) -> Any:
+        """The work's result (non-streamed requests); raises what the work raised."""
+        await asyncio.shield(self.task)
+        return self.result
+
+    async def close(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+async def until_disconnected(receive) -> None:
+    """Returns when the client closes the connection (the request body was read already)."""
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            return

@@ -1,0 +1,148 @@
+"""Pure translations between the OpenAI chat format, the hub's provider-neutral types and SSE.
+
+Used where the gateway answers an OpenAI client from the cloud provider (`model: claude`): the
+client's messages and tools become `hub.llm.types`, the Completion comes back as OpenAI chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from hub.errors import HubError
+from hub.llm.types import Completion, Message, ToolCall, ToolSpec
+
+FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
+
+
+class BadInput(HubError):
+    """The client's request cannot be translated; answered with 400 and this message."""
+
+
+def sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def comment(text: str) -> bytes:
+    """An SSE comment line: clients ignore it, proxies see traffic, so the connection is kept."""
+    return b": " + text.replace("\n", " ").encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise BadInput(f"{where}: only text content can be sent to the cloud model (got {kind!r})")
+            parts.append(str(part.get("text") or ""))
+        return "".join(parts)
+    raise BadInput(f"{where}: content must be a string or a list of text parts")
+
+
+def to_messages(raw: Any) -> list[Message]:
+    """OpenAI chat messages -> hub Messages (system/developer, user, assistant with tool_calls, tool)."""
+    if not isinstance(raw, list) or not raw:
+        raise BadInput("messages: a non-empty list is required")
+    out: list[Message] = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise BadInput(f"messages[{i}]: must be an object")
+        role = m.get("role")
+        where = f"messages[{i}]"
+        if role in ("system", "developer"):
+            out.append(Message("system", _text(m.get("content"), where)))
+        elif role == "user":
+            out.append(Message("user", _text(m.get("content"), where)))
+        elif role == "assistant":
+            calls = []
+            for j, c in enumerate(m.get("tool_calls") or []):
+                fn = c.get("function") or {}
+                raw_args = fn.get("arguments") or "{}"
+                try:
+                    args = json.loads(raw_args)
+                except json.JSONDecodeError:
+                    raise BadInput(f"{where}.tool_calls[{j}].function.arguments: not JSON") from None
+                calls.append(ToolCall(str(c.get("id") or f"call_{i}_{j}"), str(fn.get("name") or ""),
+                                      args if isinstance(args, dict) else {}))
+            out.append(Message("assistant", _text(m.get("content"), where), tool_calls=calls))
+        elif role == "tool":
+            out.append(Message("tool", _text(m.get("content"), where), tool_call_id=str(m.get("tool_call_id") or "")))
+        else:
+            raise BadInput(f"{where}.role: {role!r} is not one of system, developer, user, assistant, tool")
+    return out
+
+
+def to_tools(raw: Any) -> list[ToolSpec]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadInput("tools: must be a list")
+    out = []
+    for i, t in enumerate(raw):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or not fn.get("name"):
+            raise BadInput(f"tools[{i}]: expected {{'type': 'function', 'function': {{'name': ...}}}}")
+        out.append(ToolSpec(str(fn["name"]), str(fn.get("description") or ""),
+                            fn.get("parameters") or {"type": "object", "properties": {}}))
+    return out
+
+
+def tool_calls_wire(calls: list[ToolCall], *, indexed: bool) -> list[dict[str, Any]]:
+    out = []
+    for i, c in enumerate(calls):
+        item: dict[str, Any] = {"id": c.id, "type": "function",
+                                "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments)}}
+        if indexed:
+            item["index"] = i
+        out.append(item)
+    return out
+
+
+def usage_wire(c: Completion) -> dict[str, int]:
+    u = c.usage
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": u.output_tokens, "total_tokens": prompt + u.output_tokens}
+
+
+def chunk(rid: str, model: str, delta: dict[str, Any], finish: str | None = None,
+          created: int | None = None) -> dict[str, Any]:
+    return {"id": rid, "object": "chat.completion.chunk", "created": created or int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def final_chunks(rid: str, model: str, c: Completion, *, include_usage: bool) -> list[dict[str, Any]]:
+    """The chunks after the streamed text: the tool calls, the finish reason, and usage when asked."""
+    out = []
+    if c.tool_calls:
+        out.append(chunk(rid, model, {"tool_calls": tool_calls_wire(c.tool_calls, indexed=True)}))
+    out.append(chunk(rid, model, {}, FINISH.get(c.stop_reason, "stop")))
+    if include_usage:
+        out.append({"id": rid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                    "choices": [], "usage": usage_wire(c)})
+    return out
+
+
+def completion_body(rid: str, model: str, c: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": c.text or None}
+    if c.tool_calls:
+        message["tool_calls"] = tool_calls_wire(c.tool_calls, indexed=False)
+    return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": FINISH.get(c.stop_reason, "stop")}],
+            "usage": usage_wire(c)}
+
+
+def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def anthropic_error(message: str, kind: str = "permission_error") -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
