@@ -122,8 +122,8 @@ async def messages(gw: Gateway, request: Request, caller: Caller) -> Response:
     async def settle() -> None:
         outcome.usage = reader.usage
         outcome.usd = cost_usd(reader.usage, price)
-        await asyncio.shield(gw._ledger.settle(hold, reader.usage, outcome.usd))
         gw.count(caller.name, "cloud", "ok" if upstream.status_code == 200 else f"http {upstream.status_code}")
+        await asyncio.shield(gw._ledger.settle(hold, reader.usage, outcome.usd))
 
     if "text/event-stream" not in upstream.headers.get("content-type", ""):
         try:
@@ -143,8 +143,8 @@ async def messages(gw: Gateway, request: Request, caller: Caller) -> Response:
             async for piece in upstream.aiter_raw():
                 reader.feed(piece)
                 yield piece
-        finally:
-            await upstream.aclose()
+        finally:  # the bill first: a client that hung up cancels this generator, and the usage stands
             await settle()
+            await upstream.aclose()
 
     return StreamingResponse(relay(), status_code=upstream.status_code, headers=passed)
