@@ -19,8 +19,7 @@ from hub.sim.comfyui import create_app
 from hub.sim.comfyui_png import png_info
 from hub.sim.serve import serve_app
 
-TRANSCRIPT = Path("/work/shared/reference/comfyui-transcript.json")
-pytestmark = pytest.mark.skipif(not TRANSCRIPT.exists(), reason="reference capture not present")
+TRANSCRIPT = Path(__file__).parent / "data" / "reference" / "comfyui-transcript.json"
 
 
 def shape(v):
