@@ -83,6 +83,11 @@ class ResidentConfig(Section):
     concurrency: int | None = Field(None, ge=1, description="leases at once; default 8 for llm, else 1")
     default: bool = False
     pinned: bool = False
+    ttl_s: float | None = Field(None, gt=0, description=(
+        "unload after this long idle when nothing waits (the default then returns; a default with a "
+        "ttl_s stays out until work asks for it)"))
+    queue_limit: int | None = Field(None, ge=1, description=(
+        "leases waiting for this resident above it are refused at once (429-style, with an ETA)"))
     exclusive: bool = Field(False, description=(
         "never resident together with another server, whatever the memory figures say (on the GB10, "
         "SGLang, ComfyUI with FLUX and vllm-omni each need the pool alone)"))
@@ -95,7 +100,8 @@ class PoolConfig(Section):
 
 class ResidentsConfig(Section):
     """`pool`, `max_wait_s`, `min_residency_s`, `lookahead`, `busy_timeout_s`, `anticipation_s`,
-    `monitor_interval_s` and `memory_guard` are settings; every other key names a resident."""
+    `monitor_interval_s`, `pin_max_s`, `preload_margin_s` and `memory_guard` are settings; every other
+    key names a resident."""
 
     model_config = ConfigDict(extra="allow", validate_default=True)
     __pydantic_extra__: dict[str, ResidentConfig] = Field(init=False)
@@ -108,6 +114,9 @@ class ResidentsConfig(Section):
     busy_timeout_s: float = Field(600, gt=0, description="past a job's estimate: the server counts as hung")
     anticipation_s: float = Field(15, ge=0, description="how long a pipeline's declared next step keeps its place")
     monitor_interval_s: float = Field(5, gt=0, description="how often a ready resident is checked for life")
+    pin_max_s: float = Field(4 * 3600, gt=0, description="the longest an operator may pin a resident")
+    preload_margin_s: float = Field(30, ge=0, description="a scheduled job's resident is preloaded to be "
+                                    "ready this long before the job's fire time")
     memory_guard: MemoryGuardConfig = Field(default_factory=MemoryGuardConfig)
 
     @property

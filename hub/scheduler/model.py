@@ -34,6 +34,8 @@ class ResidentSpec:
     concurrency: int = 1
     swap_in_s: float = 60.0  # prior guess of start-to-ready time, until measured
     swap_out_s: float = 10.0  # prior guess of stop time (including memory coming back)
+    ttl_s: float | None = None  # unload after this long idle when nothing waits (None: rent-or-buy only)
+    queue_limit: int | None = None  # leases waiting for it above this are refused (429-style, with an ETA)
 
 
 def _frozen(d: Mapping | None = None) -> Mapping:
@@ -59,6 +61,8 @@ class PolicyParams:
     urgency_margin_s: float = 30.0  # act this long before a job would cross its max wait
     rent_factor: float = 1.0  # idle this many round trips of swaps before returning to the default
     swap_cost_alpha: float = 0.3  # weight of the newest measurement in the moving average
+    pin_max_s: float = 4 * 3600.0  # the longest an operator may pin a resident (bounds what a pin delays)
+    preload_margin_s: float = 30.0  # a preload aims to have the resident ready this long before its job
 
     def max_wait(self, job_class: str) -> float:
         return float(self.max_wait_s.get(job_class, max(self.max_wait_s.values(), default=3600.0)))
@@ -105,6 +109,25 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """An operator's hold on a resident until `until`: it is loaded and nothing evicts it."""
+
+    resident: str
+    until: float
+    by: str = ""
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A scheduled job the hub knows is coming (a schedule's next fire time and the resident it needs)."""
+
+    resident: str
+    at: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class ResidentState:
     name: str
     phase: Phase = Phase.stopped
@@ -135,6 +158,13 @@ class SchedState:
     reservations: tuple[Reservation, ...] = ()
     swap_in_s: Mapping[str, float] = field(default_factory=_frozen)  # learned, per resident
     swap_out_s: Mapping[str, float] = field(default_factory=_frozen)
+    pins: tuple[Pin, ...] = ()  # operator pins (expired ones are ignored, pruned by `prune`)
+    unloads: tuple[str, ...] = ()  # operator unload requests the policy has accepted, not yet carried out
+    parked: frozenset[str] = frozenset()  # unloaded by the operator: not brought back until work asks for it
+    expected: tuple[Expected, ...] = ()  # scheduled arrivals seen ahead (for preloading)
+
+    def pin_of(self, name: str, now: float) -> Pin | None:
+        return next((p for p in self.pins if p.resident == name and p.until > now), None)
 
     @property
     def default(self) -> str | None:

@@ -23,6 +23,8 @@ Rules, in the order they bind (hub/scheduler/DESIGN.md has the invariants a chan
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from types import MappingProxyType
 
 from hub.scheduler.model import (
     Action,
@@ -188,11 +190,21 @@ def in_min_residency(state: SchedState, name: str, now: float) -> bool:
     return r.phase == Phase.ready and now - r.since < state.params.min_residency_s
 
 
+def with_pins(state: SchedState, now: float) -> SchedState:
+    """The state as the rules see it: a resident with a live operator pin is pinned (never a victim)."""
+    live = {p.resident for p in state.pins if p.until > now and p.resident in state.specs}
+    if not live:
+        return state
+    specs = {n: (replace(s, pinned=True) if n in live and not s.pinned else s) for n, s in state.specs.items()}
+    return replace(state, specs=MappingProxyType(specs))
+
+
 def decide(state: SchedState, now: float) -> list[Action]:
     """Everything the shell should do now, given the state; plus when to ask again."""
     p = state.params
     acts: list[Action] = []
-    wakes: list[float] = []
+    wakes: list[float] = [pin.until for pin in state.pins if pin.until > now]
+    state = with_pins(state, now)
     queue: list[Job] = []
     for j in state.queue:
         why = failed_reason(state, j)
@@ -251,6 +263,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
 
     # 4-6. switch residents (a job dispatched just now keeps its resident busy)
     busy = {a.resident for a in acts if isinstance(a, Dispatch)}
+    acts += _operator_unloads(state, queue, busy)
     if forced is not None:
         acts += _switch_to(state, forced.resident, now, f"{forced.id} near its max wait", wakes, busy)
     elif blocker is not None:
@@ -286,11 +299,75 @@ def decide(state: SchedState, now: float) -> list[Action]:
                     and not any(h.resident in victims for h in holds):
                 acts += _switch_to(state, pre.resident, now, f"follow-up of {pre.owner}", wakes, busy)
         elif not queue and not holds and not talks and not state.running:
-            acts += _return_to_default(state, now, wakes)
+            # idle: a scheduled job due soon gets its resident first, then TTLs, then the default
+            keep, pre_acts = _preload(state, now, wakes)
+            acts += pre_acts
+            if not pre_acts:
+                acts += _ttl_unloads(state, now, wakes, keep)
+            if not pre_acts and not keep and not any(isinstance(a, Unload) for a in acts):
+                acts += _return_to_default(state, now, wakes)
 
     future = [w for w in wakes if w > now]
     if future:
         acts.append(WakeAt(max(min(future), now + EPS_S)))  # never a Zeno run of wakes
+    return acts
+
+
+def _operator_unloads(state: SchedState, queue: list[Job], busy: set[str]) -> list[Action]:
+    """An accepted operator unload is carried out once the resident is ready and idle; work that
+    arrived for it since wins (the request is dropped when that work is submitted)."""
+    wanted = {j.resident for j in queue}
+    return [Unload(n, "operator request") for n in state.unloads
+            if state.phase(n) == Phase.ready and not state.running_on(n) and n not in busy
+            and n not in wanted and not state.specs[n].pinned]
+
+
+def preload_lead(state: SchedState, name: str, now: float) -> float:
+    """How long before a scheduled arrival the preload of `name` starts: the swap it needs from here
+    plus the margin."""
+    return swap_eta(state, name, now) + state.params.preload_margin_s
+
+
+def _preload(state: SchedState, now: float, wakes: list[float]) -> tuple[set[str], list[Action]]:
+    """Schedule-aware preloading, only when the GPU is idle (nothing queued or running, no
+    conversation or follow-up held: never in the middle of an active chat). The next scheduled
+    arrival whose lead time has come gets its resident loaded (or kept); a later one sets a wake-up.
+    Returns the residents to keep (no TTL or idle return) and the actions."""
+    keep: set[str] = set()
+    for e in state.expected:
+        if e.resident not in state.specs or e.at + state.params.preload_margin_s < now:
+            continue  # stale: the schedule fired (its job is queued or done) or was missed
+        start = e.at - preload_lead(state, e.resident, now)
+        if now + EPS_S < start:
+            wakes.append(start)
+            break
+        ph = state.phase(e.resident)
+        if ph in (Phase.ready, Phase.starting):
+            keep.add(e.resident)
+            wakes.append(e.at + state.params.preload_margin_s)
+            continue
+        if ph == Phase.stopped:
+            acts = _switch_to(state, e.resident, now, f"preload for {e.label or 'a schedule'} at {e.at:.0f}",
+                              wakes, set())
+            return keep, acts
+        break
+    return keep, []
+
+
+def _ttl_unloads(state: SchedState, now: float, wakes: list[float], keep: set[str]) -> list[Action]:
+    """Per-resident `ttl_s`: an idle resident (nothing waits, nothing runs, not pinned) is unloaded
+    after its TTL; the idle return brings the default back (a default with a TTL stays out until
+    work asks for it)."""
+    acts: list[Action] = []
+    for n, r in state.residents.items():
+        ttl = state.specs[n].ttl_s
+        if ttl is None or r.phase != Phase.ready or state.specs[n].pinned or n in keep:
+            continue
+        due = max(r.last_active, r.since) + ttl
+        if now + EPS_S >= due:
+            acts.append(Unload(n, f"idle {now - max(r.last_active, r.since):.0f}s past its ttl of {ttl:.0f}s"))
+        else:
+            wakes.append(due)
     return acts
 
 
@@ -417,9 +494,13 @@ def _return_to_default(state: SchedState, now: float, wakes: list[float]) -> lis
     round trip of swaps), then go back to the default. Deterministic ski rental: never more than
     twice the cost of the better choice in hindsight, whichever request comes next."""
     d = state.default
-    if d is None or state.phase(d) != Phase.stopped:
+    if d is None or state.phase(d) != Phase.stopped or d in state.parked:
         return []
     rd = state.residents[d]
+    ttl = state.specs[d].ttl_s
+    if ttl is not None and now >= max(rd.last_active, rd.since) + ttl and rd.phase == Phase.stopped \
+            and rd.failed_at is None and rd.since > rd.last_active:
+        return []  # a default with a TTL that went idle stays out until work asks for it
     if rd.failed_at is not None and now < rd.failed_at + state.cost_in(d):
         wakes.append(rd.failed_at + state.cost_in(d))  # back off before retrying a failed start
         return []

@@ -11,8 +11,10 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from hub.scheduler.model import (
+    Expected,
     Job,
     Phase,
+    Pin,
     PolicyParams,
     Reservation,
     ResidentSpec,
@@ -67,7 +69,8 @@ def submit(state: SchedState, job: Job) -> SchedState:
     if kept is not None:
         job = replace(job, rank_since=min(kept.rank_since, job.age_origin),
                       continues=kept.after == job.resident)
-    return replace(state, queue=(*state.queue, job), reservations=tuple(rest))
+    state = replace(state, queue=(*state.queue, job), reservations=tuple(rest))
+    return unpark(state, job.resident) if job.resident in state.parked else state
 
 
 def dispatch(state: SchedState, job_id: str, now: float) -> SchedState:
@@ -121,9 +124,12 @@ def drop_reservations(state: SchedState, owner: str) -> SchedState:
 
 
 def prune(state: SchedState, now: float) -> SchedState:
-    """Forget reservations whose follow-up never came."""
+    """Forget reservations whose follow-up never came and pins that expired."""
     live = tuple(r for r in state.reservations if r.expires_at > now)
-    return state if len(live) == len(state.reservations) else replace(state, reservations=live)
+    if len(live) != len(state.reservations):
+        state = replace(state, reservations=live)
+    pins = tuple(p for p in state.pins if p.until > now)
+    return state if len(pins) == len(state.pins) else replace(state, pins=pins)
 
 
 def load_started(state: SchedState, name: str, now: float) -> SchedState:
@@ -141,6 +147,8 @@ def ready(state: SchedState, name: str, now: float, measured: bool = True) -> Sc
 
 
 def stop_started(state: SchedState, name: str, now: float) -> SchedState:
+    if name in state.unloads:
+        state = replace(state, unloads=tuple(u for u in state.unloads if u != name))
     return _set_resident(state, name, phase=Phase.stopping, since=now, fresh=False)
 
 
@@ -162,3 +170,33 @@ def crashed(state: SchedState, name: str, now: float, error: str) -> SchedState:
     """A ready resident died under us: its running jobs are gone (the shell fails them)."""
     state = replace(state, running=tuple(j for j in state.running if j.resident != name))
     return _set_resident(state, name, phase=Phase.stopped, since=now, error=error, fresh=False)
+
+
+# -- operator requests (accepted by `hub.scheduler.controls` before they get here) ------------------
+
+
+def pin(state: SchedState, resident: str, until: float, by: str, now: float) -> SchedState:
+    """Hold `resident` until `until` (a new pin replaces the old one); unparks it."""
+    pins = tuple(p for p in state.pins if p.resident != resident)
+    return replace(state, pins=(*pins, Pin(resident, until, by, now)), parked=state.parked - {resident})
+
+
+def unpin(state: SchedState, resident: str) -> SchedState:
+    return replace(state, pins=tuple(p for p in state.pins if p.resident != resident))
+
+
+def request_unload(state: SchedState, resident: str) -> SchedState:
+    """The operator asked to unload `resident`: the policy does it when it is idle, and the idle
+    rules do not bring it back until work asks for it (it is parked)."""
+    unloads = state.unloads if resident in state.unloads else (*state.unloads, resident)
+    return replace(state, unloads=unloads, parked=state.parked | {resident})
+
+
+def unpark(state: SchedState, resident: str) -> SchedState:
+    return replace(state, parked=state.parked - {resident},
+                   unloads=tuple(u for u in state.unloads if u != resident))
+
+
+def expect(state: SchedState, arrivals: Iterable[Expected]) -> SchedState:
+    """Replace the scheduled arrivals seen ahead (the next fire time of each enabled schedule)."""
+    return replace(state, expected=tuple(sorted(arrivals, key=lambda e: e.at)))

@@ -25,10 +25,12 @@ from hub.context import Context
 from hub.errors import HubError
 from hub.gpu_api import GpuSnapshot, Lease, QueuedJob
 from hub.scheduler import reducers as R
+from hub.scheduler.controls import admit, check_load, check_pin, check_unload, retry_after
 from hub.scheduler.drivers import Driver, make_driver
 from hub.scheduler.memory import MemoryGuard
 from hub.scheduler.model import (
     Dispatch,
+    Expected,
     Fail,
     ForceUnload,
     Job,
@@ -54,6 +56,22 @@ class GpuUnavailable(HubError):
     """A lease could not be granted (the resident failed to start, or the hub is stopping)."""
 
 
+class GpuQueueFull(GpuUnavailable):
+    """429-style: the resident's queue is at its `queue_limit`; `retry_after_s` is the ETA."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """The scheduler's answer to an operator request: accepted, or refused with the reason."""
+
+    ok: bool
+    message: str
+
+
 @dataclass(frozen=True)
 class ResidentRuntime:
     """What the shell needs per resident beyond the policy's spec."""
@@ -65,6 +83,13 @@ class ResidentRuntime:
     start_timeout_s: float = 1800.0
     stall_timeout_s: float = 300.0
     stop_timeout_s: float = 60.0
+
+
+def _pin_info(st, name: str, now: float) -> dict[str, Any] | None:
+    pin = st.pin_of(name, now)
+    if pin is not None:
+        return {"by": pin.by, "until": round(pin.until, 1), "left_s": round(pin.until - now, 1)}
+    return {"by": "config", "until": None, "left_s": None} if st.specs[name].pinned else None
 
 
 class ResidentScheduler:
@@ -108,7 +133,7 @@ class ResidentScheduler:
         for name, r in cfg.servers.items():
             specs.append(ResidentSpec(
                 name=name, kind=r.kind, memory_gb=r.memory_gb, default=r.default, pinned=r.pinned,
-                exclusive=r.exclusive,
+                exclusive=r.exclusive, ttl_s=r.ttl_s, queue_limit=r.queue_limit,
                 concurrency=r.concurrency or (8 if r.kind == "llm" else 1),
                 swap_in_s=r.swap_seconds, swap_out_s=min(r.stop_timeout_s, max(5.0, r.swap_seconds / 4))))
             runtimes[name] = ResidentRuntime(
@@ -118,7 +143,7 @@ class ResidentScheduler:
         params = PolicyParams(
             memory_gb=cfg.pool.memory_gb, reserve_gb=cfg.pool.reserve_gb, max_wait_s=dict(cfg.max_wait_s),
             min_residency_s=cfg.min_residency_s, lookahead=cfg.lookahead, busy_timeout_s=cfg.busy_timeout_s,
-            anticipation_s=cfg.anticipation_s)
+            anticipation_s=cfg.anticipation_s, pin_max_s=cfg.pin_max_s, preload_margin_s=cfg.preload_margin_s)
         g = cfg.memory_guard
         guard = MemoryGuard(enabled=g.enabled, meminfo=g.meminfo, command=g.command, timeout_s=g.timeout_s,
                             poll_s=g.poll_s, drop_caches=g.drop_caches)
@@ -191,6 +216,9 @@ class ResidentScheduler:
         lease_id = f"{job_id}#{next(self._ids)}"
         job = Job(id=lease_id, resident=resident, job_class=job_class, priority=float(priority),
                   est_seconds=float(est_seconds), enqueued_at=self.clock(), owner=job_id, then=then, label=label)
+        if (full := admit(self.state, job, self.clock())) is not None:
+            await self._fire("gpu_queue_full", {"job_id": job_id, "resident": resident, "error": full}, context)
+            raise GpuQueueFull(full, retry_after(full))
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiters[lease_id] = fut
         self._contexts[lease_id] = context
@@ -220,6 +248,75 @@ class ResidentScheduler:
                                               **({"error": revoked} if revoked else {})}, context)
             self._kick()
 
+    # -- operator controls: requests the policy accepts or refuses with a reason ------------------
+    async def control(self, op: str, resident: str | None = None, *, by: str = "operator",
+                      seconds: float | None = None, context: Context | None = None) -> ControlResult:
+        """`load`, `unload` (every loaded resident without a name), `pin` (for `seconds`) or
+        `unpin`. Checks are pure (`hub.scheduler.controls`); an accepted request enters the state
+        through a reducer and `decide` carries it out by its rules (a load is an interactive job
+        with no work, so bounds and the progress guarantee hold for it like for a chat turn)."""
+        now = self.clock()
+        st = self.state
+        if op == "unload" and resident is None:
+            names = [n for n, r in st.residents.items() if r.phase in (Phase.ready, Phase.starting)]
+            if not names:
+                return ControlResult(False, "nothing is loaded")
+            results = [await self.control("unload", n, by=by, context=context) for n in names]
+            return ControlResult(all(r.ok for r in results), "; ".join(r.message for r in results))
+        if resident is None:
+            return ControlResult(False, f"{op} needs a resident name (configured: {', '.join(st.specs)})")
+        if op == "load":
+            why = check_load(st, resident, now)
+            if why is None:
+                self._spawn(self._operator_load(resident, by, context))
+                msg = f"loading {resident} (about {swap_eta(st, resident, now):.0f} s)"
+            else:
+                msg = why
+        elif op == "unload":
+            why = check_unload(st, resident, now)
+            if why is None:
+                self.state = R.request_unload(st, resident)
+            msg = why or f"unloading {resident}"
+        elif op == "pin":
+            secs = float(seconds or 0)
+            why = check_pin(st, resident, secs, now)
+            if why is None:
+                self.state = R.pin(st, resident, now + secs, by, now)
+                if self.state.phase(resident) == Phase.stopped:
+                    self._spawn(self._operator_load(resident, by, context))
+            msg = why or f"{resident} pinned by {by} for {secs / 60:.0f} min"
+        elif op == "unpin":
+            pin = st.pin_of(resident, now)
+            why = None if pin else f"{resident} is not pinned"
+            if why is None:
+                self.state = R.unpin(st, resident)
+            msg = why or f"{resident} unpinned (was pinned by {pin.by})"
+        else:
+            why = msg = f"unknown GPU control {op!r} (load, unload, pin, unpin)"
+        await self._fire("gpu_control", {"op": op, "resident": resident, "by": by, "ok": why is None,
+                                         "message": msg}, context)
+        self._kick()
+        return ControlResult(why is None, msg)
+
+    async def _operator_load(self, resident: str, by: str, context: Context | None) -> None:
+        """A load request is a lease of the interactive class with no work: the policy decides."""
+        ctx = context.child() if context else Context.new("cli", user=by)
+        with contextlib.suppress(GpuUnavailable):
+            async with self.lease(resident, job_id=f"operator-load-{next(self._ids)}", context=ctx,
+                                  job_class="interactive", est_seconds=0.0, label=f"load by {by}"):
+                pass
+
+    def expect(self, arrivals: list[Expected]) -> None:
+        """The scheduled jobs seen ahead (next fire time and resident of each enabled schedule)."""
+        self.state = R.expect(self.state, arrivals)
+        self._kick()
+
+    async def logs(self, resident: str, lines: int = 50) -> str:
+        """The last lines of a resident's server output (docker: the container's log; process: its log file)."""
+        if resident not in self.drivers:
+            raise GpuUnavailable(f"unknown resident {resident!r} (configured: {', '.join(self.drivers)})")
+        return await self.drivers[resident].tail(lines)
+
     def snapshot(self) -> GpuSnapshot:
         st, now = self.state, self.clock()
         phases = {n: r.phase for n, r in st.residents.items()}
@@ -239,7 +336,8 @@ class ResidentScheduler:
         residents = {n: {"kind": st.specs[n].kind, "phase": r.phase.value, "memory_gb": st.specs[n].memory_gb,
                          "eta_s": round(swap_eta(st, n, now), 1), "swap_in_s": round(st.cost_in(n), 1),
                          "swap_out_s": round(st.cost_out(n), 1), "default": st.specs[n].default,
-                         "error": r.error}
+                         "error": r.error, "ttl_s": st.specs[n].ttl_s, "queue_limit": st.specs[n].queue_limit,
+                         "pinned": _pin_info(st, n, now), "parked": n in st.parked}
                      for n, r in st.residents.items()}
         return GpuSnapshot(resident=current, state=state, busy_with=[j.owner or j.id for j in st.running],
                            queue=queue, swaps=list(self.swaps)[-20:], residents=residents)
