@@ -18,11 +18,12 @@ TOKENS = [{"name": "aider", "token": WRITER, "role": "write"},
 
 
 @contextlib.asynccontextmanager
-async def api_bed(tmp_path, **config: Any) -> AsyncIterator[tuple[Any, str]]:
-    """(the chat bed, the gateway's base URL): stand-ins, a hub with chat, the gateway on a free port."""
+async def api_bed(tmp_path, *, status: bool = False, **config: Any) -> AsyncIterator[tuple[Any, str]]:
+    """(the chat bed, the gateway's base URL): stand-ins, a hub with chat, the gateway on a free port
+    (and the status page, also on a free port, with `status=True`)."""
     api = {"port": 0, "tokens": TOKENS, **config.pop("api", {})}
-    async with chat_bed(tmp_path, api=api, **config) as bed:
-        started = await start_bridges(bed.hub, only={"api"})
+    async with chat_bed(tmp_path, api=api, status={"port": 0}, **config) as bed:
+        started = await start_bridges(bed.hub, only={"api", "status"} if status else {"api"})
         try:
             yield bed, bed.hub.extras["api"].url
         finally:

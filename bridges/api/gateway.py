@@ -335,10 +335,18 @@ class Gateway:
             del stats.wait_s[:-1000]
 
     def snapshot(self) -> dict[str, Any]:
-        """Per client: requests by route and result, and the waits for the GPU (for /metrics)."""
+        """Per client: requests by route and result, and the recent waits for the GPU."""
         return {"waiting": self.waiting, "clients": {
             name: {"requests": [{"route": r, "result": o, "n": n} for (r, o), n in sorted(s.requests.items())],
                    "wait_s": list(s.wait_s)} for name, s in self.stats.items()}}
+
+    def status(self) -> dict[str, Any]:
+        """What `hub.status()`, the status page and /metrics show: the URL, requests waiting now, and
+        per client the requests by route and result and the total seconds waited for the GPU."""
+        snap = self.snapshot()
+        return {"url": getattr(self, "url", None), "waiting": snap["waiting"], "clients": {
+            name: {"requests": c["requests"], "waits": len(c["wait_s"]), "wait_s_total": round(sum(c["wait_s"]), 3)}
+            for name, c in snap["clients"].items()}}
 
 
 def _openai_usage(raw: Any) -> Usage:

@@ -205,6 +205,28 @@ class HubMetrics:
             Family("sovhub_storage_ok", "gauge", "1 while the last SQLite write succeeded, 0 while writes fail",
                    {(): float(storage.get("state", "ok") == "ok")}),
         ]
+        clients = state.get("clients") or []
+        fams += [
+            Family("sovhub_client_spend_usd", "gauge", "Model spend in USD this UTC month by client and origin",
+                   {_labels(client=c["client"], origin=c["origin"]): float(c["month_usd"]) for c in clients}),
+            Family("sovhub_client_tokens", "gauge", "Model tokens this UTC month by client, origin and direction",
+                   {_labels(client=c["client"], origin=c["origin"], direction=d): float(c[f"{d}_tokens"])
+                    for c in clients for d in ("input", "output")}),
+        ]
+        api = state.get("api")
+        if isinstance(api, Mapping):
+            requests = {_labels(client=name, route=r["route"], result=r["result"]): float(r["n"])
+                        for name, c in (api.get("clients") or {}).items() for r in c.get("requests") or []}
+            fams += [
+                Family("sovhub_api_requests_total", "counter", "Gateway requests by client, route and result",
+                       requests),
+                Family("sovhub_api_waiting", "gauge", "Gateway requests waiting for the local model now",
+                       {(): float(api.get("waiting") or 0)}),
+                Family("sovhub_api_wait_seconds_total", "counter",
+                       "Seconds gateway requests waited for the GPU, by client",
+                       {_labels(client=name): float(c.get("wait_s_total") or 0)
+                        for name, c in (api.get("clients") or {}).items()}),
+            ]
         matrix = state.get("matrix")
         if isinstance(matrix, Mapping):
             numeric = {_labels(field=k): float(v) for k, v in matrix.items()

@@ -143,7 +143,16 @@ def _spend(s: dict[str, Any]) -> str:
     return (f'<section id="spend"><h2>Cloud spend</h2>'
             f'<div>today <b>${today:.2f}</b> <span class="dim">of ${dcap:.2f}</span></div>{_bar(today, dcap)}'
             f'<div>this month <b>${month:.2f}</b> <span class="dim">of ${mcap:.2f}</span></div>{_bar(month, mcap)}'
-            "</section>")
+            + _clients(s) + "</section>")
+
+
+def _clients(s: dict[str, Any]) -> str:
+    """Spend per client this month: who (a Matrix user, an MCP or API token) asked which models."""
+    rows = [[escape(c["client"]), escape(c.get("origin") or ""), str(c["calls"]),
+             f'{c["input_tokens"]:,} / {c["output_tokens"]:,}', f'${c["today_usd"]:.2f}', f'${c["month_usd"]:.2f}']
+            for c in s.get("clients") or []]
+    return ('<h3 id="clients">Per client, this month</h3>'
+            + _table(["client", "via", "calls", "tokens in / out", "today", "month"], rows, "no calls yet"))
 
 
 def _backends(s: dict[str, Any]) -> str:

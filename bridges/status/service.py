@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bridges.status.metrics import HubMetrics
+from hub.chat.budget import spend_by_client
 from hub.events import Event
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ RECENT_JOBS = 15
 RECENT_SWAPS = 15
 # keys of hub.status() that have their own place in the collected status (the rest goes to "extras")
 SHOWN_ELSEWHERE = ("uptime_s", "skills", "jobs", "running", "gpu", "spend", "matrix", "status_page", "gpu_scheduler",
-                   "storage", "schedules")
+                   "storage", "schedules", "api")
 ACTIVE_STATES = ("queued", "running", "waiting", "waiting_approval", "waiting_gpu")
 
 
@@ -101,12 +102,16 @@ class StatusService:
             "recent_jobs": await self._recent_jobs(),
             "spend": await self._spend(),
             "usage": await self._usage(),
+            "clients": await spend_by_client(hub.store.db),
             "backends": await self._backends(snap),
             "matrix": self._matrix(base),
             "storage": _jsonable(base.get("storage") or {}),
             "schedules": _jsonable(base.get("schedules")) if base.get("schedules") is not None else None,
             "actions_enabled": self.token is not None,
         }
+        gateway = hub.extras.get("api")
+        if gateway is not None:
+            out["api"] = _jsonable(gateway.status())
         extras = {k: v for k, v in base.items() if k not in SHOWN_ELSEWHERE}
         if extras:
             out["extras"] = _jsonable(extras)

@@ -128,3 +128,19 @@ class Ledger:
     async def insert(db, rows: list[tuple]) -> None:
         if rows:
             await db.executemany(COST_INSERT, rows)
+
+
+_BY_CLIENT = ("SELECT COALESCE(client, '(unknown)'), origin, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
+              "SUM(CASE WHEN at >= :day THEN usd ELSE 0 END), SUM(usd) FROM costs WHERE at >= :month "
+              "GROUP BY 1, 2 ORDER BY 7 DESC, 3 DESC LIMIT :limit")
+
+
+async def spend_by_client(db, now: float | None = None, limit: int = 50) -> list[dict]:
+    """This month's model calls per client (a Matrix user, an MCP or API token's name) and origin:
+    calls, tokens, spend today and this month, dearest first. Reservations in flight count (they
+    are cost rows), so the picture never shows less than the caps see."""
+    day, month = period_starts(now if now is not None else time.time())
+    rows = await db.execute_fetchall(_BY_CLIENT, {"day": day, "month": month, "limit": limit})
+    return [{"client": r[0], "origin": r[1], "calls": int(r[2]), "input_tokens": int(r[3] or 0),
+             "output_tokens": int(r[4] or 0), "today_usd": round(float(r[5] or 0), 6),
+             "month_usd": round(float(r[6] or 0), 6)} for r in rows]

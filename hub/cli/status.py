@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from rich.table import Table
 
+from hub.chat.budget import spend_by_client
 from hub.cli.common import console
 from hub.config import HubConfig
 from hub.store import Store
@@ -46,6 +47,7 @@ async def collect(config: HubConfig) -> dict:
             "gpu": gpu,
             "spend": {**await spend(store), "daily_cap_usd": config.routing.budget.daily_usd,
                       "monthly_cap_usd": config.routing.budget.monthly_usd},
+            "clients": await spend_by_client(store.db),
         }
     finally:
         await store.close()
@@ -73,6 +75,13 @@ async def show_status(config: HubConfig, as_json: bool) -> None:
     spend_ = data["spend"]
     console.print(f"[bold]spend[/bold]: today ${spend_['today_usd']:.2f} / ${spend_['daily_cap_usd']:.2f}, "
                   f"month ${spend_['month_usd']:.2f} / ${spend_['monthly_cap_usd']:.2f}")
+    if data["clients"]:
+        table = Table("client", "via", "calls", "tokens in / out", "today", "month", title="spend per client (month)")
+        for c in data["clients"]:
+            table.add_row(c["client"], c["origin"] or "-", str(c["calls"]),
+                          f"{c['input_tokens']:,} / {c['output_tokens']:,}", f"${c['today_usd']:.2f}",
+                          f"${c['month_usd']:.2f}")
+        console.print(table)
     for s in data["schedules"]:
         state = "" if s["enabled"] else " (paused)"
         try:

@@ -7,6 +7,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from hub.chat.budget import spend_by_client
 from hub.commands.parser import Parsed, UsageError
 from hub.commands.settings import POLICIES, SETTINGS
 from hub.commands.skillargs import NOTE_KEYS, result_files, result_text, skill_params
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from hub.commands.env import CommandEnv
     from hub.registry import Skill
 
+BUDGET_CLIENTS = 5  # /budget names the dearest clients of the month
 MODEL_ALIASES = {"claude": "cloud", "cloud": "cloud", "local": "local", "auto": "auto",
                  "local-only": "local-only"}
 
@@ -45,9 +47,13 @@ async def cmd_why(env: CommandEnv, args: Parsed) -> None:
 
 async def cmd_budget(env: CommandEnv, args: Parsed) -> None:
     b = await _chat(env).budget()
+    paying = [c for c in await spend_by_client(env.hub.store.db) if c["month_usd"] > 0][:BUDGET_CLIENTS]
+    per_client = "".join(f"\n- {c['client']} ({c['origin']}): ${c['today_usd']:.2f} today, "
+                         f"${c['month_usd']:.2f} this month" for c in paying)
     await env.io.reply(
         f"Cloud spend: **${b.spent_today_usd:.2f}** today of ${b.daily_cap_usd:.2f}, "
-        f"**${b.spent_month_usd:.2f}** this month of ${b.monthly_cap_usd:.2f}.")
+        f"**${b.spent_month_usd:.2f}** this month of ${b.monthly_cap_usd:.2f}."
+        + (f"\nBy client this month:{per_client}" if per_client else ""))
 
 
 async def cmd_model(env: CommandEnv, args: Parsed) -> None:
