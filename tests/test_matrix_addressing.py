@@ -60,6 +60,9 @@ def test_mention_rules(content, expected):
     ("@bot:example.org, status", "status"),
     ("Sov Hub - hello there", "hello there"),
     ("hello bot", "hello bot"),  # only a leading name is removed
+    ("bot! are you there", "are you there"),
+    ("@bot:example.org: !claude why", "!claude why"),  # a command prefix behind the name survives
+    ("bot /image a cat", "/image a cat"),
 ])
 def test_strip_mention_removes_only_a_leading_name(body, question):
     assert strip_mention(body, BOT) == question

@@ -113,4 +113,6 @@ def strip_mention(body: str, names: BotNames) -> str:
     m = names.pattern.match(body)
     if m is None:
         return body
-    return re.sub(r"^[\s:,;.!?-]*", "", body[m.end():]).strip()
+    # Punctuation glued to the name ("bot:", "bot!") goes; after a space only separators do, so a
+    # command behind the name ("bot: !claude", "bot /image") keeps its prefix.
+    return re.sub(r"^[:,;.!?-]*[\s:,;.-]*", "", body[m.end():]).strip()
