@@ -183,3 +183,86 @@ def test_jobs_cancelled_while_their_resident_loads_leave_nothing_behind(res, ses
 @given(residents(), random_workload(), st.integers(0, 8), st.floats(0, 120), st.floats(0, 60))
 def test_progress_holds_for_any_lookahead_residency_and_margin(res, sessions, lookahead, min_res, margin):
     assert_progress(*run(res, sessions, lookahead=lookahead, min_residency_s=min_res, urgency_margin_s=margin))
+
+
+def run_with(specs_load_unload, sessions, setup, *, preload=False, **params):
+    """`run`, with the initial state changed by `setup` (an operator pin) and preloading on or off."""
+    specs, load, unload = specs_load_unload
+    sessions = tuple(sorted(sessions, key=lambda s: (s.arrival, s.id)))
+    trace = Trace("prop", 0, max([s.arrival for s in sessions], default=0.0) + 60, sessions, specs, load, unload)
+    sim = Simulation(trace, checked_decide, PolicyParams(**params), preload=preload)
+    sim.state = setup(sim.state)
+    return sim, sim.run()
+
+
+@CHECK
+@given(residents(), random_workload(), st.floats(1, 4 * 3600))
+def test_a_pin_holds_its_resident_until_it_expires_and_every_job_still_runs(res, sessions, pin_s):
+    from hub.scheduler import reducers as R
+
+    sim, out = run_with(res, sessions, lambda s: R.pin(s, "sglang", pin_s, "@owner", 0.0))
+    assert_progress_with_pin(sim, out, pin_s)
+    unloads = [t for t, kind, r in sim.m.history if kind == "unload" and r == "sglang"]
+    assert all(t >= pin_s for t in unloads), (pin_s, unloads)  # nothing evicts a pinned resident
+
+
+def assert_progress_with_pin(sim, out, pin_s):
+    """Progress as `assert_progress`; the idle allowance grows by the pin (the documented wait a pin
+    may add, bounded by `pin_max_s`)."""
+    assert out["stalled"] is None, out["stalled"]
+    assert out["jobs_left"] == 0
+    m = sim.m
+    assert m.done + m.failed + m.cancelled == m.submitted
+    assert out["unloads_unserved"] == 0
+    p = sim.state.params
+    assert out["idle_while_queued_s"] <= max(p.conversation_s, p.anticipation_s) * m.done + pin_s + 1e-6
+
+
+@st.composite
+def with_scheduled(draw):
+    """A random workload plus scheduled jobs the policy sees ahead (for preloading)."""
+    out = list(draw(random_workload()))
+    for i in range(draw(st.integers(1, 6))):
+        out.append(session(draw, 1000 + i, draw(st.floats(0, 3600)), "scheduled",
+                           [step(draw) for _ in range(draw(st.integers(1, 3)))]))
+    return out
+
+
+@CHECK
+@given(residents(), with_scheduled())
+def test_preloading_for_scheduled_jobs_keeps_progress_and_the_load_bounds(res, sessions):
+    sim, out = run_with(res, sessions, lambda s: s, preload=True)
+    assert out["stalled"] is None, out["stalled"]
+    assert out["jobs_left"] == 0
+    m = sim.m
+    assert m.done + m.failed + m.cancelled == m.submitted
+    assert out["unloads_unserved"] == 0
+    scheduled = sum(1 for s in sessions if s.job_class == "scheduled")
+    # each preload is one load at most per scheduled arrival on top of the loads for work
+    assert out["swaps"] <= 2 * m.submitted + 2 * scheduled + 1
+    p = sim.state.params
+    assert out["idle_while_queued_s"] <= max(p.conversation_s, p.anticipation_s) * m.done + 1e-6
+
+
+@CHECK
+@given(residents(), with_scheduled())
+def test_preloading_never_starts_while_a_conversation_or_any_work_is_under_way(res, sessions):
+    """Every preload Load happens on an idle GPU: nothing queued, nothing running, no hold."""
+    from hub.scheduler.model import Load
+
+    seen = []
+
+    def spy(state, now):
+        acts = checked_decide(state, now)
+        for a in acts:
+            if isinstance(a, Load) and a.reason.startswith("preload"):
+                live = [r for r in state.reservations if r.expires_at > now]
+                seen.append((bool(state.queue), bool(state.running), bool(live)))
+        return acts
+
+    specs, load, unload = res
+    srt = tuple(sorted(sessions, key=lambda s: (s.arrival, s.id)))
+    trace = Trace("prop", 0, max(s.arrival for s in srt) + 60, srt, specs, load, unload)
+    out = Simulation(trace, spy, PolicyParams(), preload=True).run()
+    assert out["stalled"] is None
+    assert all(s == (False, False, False) for s in seen), seen
