@@ -235,6 +235,21 @@ async def test_a_resident_that_died_between_health_checks_is_never_handed_a_leas
             await d.stop(5)
 
 
+async def test_a_lease_granted_past_its_bound_is_reported(tmp_path):
+    events: list = []
+    s = make_scheduler(tmp_path, events=events, max_wait_s={"interactive": 0.05, "skill": 0.05, "scheduled": 0.05})
+    try:
+        await s.start()
+        async with s.lease("tts", job_id="late", context=CTX, job_class="skill"):  # needs a swap: seconds
+            pass
+    finally:
+        await s.close()
+        for d in s.drivers.values():
+            await d.stop(5)
+    (late,) = [d for t, d in events if t == "gpu_wait_exceeded" and d["job_id"] == "late"]
+    assert late["job_class"] == "skill" and late["bound_s"] == 0.05 and late["waited_s"] > 0.05
+
+
 class FailingStore:
     """A store whose writes fail (a full disk): the scheduler must go on and say so."""
 
