@@ -73,13 +73,14 @@ class Hub:
         except BaseException:
             await hub.stop()
             raise
-        await hub.bus.fire("hub_started", {}, Context.new("cli"))
+        await hub.bus.fire_and_wait("hub_started", {}, Context.new("cli"))  # schedules run from here on
         return hub
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Bounded shutdown: jobs, then components in reverse order, then the store."""
-        await self.bus.fire("hub_stopping", {}, Context.new("cli"))
+        await self.bus.fire_and_wait("hub_stopping", {}, Context.new("cli"))  # no new slot starts a job
         await self.jobs.shutdown(timeout)
+        await self.bus.settle(timeout)  # announcements of the last jobs go out before the bridges stop
         for module in reversed(self.components):
             try:
                 await asyncio.wait_for(module.teardown(self), timeout)

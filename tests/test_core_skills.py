@@ -13,6 +13,7 @@ from hub.core import Hub
 from hub.errors import ApprovalDenied, InvalidParams, JobCancelled, PermissionDenied, SkillFailed, SkillTimeout
 from hub.registry import Permission
 from tests.helpers_skills import test_registry
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -79,8 +80,8 @@ async def test_progress_reaches_subscribers_and_a_job_can_be_cancelled(hub):
     seen = []
     handle = await hub.start_skill("nap", {"seconds": 1.5}, Context.new("cli"))
     handle.on_progress(seen.append)
-    await asyncio.sleep(0.35)
-    assert seen and seen[-1].message == "napping"
+    await wait_until(lambda: seen, what="a progress report")
+    assert seen[-1].message == "napping"
     assert await hub.jobs.cancel(handle.id) == "cancelled"
     with pytest.raises(JobCancelled):
         await handle.wait()
@@ -107,12 +108,12 @@ async def test_queued_jobs_survive_a_restart_and_run_again(tmp_path):
     await hub.stop()
     hub = await Hub.start(config, skills=test_registry(), components=())
     try:
-        for _ in range(50):
+        async def succeeded():
             job = await hub.jobs.get(handle.id)
-            if job.status == "succeeded":
-                break
-            await asyncio.sleep(0.05)
-        assert job.status == "succeeded" and job.result == {"text": "later"}
+            return job if job.status == "succeeded" else None
+
+        job = await wait_until(succeeded, what="the requeued job to succeed")
+        assert job.result == {"text": "later"}
         assert "requeued" in [e["type"] for e in await hub.jobs.events(handle.id)]
     finally:
         await hub.stop()
@@ -150,9 +151,9 @@ async def test_a_queued_destructive_job_is_not_resumed_without_a_fresh_approval(
 async def test_a_skill_with_side_effects_is_on_disk_as_running_before_it_acts(hub):
     seen = {}
 
-    async def look(event):
-        rows = await hub.store.db.execute_fetchall("SELECT status FROM jobs WHERE id=?", (event.data["job_id"],))
-        seen["status"] = rows[0][0]
+    def look(event):  # a plain listener runs inline, before the skill's handler; a second connection reads the file
+        with sqlite3.connect(hub.config.storage.db_path) as con:
+            seen["status"] = con.execute("SELECT status FROM jobs WHERE id=?", (event.data["job_id"],)).fetchone()[0]
 
     hub.bus.listen("job_started", look)
     await hub.run_skill("wipe", {}, Context.new("cli"), grant=Permission.destructive)

@@ -23,6 +23,7 @@ from hub.sim import sglang
 from tests.helpers_content import stand_in
 from tests.helpers_skills import test_registry
 from tests.test_skill_publish import ARTICLE, NOTES, make_site, script
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,11 +65,11 @@ async def test_a_job_resumed_after_a_restart_keeps_its_callers_permission_and_pr
     await hub.stop()
     hub = await Hub.start(config, skills=_registry(), components=())
     try:
-        for _ in range(100):
+        async def succeeded():
             job = await hub.jobs.get(handle.id)
-            if job.status == "succeeded":
-                break
-            await asyncio.sleep(0.05)
+            return job if job.status == "succeeded" else None
+
+        job = await wait_until(succeeded, what="the requeued job to succeed")
         assert job.result == {"grant": "read", "privacy": "local-only"}  # not destructive, still local-only
     finally:
         await hub.stop()

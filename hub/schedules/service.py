@@ -81,6 +81,7 @@ class ScheduleService:
         self._starting: set[str] = set()  # context ids of runs whose job is being created
         self._tasks: set[asyncio.Task] = set()
         self._unsubscribe: list[Any] = []
+        self._opening: dict[str, asyncio.Future[Any]] = {}  # context id -> its run_started write
         self._poll_task: asyncio.Task | None = None
         self._token = new_id()
         self._lock = asyncio.Lock()
@@ -417,13 +418,18 @@ class ScheduleService:
                                        error="skipped: the previous slot was still starting its run")
 
     # -- outcomes --------------------------------------------------------------------------------
-    async def _on_job_started(self, event: Event) -> None:
+    def _on_job_started(self, event: Event) -> None:
+        """The bus does not wait for listeners: the run is marked started by a task that the
+        run's finish awaits first, so a quick job can never be closed before it was opened."""
         if schedule_of(event.context) is not None:
-            await self.book.run_started(event.context.id)
+            self._opening[event.context.id] = asyncio.ensure_future(self.book.run_started(event.context.id))
 
     async def _on_job_finished(self, event: Event) -> None:
         if schedule_of(event.context) is None:
             return
+        opening = self._opening.pop(event.context.id, None)
+        if opening is not None:
+            await asyncio.gather(opening, return_exceptions=True)
         data = event.data
         await self.hub.jobs.flush()  # the job's outcome is on disk before its run is closed
         run = await self.book.finish_run(context_id=event.context.id, status=str(data.get("status")),
