@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hub.approval import Approval
 from hub.config import HubConfig
 from hub.context import Context
 from hub.errors import StoreError
@@ -91,16 +92,19 @@ class Hub:
 
     async def start_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
                           grant: Permission = Permission.write, approver: Approver | None = None,
-                          job_class: str | None = None, priority: int = 0, job_id: str | None = None) -> JobHandle:
-        """`job_id`: an id chosen (and recorded) by the caller; its row is on disk before the skill runs."""
-        return await self.jobs.start(name, params, context, grant=grant, approver=approver,
+                          approval: Approval | None = None, job_class: str | None = None, priority: int = 0,
+                          job_id: str | None = None) -> JobHandle:
+        """`job_id`: an id chosen (and recorded) by the caller; its row is on disk before the skill runs.
+        `approval`: how a destructive run is approved (hub/approval.py); `approver=f` means `Approval.ask(f)`."""
+        return await self.jobs.start(name, params, context, grant=grant, approver=approver, approval=approval,
                                      job_class=job_class, priority=priority, job_id=job_id)
 
     async def run_skill(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
                         grant: Permission = Permission.write, approver: Approver | None = None,
-                        job_class: str | None = None, priority: int = 0) -> BaseModel:
-        """The one path every caller uses: validate, check, record, run, record the outcome."""
-        handle = await self.start_skill(name, params, context, grant=grant, approver=approver,
+                        approval: Approval | None = None, job_class: str | None = None,
+                        priority: int = 0) -> BaseModel:
+        """The one path every caller uses: validate, check, approve, record, run, record the outcome."""
+        handle = await self.start_skill(name, params, context, grant=grant, approver=approver, approval=approval,
                                         job_class=job_class, priority=priority)
         return await handle.wait()
 

@@ -11,13 +11,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from hub.approval import Approval, Approver, Mode
 from hub.context import Context, new_id
 from hub.errors import (
     ApprovalDenied,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Approver = Callable[[Skill, BaseModel, Context], Awaitable[bool]]
 FINAL = ("succeeded", "failed", "cancelled", "rejected", "refused", "denied")
 
 
@@ -178,7 +178,7 @@ class _Start:
     raw_params: dict[str, Any]
     context: Context
     grant: Permission
-    approver: Approver | None
+    approval: Approval
     job_class: str
     priority: int
     job_id: str = field(default_factory=new_id)
@@ -197,12 +197,14 @@ class JobManager:
     # -- the one path ----------------------------------------------------------------------------
     async def start(self, name: str, params: dict[str, Any] | BaseModel | None, context: Context, *,
                     grant: Permission = Permission.write, approver: Approver | None = None,
-                    job_class: str | None = None, priority: int = 0, job_id: str | None = None,
-                    resume: bool = False) -> JobHandle:
+                    approval: Approval | None = None, job_class: str | None = None, priority: int = 0,
+                    job_id: str | None = None, resume: bool = False) -> JobHandle:
+        """Approval (see hub/approval.py) is enforced here and in `_run`, nowhere else."""
         skill = self.hub.skills.get(name)
+        approval = Approval.of(approval, approver)
         raw = params.model_dump(mode="json") if isinstance(params, BaseModel) else dict(params or {})
         klass = job_class or ("scheduled" if context.origin == "cron" else skill.job_class)
-        start = _Start(skill, raw, context, grant, approver, klass, priority, job_id or new_id())
+        start = _Start(skill, raw, context, grant, approval, klass, priority, job_id or new_id())
         if resume:
             await self._set_status(start.job_id, "queued")
             await self.add_event(start.job_id, "requeued", {"reason": "hub restart"})
@@ -213,6 +215,9 @@ class JobManager:
         except InvalidParams as exc:
             await self._finish_early(start, "rejected", str(exc))
             raise
+        if skill.permission is Permission.destructive and approval.mode is Mode.refused:
+            await self._finish_early(start, "refused", approval.reason)
+            raise PermissionDenied(approval.reason)
         if skill.permission > grant:
             msg = (f"{skill.name} needs {skill.permission.name} permission; this caller has "
                    f"{Permission(grant).name}")
@@ -234,10 +239,10 @@ class JobManager:
     async def _run(self, start: _Start, params: BaseModel, handle: JobHandle) -> None:
         skill, ctx = start.skill, start.context
         try:
-            if skill.permission is Permission.destructive and start.approver is not None:
+            if skill.permission is Permission.destructive and start.approval.mode is Mode.interactive:
                 await self._set_status(handle.id, "waiting_approval")
                 await self.add_event(handle.id, "approval_requested", {})
-                approved = await start.approver(skill, params, ctx)
+                approved = await start.approval.approver(skill, params, ctx)
                 await self.add_event(handle.id, "approval", {"approved": bool(approved)})
                 if not approved:
                     raise ApprovalDenied(f"{skill.name} was not approved")

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from hub.approval import Approval, grant_for_role
 from hub.config import load_config
 from hub.context import Context
 from hub.core import Hub
@@ -158,3 +159,28 @@ async def test_a_skill_with_side_effects_is_on_disk_as_running_before_it_acts(hu
     hub.bus.listen("job_started", look)
     await hub.run_skill("wipe", {}, Context.new("cli"), grant=Permission.destructive)
     assert seen["status"] == "running"
+
+
+async def test_a_refused_approval_ends_a_destructive_job_refused_with_its_reason_before_it_runs(hub):
+    with pytest.raises(PermissionDenied, match="owner must approve in Matrix"):
+        await hub.run_skill("wipe", {}, Context.new("mcp"), grant=Permission.destructive,
+                            approval=Approval.refuse("owner must approve in Matrix"))
+    [job] = await hub.jobs.list()
+    assert (job.status, job.error) == ("refused", "owner must approve in Matrix")
+
+
+async def test_the_approval_mode_decides_a_destructive_run_asked_or_granted_by_the_token(hub):
+    asked = []
+
+    async def no(skill, params, ctx):
+        asked.append(skill.name)
+        return False
+
+    with pytest.raises(ApprovalDenied):
+        await hub.run_skill("wipe", {}, Context.new("matrix"), grant=Permission.destructive, approval=Approval.ask(no))
+    assert asked == ["wipe"]
+    await hub.run_skill("wipe", {}, Context.new("cli"), grant=Permission.destructive, approval=Approval.token())
+    with pytest.raises(PermissionDenied):  # a token below destructive is never an approval
+        await hub.run_skill("wipe", {}, Context.new("mcp"), grant=grant_for_role("user"), approval=Approval.token())
+    statuses = sorted(j.status for j in await hub.jobs.list())
+    assert statuses == ["denied", "refused", "succeeded"]

@@ -28,9 +28,9 @@ from bridges.matrix.format import edit_content, message_content, notice_content,
 from bridges.matrix.inbox import Inbox, InboxEvent
 from bridges.matrix.media import media_content
 from bridges.matrix.sink import MatrixReplySink
+from hub.approval import grant_for_role
 from hub.commands import CommandEnv, RoomSettings, dispatch, is_command
 from hub.context import Context
-from hub.registry import Permission
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ class MatrixBridge:
             mentions=[ev.sender] if msgtype == "m.text" else None, replay=ev.event_id in self._replaying)
         request = TurnRequest(text=text, context=context, conversation=self._conversation(ev.room_id, thread_root),
                               room_policy=policy, override=override,
-                              grant=Permission.destructive if role == "owner" else Permission.write,
+                              grant=grant_for_role(role),
                               approver=self._approver(ev.room_id, rel),
                               request_id=f"{BRIDGE}:{ev.event_id}")  # a replayed turn never reruns a write tool
         try:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from bridges.mcp.access import Caller
+from hub.approval import Approval
 from hub.context import Context
 from hub.errors import HubError
 from hub.registry import Permission, Skill
@@ -43,6 +44,13 @@ class Plan:
     approver: Approver | None = None
     refusal: str | None = None
     asked: asyncio.Event | None = None  # set once the approver has answered
+
+    @property
+    def approval(self) -> Approval:
+        """The plan as the core's one approval mechanism: refused, asked, or the token's own grant."""
+        if self.refusal is not None:
+            return Approval.refuse(self.refusal)
+        return Approval.ask(self.approver) if self.approver is not None else Approval.token()
 
 
 def client_can_elicit(mcp_ctx: Any) -> bool:

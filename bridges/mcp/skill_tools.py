@@ -144,7 +144,7 @@ class SkillTool(Tool):
         mcp_ctx = get_context()
         plan = plan_for(hub, skill, caller, mcp_ctx)
         try:
-            handle = await hub.start_skill(skill.name, arguments, ctx, grant=plan.grant, approver=plan.approver)
+            handle = await hub.start_skill(skill.name, arguments, ctx, grant=plan.grant, approval=plan.approval)
         except PermissionDenied:
             self._stats.errors += 1
             need = "owner" if skill.permission.name == "destructive" else "write"

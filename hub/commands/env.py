@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hub.approval import grant_for_role
 from hub.context import Context
 from hub.registry import Permission
 
@@ -60,4 +61,4 @@ class CommandEnv:
     @property
     def grant(self) -> Permission:
         """Owners may run destructive skills (after approval); users up to write."""
-        return Permission.destructive if self.role == "owner" else Permission.write
+        return grant_for_role(self.role)

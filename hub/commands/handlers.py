@@ -259,8 +259,8 @@ async def run_skill_command(env: CommandEnv, skill: Skill, params: dict[str, Any
         if record is not None:
             await _report_earlier(env, skill, record)
             return
-        handle = await env.hub.jobs.start(skill.name, params, env.context, grant=env.grant,
-                                          approver=env.approver, job_id=job_id)
+        handle = await env.hub.start_skill(skill.name, params, env.context, grant=env.grant,
+                                           approver=env.approver, job_id=job_id)
     await _follow(env, skill, handle)
 
 
