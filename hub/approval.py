@@ -38,6 +38,8 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class Approval:
+    """One caller's answer to "who approves a destructive run"; build it with ask/token/refuse."""
+
     mode: Mode
     approver: Approver | None = None
     reason: str = ""
