@@ -35,6 +35,8 @@ th { color:var(--dim); font-weight:500; } td.num { text-align:right; font-varian
 .bar > div { height:100%; background:var(--accent); }
 a { color:var(--accent); } form { display:inline; } button { font:inherit; cursor:pointer; }
 input[type=password] { width:9em; }
+pre.log { max-height:16em; overflow:auto; background:#0b0f14; padding:6px 8px; border-radius:4px; font-size:12px; }
+h3 { font-size:13px; margin:8px 0 4px; }
 """
 
 STATE_CLASS = {"ready": "ok", "busy": "ok", "idle": "dim", "starting": "warn", "stopping": "warn",
@@ -79,13 +81,56 @@ def _resident(s: dict[str, Any]) -> str:
         mark = "★ " if info.get("default") else ""
         phase = info.get("phase") or ("resident" if name == gpu.get("resident") else "-")
         eta = info.get("eta_s")
-        rows.append([escape(mark + name), escape(str(info.get("kind", ""))),
-                     f'<span class="num">{info.get("memory_gb", "")} GB</span>', _state(phase),
-                     _secs(eta) if eta is not None else "-"])
+        pin = info.get("pinned") or {}
+        held = f'pinned by {escape(str(pin.get("by")))}' + (f' · {_secs(pin.get("left_s"))} left'
+                                                           if pin.get("left_s") is not None else "") if pin else ""
+        row = [escape(mark + name), escape(str(info.get("kind", ""))),
+               f'<span class="num">{info.get("memory_gb", "")} GB</span>', _state(phase),
+               _secs(eta) if eta is not None else "-", held]
+        if s.get("actions_enabled"):
+            row.append(_gpu_forms(name))
+        rows.append(row)
     return (f'<section id="resident"><h2>Resident model</h2><div class="big">{escape(resident)} '
             f'{_state(gpu.get("state"))}</div><p class="dim">busy with: {busy}</p>'
-            + _table(["resident", "kind", "memory", "phase", "ETA"], rows, "no residents configured")
+            + (f'<p class="warn" id="gpu-answer">{escape(s["gpu_answer"])}</p>' if s.get("gpu_answer") else "")
+            + _table(["resident", "kind", "memory", "phase", "ETA", "pin"] + ([""] if s.get("actions_enabled") else []),
+                     rows, "no residents configured")
             + "</section>")
+
+
+def _gpu_forms(name: str) -> str:
+    """Token-gated buttons: each posts a request to the scheduler, which answers on the page."""
+    n = escape(name)
+    tok = '<input type="password" name="token" placeholder="token" required>'
+    return (f'<form method="post" action="/api/gpu/load"><input type="hidden" name="name" value="{n}">{tok} '
+            '<button type="submit">load</button></form> '
+            f'<form method="post" action="/api/gpu/unload"><input type="hidden" name="name" value="{n}">{tok} '
+            '<button type="submit">unload</button></form> '
+            f'<form method="post" action="/api/gpu/pin"><input type="hidden" name="name" value="{n}">{tok} '
+            '<input name="for" value="30m" size="4"> <button type="submit">pin</button></form>')
+
+
+def _timeline(s: dict[str, Any]) -> str:
+    from bridges.status.timeline import render as draw
+
+    points = s.get("timeline")
+    if not points:
+        return ""
+    names = list((s.get("residents") or {}).keys())
+    return ('<section id="timeline" class="wide"><h2>Residency timeline (last 6 h)</h2>'
+            + draw(points, names, s.get("generated_at") or time.time())
+            + '<p class="dim">bands: loaded (colour), starting (amber), stopping (brown); ticks: jobs; '
+              'bottom: queue depth</p></section>')
+
+
+def _logs(s: dict[str, Any]) -> str:
+    """The last lines of each resident's server output (the page reloads every few seconds: it follows)."""
+    logs = s.get("gpu_logs") or {}
+    if not logs:
+        return ""
+    parts = [f'<h3>{escape(name)} <a href="/api/gpu/logs/{escape(name)}?lines=500">more</a></h3>'
+             f'<pre class="log">{escape(text) or "(no output yet)"}</pre>' for name, text in logs.items()]
+    return '<section id="logs" class="wide"><h2>Resident logs</h2>' + "".join(parts) + "</section>"
 
 
 def _queue(s: dict[str, Any]) -> str:
@@ -198,7 +243,7 @@ def render(s: dict[str, Any]) -> str:
     mode = "actions enabled (token)" if s.get("actions_enabled") else "read-only"
     generated = datetime.fromtimestamp(s.get("generated_at") or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _storage(s), _matrix(s), _swaps(s),
-                        _jobs(s)))
+                        _jobs(s), _timeline(s), _logs(s)))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_S}">'

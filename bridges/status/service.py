@@ -108,6 +108,8 @@ class StatusService:
             "storage": _jsonable(base.get("storage") or {}),
             "schedules": _jsonable(base.get("schedules")) if base.get("schedules") is not None else None,
             "actions_enabled": self.token is not None,
+            "timeline": _jsonable(hub.gpu.timeline()) if hasattr(hub.gpu, "timeline") else None,
+            "gpu_logs": await self._gpu_logs(),
         }
         gateway = hub.extras.get("api")
         if gateway is not None:
@@ -115,6 +117,19 @@ class StatusService:
         extras = {k: v for k, v in base.items() if k not in SHOWN_ELSEWHERE}
         if extras:
             out["extras"] = _jsonable(extras)
+        return out
+
+    async def _gpu_logs(self, lines: int = 15) -> dict[str, str]:
+        """The last lines of each resident's output (a driver that cannot say is shown as such)."""
+        fn = getattr(self.hub.gpu, "logs", None)
+        if fn is None:
+            return {}
+        out = {}
+        for name in self.hub.config.residents.servers:
+            try:
+                out[name] = await asyncio.wait_for(fn(name, lines), 3.0)
+            except Exception as exc:
+                out[name] = f"(no log: {exc})"
         return out
 
     @property

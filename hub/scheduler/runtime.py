@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "gpu.snapshot"
 COSTS_KEY = "gpu.swap_costs"
+TIMELINE_KEPT = 5000  # timeline points kept (phase changes, dispatches, queue depth)
 WAITS_KEPT = 1000  # recent waits per class behind the metrics (a long-running hub must not grow)
 
 
@@ -124,6 +125,9 @@ class ResidentScheduler:
         self.waits: dict[str, deque[float]] = {}
         self.wait_counts: dict[str, int] = {}
         self._published = 0.0
+        # the residency timeline: phase changes, dispatches, queue depth ([t, kind, resident, value])
+        self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=TIMELINE_KEPT)
+        self._depth = -1
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -157,7 +161,9 @@ class ResidentScheduler:
             costs = await self.store.kv_get(COSTS_KEY, {}) or {}
             self.state = replace(self.state, swap_in_s=MappingProxyType(dict(costs.get("in", {}))),
                                  swap_out_s=MappingProxyType(dict(costs.get("out", {}))))
+        before = {n: Phase.stopped for n in self.state.residents}
         await self._reconcile()
+        self._note_timeline(before, self.clock())
         self._loop_task = asyncio.create_task(self._run(), name="gpu-scheduler")
         self._monitor_task = asyncio.create_task(self._monitor(), name="gpu-monitor")
 
@@ -369,11 +375,13 @@ class ResidentScheduler:
                 changed = await self._absorb()
                 now = self.clock()
                 self.state = R.prune(self.state, now)
+                before = {n: r.phase for n, r in self.state.residents.items()}
                 for action in decide(self.state, now):
                     if isinstance(action, WakeAt):
                         wake_at = action.at
                     else:
                         changed |= await self._apply(action, now)
+                self._note_timeline(before, now)
                 await self._publish(force=changed)
             except asyncio.CancelledError:
                 raise
@@ -403,6 +411,7 @@ class ResidentScheduler:
                 self.state = R.remove(st, job.id)
                 return True
             self.state = R.dispatch(st, job.id, now)
+            self.history.append((round(now, 3), "job", job.resident, job.owner or job.id))
             waited = now - job.enqueued_at
             self._note_wait(job.job_class, waited)
             fut.set_result(Lease(resident=job.resident, base_url=self.runtimes[job.resident].base_url))
@@ -466,9 +475,29 @@ class ResidentScheduler:
         self._facts.append((kind, name, since, self.clock(), *rest))
         self._kick()
 
+    def _note_timeline(self, before: dict[str, Phase], now: float) -> None:
+        for n, r in self.state.residents.items():
+            if before.get(n) != r.phase:
+                self.history.append((round(r.since, 3), "phase", n, r.phase.value))
+        depth = len(self.state.queue)
+        if depth != self._depth:
+            self._depth = depth
+            self.history.append((round(now, 3), "queue", "", depth))
+
+    def timeline(self) -> list[tuple[float, str, str, Any]]:
+        """Phase changes, dispatches and queue depth, oldest first (the status page draws them)."""
+        return list(self.history)
+
     async def _absorb(self) -> bool:
         """Apply the facts the tasks reported, in order; True if any changed the state."""
         changed = False
+        before = {n: r.phase for n, r in self.state.residents.items()}
+        try:
+            return await self._absorb_facts(changed)
+        finally:
+            self._note_timeline(before, self.clock())
+
+    async def _absorb_facts(self, changed: bool) -> bool:
         while self._facts:
             kind, name, since, at, *rest = self._facts.popleft()
             r = self.state.residents[name]
