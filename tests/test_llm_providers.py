@@ -1,4 +1,4 @@
-"""Local (openai SDK -> SGLang stand-in) and cloud (anthropic SDK -> Anthropic stand-in) providers."""
+"""Local (plain httpx SSE -> SGLang stand-in) and cloud (anthropic SDK -> Anthropic stand-in) providers."""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
-"""The local provider: SGLang's OpenAI-compatible API through the `openai` SDK, streamed.
+"""The local provider: SGLang's OpenAI-compatible API, streamed over plain httpx (server-sent events).
+
+The openai SDK is not used on this path: it builds a pydantic model per streamed chunk through a
+generic, reflection-heavy `construct_type`, measured at ~0.2 ms of CPU per token (about 50 ms of a
+256-token turn) against ~0.02 ms for `json.loads` of the same chunk. The wire format is small and
+fixed (`data: {json}` events, `data: [DONE]`), so the hub reads it itself.
 
 Tool calls arrive as `delta.tool_calls[i]` pieces (index, id, function.name, function.arguments)
 that are concatenated per index; a `[TOOL_CALLS]` text leaking into `content` is held back from
 the user and parsed into calls (`hub.llm.toolcalls`). The SDK's own retries are off: retries,
-deadlines and error types are ours (`hub.llm.base`).
+deadlines and error types are ours (`hub.llm.base`); HTTP statuses map to them in `map_status`.
 """
 
 from __future__ import annotations
@@ -11,19 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 
-from hub.lazy import lazy_import
 from hub.llm.base import Provider
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, RateLimited
 from hub.llm.pricing import estimate_tokens
 from hub.llm.retry import retry_after_from
 from hub.llm.toolcalls import MARKER, LeakGuard, new_call_id, parse_leaked
 from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
-
-openai = lazy_import("openai")  # the SDK loads with the first request, not with the hub
 
 FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
 
@@ -70,30 +73,53 @@ def _decode_arguments(raw: str) -> tuple[dict[str, Any], str]:
     return (value, "") if isinstance(value, dict) else ({}, raw)
 
 
-def map_openai_error(provider: str, exc: Exception) -> LLMError:
-    if isinstance(exc, openai.RateLimitError):
-        return RateLimited(provider, f"rate limited (429): {_message(exc)}",
-                           retry_after=retry_after_from(exc.response.headers))
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return AuthFailed(provider, f"the server refused our API key ({exc.status_code})")
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500 or exc.status_code == 408:
-            return ProviderUnavailable(provider, f"server error {exc.status_code}: {_message(exc)}",
-                                       retry_after=retry_after_from(exc.response.headers))
-        return BadRequest(provider, f"request refused ({exc.status_code}): {_message(exc)}")
-    if isinstance(exc, openai.APITimeoutError):
+def map_status(provider: str, status: int, headers: Any, body: bytes) -> LLMError:
+    """An HTTP error answer as one of our error types (what the SDK's exception classes meant)."""
+    message = _message(body)
+    if status == 429:
+        return RateLimited(provider, f"rate limited (429): {message}", retry_after=retry_after_from(headers))
+    if status in (401, 403):
+        return AuthFailed(provider, f"the server refused our API key ({status})")
+    if status >= 500 or status == 408:
+        return ProviderUnavailable(provider, f"server error {status}: {message}", retry_after=retry_after_from(headers))
+    return BadRequest(provider, f"request refused ({status}): {message}")
+
+
+def map_transport_error(provider: str, exc: Exception) -> LLMError:
+    if isinstance(exc, httpx2.TimeoutException):
         return ProviderUnavailable(provider, "the HTTP request timed out")
-    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
-        cause = exc.__cause__ or exc
-        return ProviderUnavailable(provider, f"connection failed ({type(cause).__name__})")
+    if isinstance(exc, httpx2.HTTPError):
+        return ProviderUnavailable(provider, f"connection failed ({type(exc).__name__})")
     return ProviderUnavailable(provider, f"{type(exc).__name__}: {exc}")
 
 
-def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body)[:300]
-    return str(body)[:300] if body else exc.message[:300]
+def _message(body: bytes) -> str:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:300] or "no details"
+    if isinstance(value, dict):
+        error = value.get("error")
+        if isinstance(error, dict):
+            value = error
+        return str(value.get("message") or value.get("error") or value)[:300]
+    return str(value)[:300]
+
+
+async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The `data` of each server-sent event (multi-line data joined with newlines), until `[DONE]`."""
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+            if len(data) == 1 and data[0] == "[DONE]":
+                return
+            continue
+        if line == "" and data:
+            yield "\n".join(data)
+            data = []
+    if data and data != ["[DONE]"]:
+        yield "\n".join(data)
 
 
 class LocalProvider(Provider):
@@ -106,8 +132,9 @@ class LocalProvider(Provider):
         read = max(first_token_timeout_s, stall_timeout_s) + 5
         self.base_url = base_url
         self._client: Any = None
-        self._make_client = lambda: openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY",
-                                                       max_retries=0, timeout=httpx2.Timeout(read, connect=10.0))
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key or 'EMPTY'}", "Accept": "text/event-stream"}
+        self._make_client = lambda: httpx2.AsyncClient(timeout=httpx2.Timeout(read, connect=10.0))
 
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
                     on_text: OnText, meter: Usage | None = None) -> Completion:
@@ -123,46 +150,58 @@ class LocalProvider(Provider):
         finish = "stop"
         guard = LeakGuard()
         deadline = self.deadline()
-        stream = None
         try:
-            async with deadline.guard():
-                stream = await self.client.chat.completions.create(**kwargs)
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = Usage(input_tokens=chunk.usage.prompt_tokens or 0,
-                                      output_tokens=chunk.usage.completion_tokens or 0)
-                    if not chunk.choices:
+            async with deadline.guard(), self.client.stream("POST", self._url, json=kwargs,
+                                                            headers=self._headers) as response:
+                if response.status_code >= 400:
+                    raise map_status(self.name, response.status_code, response.headers, await response.aread())
+                async for data in sse_data(response.aiter_lines()):
+                    chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
                         continue
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    if delta.content:
+                    if chunk.get("error") and not chunk.get("choices"):
+                        error = chunk["error"]
+                        raise ProviderUnavailable(self.name, "the server reported an error mid-stream: "
+                                                  + _message(json.dumps(error).encode())
+                                                  if isinstance(error, dict) else str(error)[:300])
+                    if chunk.get("usage"):
+                        u = chunk["usage"]
+                        usage = Usage(input_tokens=u.get("prompt_tokens") or 0,
+                                      output_tokens=u.get("completion_tokens") or 0)
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue
+                    choice = choices[0]
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
                         deadline.tick()
-                        parts.append(delta.content)
-                        safe = guard.feed(delta.content)
+                        parts.append(content)
+                        safe = guard.feed(content)
                         if safe:
                             shown.append(safe)
                             await on_text(safe)
-                    if delta.tool_calls:
+                    tool_calls = delta.get("tool_calls")
+                    if tool_calls:
                         deadline.tick()
-                        for tc in delta.tool_calls:
-                            slot = slots.setdefault(tc.index, ["", "", ""])
-                            if tc.id:
-                                slot[0] = tc.id
-                            if tc.function is not None:
-                                slot[1] += tc.function.name or ""
-                                slot[2] += tc.function.arguments or ""
-                    if choice.finish_reason:
-                        finish = FINISH.get(choice.finish_reason, choice.finish_reason)
+                        for tc in tool_calls:
+                            slot = slots.setdefault(tc.get("index", 0), ["", "", ""])
+                            if tc.get("id"):
+                                slot[0] = tc["id"]
+                            function = tc.get("function")
+                            if function:
+                                slot[1] += function.get("name") or ""
+                                slot[2] += function.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = FINISH.get(choice["finish_reason"], choice["finish_reason"])
         except LLMError as exc:
             exc.partial = "".join(shown)
             raise
-        except (openai.OpenAIError, httpx2.HTTPError) as exc:
-            error = map_openai_error(self.name, exc)
+        except (httpx2.HTTPError, ValueError) as exc:
+            error = map_transport_error(self.name, exc) if isinstance(exc, httpx2.HTTPError) else \
+                ProviderUnavailable(self.name, f"the server sent a malformed stream ({exc})")
             error.partial = "".join(shown)
             raise error from exc
-        finally:
-            if stream is not None:
-                await stream.close()
         rest = guard.flush()
         if rest:
             await on_text(rest)
@@ -188,11 +227,11 @@ class LocalProvider(Provider):
 
     @property
     def client(self) -> Any:
-        """The SDK client, made (and the SDK imported) on first use."""
+        """The HTTP client (one connection pool), made on first use."""
         if self._client is None:
             self._client = self._make_client()
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
