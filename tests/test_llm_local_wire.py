@@ -32,7 +32,8 @@ def _frame(events: list[list[str]], spaced: list[bool], comments: bool) -> list[
     for event, space in zip(events, spaced, strict=False):
         if comments:
             lines.append(": keep-alive")
-        lines += [("data: " if space else "data:") + part for part in event]
+        # "data:" without the space only where the spec leaves it unambiguous (one leading space is stripped)
+        lines += [("data: " if space or part.startswith(" ") else "data:") + part for part in event]
         lines.append("")
     return lines
 
