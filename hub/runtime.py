@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from hub.config import HubConfig
 from hub.core import Hub
+from hub.heap import settle_after_startup
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ async def run_forever(config: HubConfig, stop: asyncio.Event | None = None) -> N
     started: list[tuple[str, Any]] = []
     try:
         started = await start_bridges(hub)
+        frozen = settle_after_startup()  # start-up's objects leave the collector's full passes
+        log.debug("start-up done: %d objects frozen out of garbage collection", frozen)
         log.info("sovhub is running (%d skills, bridges: %s)", len(hub.skills),
                  ", ".join(n for n, _ in started) or "none")
         await stop.wait()

@@ -168,6 +168,7 @@ async def serve_http(config: HubConfig, registry: SkillRegistry | None) -> None:
     from bridges.mcp.access import check_bind
     from bridges.mcp.bridge import MCPBridge
     from hub.core import Hub
+    from hub.heap import settle_after_startup
 
     check_bind(config.mcp)
     stop = asyncio.Event()
@@ -179,6 +180,7 @@ async def serve_http(config: HubConfig, registry: SkillRegistry | None) -> None:
     try:
         await bridge.start()
         hub.extras["mcp"] = bridge
+        settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
         print(f"MCP server on {bridge.url}", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
