@@ -104,7 +104,6 @@ def create_app(gw: Gateway) -> Starlette:
             try:
                 if target == "local":
                     result = await gw.local_work(pump, body, ctx, caller, outcome)
-                    await gw.record(ctx, outcome)
                 else:
                     result = await gw.cloud_work(pump, body, ctx, outcome, messages, tools)
             except asyncio.CancelledError:
@@ -112,10 +111,15 @@ def create_app(gw: Gateway) -> Starlette:
                 if target == "local":
                     await asyncio.shield(gw.record(ctx, outcome))
                 raise
+            if stream:
+                pump.emit(DONE)  # the client has its answer; the bookkeeping follows
             gw.count(caller.name, target, "ok" if outcome.ok else "failed",
                      outcome.wait_s if target == "local" else None)
-            if stream:
-                pump.emit(DONE)
+            if target == "local":
+                if stream:  # the response ends now; the cost row is written beside it
+                    gw.later(gw.record(ctx, outcome))
+                else:
+                    await gw.record(ctx, outcome)
             return result
 
         pump = Pump(work, waiting_line=lambda: gw.waiting_line(f"api-{ctx.id}"), keepalive_s=config.keepalive_s)

@@ -89,10 +89,19 @@ class Gateway:
             max_connections=64, max_keepalive_connections=16))
         self.waiting = 0  # requests whose lease is pending
         self.stats: dict[str, ClientStats] = {}
+        self._later: set[asyncio.Task] = set()
         self._ledger = hub.chat.ledger if hub.chat is not None else Ledger(hub.store.db, hub.config.routing.budget)
 
     async def close(self) -> None:
+        if self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
         await self.http.aclose()
+
+    def later(self, coro) -> None:
+        """Bookkeeping that need not hold a response back (waited for at shutdown)."""
+        task = asyncio.create_task(coro)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     # ---- who and what ---------------------------------------------------------------------------
     async def caller(self, headers) -> Caller | None:

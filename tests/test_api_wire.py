@@ -1,0 +1,87 @@
+"""Properties of the gateway's pure parts: the usage reader and the OpenAI <-> hub translations."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridges.api.messages import UsageReader
+from bridges.api.wire import completion_body, to_messages, to_tools
+from hub.llm.types import Completion, ToolCall, Usage
+
+text = st.text(max_size=40)
+
+
+def anthropic_stream(inp: int, out: int, cw: int, cr: int, pieces: list[str]) -> bytes:
+    events = [("message_start", {"type": "message_start", "message": {"id": "msg_1", "usage": {
+        "input_tokens": inp, "output_tokens": 1, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr}}})]
+    events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": "text_delta", "text": p}}) for p in pieces]
+    events += [("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                  "usage": {"output_tokens": out}}), ("message_stop", {"type": "message_stop"})]
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 10**5), st.integers(0, 10**5), st.integers(0, 10**5),
+       st.lists(text, max_size=8), st.lists(st.integers(1, 64), max_size=40))
+def test_usage_read_from_a_stream_does_not_depend_on_how_it_was_cut(inp, out, cw, cr, pieces, cuts):
+    raw = anthropic_stream(inp, out, cw, cr, pieces)
+    reader, forwarded, at = UsageReader(), [], 0
+    for size in [*cuts, len(raw)]:
+        piece = raw[at:at + size]
+        at += size
+        reader.feed(piece)
+        forwarded.append(piece)
+    assert b"".join(forwarded) == raw  # the passthrough's copy: every byte, unchanged
+    assert reader.usage == Usage(input_tokens=inp, output_tokens=out, cache_write_tokens=cw, cache_read_tokens=cr)
+
+
+call = st.builds(lambda i, n, a: {"id": f"call_{i}", "type": "function",
+                                  "function": {"name": n, "arguments": json.dumps(a)}},
+                 st.integers(0, 99), st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+                 st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.integers() | text, max_size=3))
+message = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "developer", "user"]), "content": text}),
+    st.fixed_dictionaries({"role": st.just("user"),
+                           "content": st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text}),
+                                               min_size=1, max_size=3)}),
+    st.fixed_dictionaries({"role": st.just("assistant"), "content": text, "tool_calls": st.lists(call, max_size=3)}),
+    st.fixed_dictionaries({"role": st.just("tool"), "tool_call_id": st.just("call_1"), "content": text}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(message, min_size=1, max_size=8))
+def test_openai_messages_keep_their_text_and_tool_calls_through_the_translation(raw):
+    out = to_messages(raw)
+    assert len(out) == len(raw)
+    for m, r in zip(out, raw, strict=True):
+        content = r["content"] if isinstance(r["content"], str) else "".join(p["text"] for p in r["content"])
+        assert m.content == content
+        assert m.role == ("system" if r["role"] == "developer" else r["role"])
+        calls = r.get("tool_calls") or []
+        assert [(c.id, c.name, c.arguments) for c in m.tool_calls] == [
+            (c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls]
+
+
+@settings(max_examples=100, deadline=None)
+@given(text, st.lists(call, max_size=3))
+def test_a_completion_comes_back_as_an_openai_body_the_translation_reads_again(answer, calls):
+    tool_calls = [ToolCall(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls]
+    body = completion_body("chatcmpl-1", "m", Completion(answer, tool_calls, Usage(3, 4), "stop", "m", "cloud"))
+    again = to_messages([body["choices"][0]["message"]])[0]
+    assert again.content == answer and [(c.id, c.name, c.arguments) for c in again.tool_calls] == [
+        (c.id, c.name, c.arguments) for c in tool_calls]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+
+
+def test_image_parts_for_the_cloud_are_a_clear_error_and_tools_need_a_name():
+    import pytest
+
+    from bridges.api.wire import BadInput
+    with pytest.raises(BadInput, match=r"messages\[0\]: only text content"):
+        to_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}])
+    with pytest.raises(BadInput, match=r"tools\[0\]"):
+        to_tools([{"type": "function", "function": {}}])
