@@ -146,3 +146,53 @@ async def test_a_retried_cloud_call_is_charged_for_every_attempt(tmp_path):
             "SELECT input_tokens, cache_write_tokens, cache_read_tokens FROM costs WHERE provider = 'anthropic'")]
         # the broken first attempt wrote the prompt cache, the retry read it: both are billed
         assert cache_write > 0 and cache_read == cache_write and input_tokens > 0
+
+
+TURN_SCRIPT = """
+import asyncio, sys
+from hub.chat.api import ConversationKey, TurnRequest
+from hub.config import load_config
+from hub.context import Context
+from hub.core import Hub
+from tests.chat_helpers import RecordingSink
+
+async def main():
+    config = load_config(None, environ={}, overrides={"storage": {"data_dir": sys.argv[1]},
+        "llm": {"local": {"base_url": "http://127.0.0.1:9/v1"},
+                "cloud": {"base_url": sys.argv[2], "api_key": "sk-test", "max_retries": 0}}})
+    hub = await Hub.start(config, components=("hub.chat.component",))
+    await hub.chat.turn(TurnRequest(text="!claude [[tokens 2000]]", context=Context.new("cli"),
+                                    conversation=ConversationKey("cli", "kill")), RecordingSink())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_hub_killed_mid_call_leaves_the_worst_case_counted(tmp_path):
+    import signal
+    import sys
+    from pathlib import Path
+
+    async with chat_bed(tmp_path / "bed") as bed:
+        await bed.post(bed.anthropic, "/_sim/config", {"tokens_per_s": 20})
+        root = Path(__file__).resolve().parents[1]
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", TURN_SCRIPT, str(tmp_path / "data"), bed.anthropic.url, cwd=root,
+            env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+        try:
+            while (await bed.stats(bed.anthropic))["streamed"] == 0:  # noqa: ASYNC110 - the call is under way
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            child.send_signal(signal.SIGKILL)
+            assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
+        finally:
+            if child.returncode is None:
+                child.kill()
+        store = await Store.open(tmp_path / "data" / "sovhub.db")
+        try:
+            [(usd, pending)] = [tuple(r) for r in await store.db.execute_fetchall("SELECT usd, pending FROM costs")]
+            state = await Ledger(store.db, BudgetConfig()).state()
+        finally:
+            await store.close()
+        assert pending == 1 and usd > 0 and state.reserved_usd == pytest.approx(usd, abs=1e-5)  # still counted
