@@ -6,6 +6,7 @@ material instead of a plain `url` (the homeserver only ever stores ciphertext).
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import struct
 from pathlib import Path
@@ -30,7 +31,7 @@ def wav_duration_ms(data: bytes) -> int | None:
 
 
 async def media_content(conn: MatrixConnection, room_id: str, path: Path, kind: str, caption: str) -> dict[str, Any]:
-    data = path.read_bytes()
+    data = await asyncio.to_thread(path.read_bytes)  # an episode is megabytes: never read on the event loop
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     encrypt = conn.is_encrypted(room_id)
     uri, keys = await conn.upload(data, mime, path.name, encrypt)

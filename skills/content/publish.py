@@ -8,6 +8,7 @@ drafts folder, outside everything Astro reads, and stops before the build.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -178,7 +179,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
     live = False  # once deployed, a later git failure is reported, never rolled back
     try:
         if params.draft:
-            tx.apply(None)
+            await asyncio.to_thread(tx.apply, None)  # file trees move off the event loop
             await run.progress(2, total, "draft saved (not built, not deployed)")
             return result()
         built = None
@@ -186,7 +187,7 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
             await run.progress(2, total, "building the site")
             built = await tx.build(cfg.build_command, cfg.command_timeout_s, log=run.artifacts_dir / "build.log")
         await remember(run.hub.store.db, key, run.job_id, result(built=built is not None).model_dump(), done=False)
-        tx.apply(built)
+        await asyncio.to_thread(tx.apply, built)
         if cfg.deploy_command:
             await run.progress(3, total, "deploying")
             deployed = await run_command(cfg.deploy_command, site.root, cfg.command_timeout_s)
@@ -215,8 +216,8 @@ async def publish_article(run: SkillRun, params: PublishParams) -> PublishResult
         return final
     except BaseException:
         if not live and not params.draft:
-            tx.rollback()
+            await asyncio.to_thread(tx.rollback)
             await forget(run.hub.store.db, key)
         raise
     finally:
-        tx.cleanup()
+        await asyncio.to_thread(tx.cleanup)

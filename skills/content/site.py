@@ -261,11 +261,7 @@ class Transaction:
         work = Path(tempfile.mkdtemp(prefix="sovhub-build-"))
         self._workdirs.append(work)
         copy = work / "site"
-        shutil.copytree(self.site.root, copy, ignore=COPY_IGNORE, symlinks=True)
-        modules = self.site.root / "node_modules"
-        if modules.exists():
-            (copy / "node_modules").symlink_to(modules, target_is_directory=True)
-        self._write(copy)
+        await asyncio.to_thread(self._prepare_copy, copy)  # a site tree is large: never on the event loop
         result = await run_command(cmd, copy, timeout)
         result.output = result.output.replace(str(copy), str(self.site.root))  # paths the user can open
         if log is not None:
@@ -276,8 +272,16 @@ class Transaction:
             raise PublishError(f"the site build failed (exit {result.code}): {build_error(result.output)}{where}")
         return copy
 
+    def _prepare_copy(self, copy: Path) -> None:
+        shutil.copytree(self.site.root, copy, ignore=COPY_IGNORE, symlinks=True)
+        modules = self.site.root / "node_modules"
+        if modules.exists():
+            (copy / "node_modules").symlink_to(modules, target_is_directory=True)
+        self._write(copy)
+
     def apply(self, built: Path | None) -> None:
-        """Move the new files (and the new build output) into the real site."""
+        """File-tree work: call it off the event loop (`asyncio.to_thread`), as publish does."""
+        # Move the new files (and the new build output) into the real site.
         for rel, data in self.files.items():  # a backup only for what this transaction wrote
             dest = self.site.root / rel
             old = dest.read_bytes() if dest.exists() else None
