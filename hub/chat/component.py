@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING
 
 from hub.chat.service import ChatService
-from hub.llm.cloud import CloudProvider
-from hub.llm.local import LocalProvider
+from hub.llm.factory import cloud_provider, local_provider
 from hub.privacy import PrivacyGate
 
-
-def _secret(value) -> str | None:
-    return value.get_secret_value() if value is not None else None
+if TYPE_CHECKING:
+    from hub.llm.cloud import CloudProvider
+    from hub.llm.local import LocalProvider
 
 
 def build_providers(config, gate: PrivacyGate | None = None) -> tuple[LocalProvider, CloudProvider | None]:
     """The providers; the cloud one always carries the privacy gate, checked before every request."""
-    local_cfg, cloud_cfg = config.llm.local, config.llm.cloud
     gate = gate or PrivacyGate.from_config(config)
-    local = LocalProvider(base_url=local_cfg.base_url, model=local_cfg.model, api_key=_secret(local_cfg.api_key),
-                          first_token_timeout_s=local_cfg.first_token_timeout_s,
-                          stall_timeout_s=local_cfg.stall_timeout_s, max_retries=local_cfg.max_retries)
-    cloud = None
-    key = _secret(cloud_cfg.api_key) or os.environ.get("ANTHROPIC_API_KEY")
-    if cloud_cfg.enabled and key:
-        cloud = CloudProvider(model=cloud_cfg.model, api_key=key, base_url=cloud_cfg.base_url,
-                              first_token_timeout_s=cloud_cfg.first_token_timeout_s,
-                              stall_timeout_s=cloud_cfg.stall_timeout_s, max_retries=cloud_cfg.max_retries,
-                              gate=gate)
-    return local, cloud
+    return local_provider(config.llm.local), cloud_provider(config.llm.cloud, gate)
 
 
 async def setup(hub) -> None:

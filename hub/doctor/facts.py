@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 import docker
 import docker.errors
 
+from hub.dockerclient import connect
+
 
 @dataclass
 class GpuFacts:
@@ -86,7 +88,7 @@ def docker_facts(url: str | None, images: list[str], volumes: list[str], contain
     """The Docker engine the stack runs on (the raw socket: the doctor runs as the operator)."""
     shown = url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        client = docker.DockerClient(base_url=url, timeout=30) if url else docker.from_env(timeout=30)
+        client = connect(url, timeout=30)
         info = client.info()
     except Exception as exc:  # docker.errors.DockerException, requests errors, OSError
         return DockerFacts(shown, False, f"{type(exc).__name__}: {exc}")

@@ -24,9 +24,9 @@ def _drop_with_container(name: str, docker_host: str | None, timeout_s: float) -
     """Start the one-shot container by name and wait for it to exit; '' or what went wrong.
 
     Only start and inspect, both addressed by name: what the Docker socket proxy allows."""
-    import docker
+    from hub.dockerclient import connect
 
-    client = docker.DockerClient(base_url=docker_host, timeout=30) if docker_host else docker.from_env(timeout=30)
+    client = connect(docker_host, timeout=30)
     try:
         client.api.start(name)
         deadline = time.monotonic() + timeout_s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.jobs import SkillRun
-from hub.llm.local import LocalProvider
+from hub.llm.factory import local_provider
 from hub.llm.types import Message
 
 
@@ -13,15 +13,7 @@ async def local_complete(run: SkillRun, system: str, user: str, *, max_tokens: i
     if chat is not None and hasattr(chat, "complete"):
         messages = [Message("system", system), Message("user", user)]
         return await chat.complete(messages, route="local", max_tokens=max_tokens, context=run.context)
-    cfg = run.config.llm.local
-    provider = LocalProvider(
-        base_url=cfg.base_url,
-        model=cfg.model,
-        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
-        first_token_timeout_s=cfg.first_token_timeout_s,
-        stall_timeout_s=cfg.stall_timeout_s,
-        max_retries=cfg.max_retries,
-    )
+    provider = local_provider(run.config.llm.local)
 
     async def ignore(_: str) -> None:
         return None

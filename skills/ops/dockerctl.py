@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub.dockerclient import connect
 from hub.errors import BackendDown, os_reason
 from hub.lazy import lazy_import
 
@@ -25,9 +26,7 @@ def unreachable(docker_url: str | None, exc: BaseException) -> BackendDown:
 
 def client(docker_url: str | None, timeout: float = 30) -> docker.DockerClient:
     try:
-        if docker_url:
-            return docker.DockerClient(base_url=docker_url, timeout=int(timeout))
-        return docker.from_env(timeout=int(timeout))
+        return connect(docker_url, timeout)
     except docker.errors.DockerException as exc:
         raise unreachable(docker_url, exc) from None
 

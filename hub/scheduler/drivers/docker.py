@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+from hub.dockerclient import connect
 from hub.errors import os_reason
 from hub.lazy import lazy_import
 from hub.scheduler.drivers.base import DriverError
@@ -44,8 +45,7 @@ class DockerDriver:
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = (docker.DockerClient(base_url=self.docker_host, timeout=60)
-                                if self.docker_host else docker.from_env(timeout=60))
+                self._client = connect(self.docker_host, timeout=60)
             except docker.errors.DockerException as exc:
                 raise self._unreachable(exc) from exc
         return self._client
