@@ -4,6 +4,7 @@ openai SDK reading the very same stream (the third-party witness)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import openai
@@ -22,12 +23,12 @@ TOOLS = [ToolSpec("get_time", "Current time", {"type": "object", "properties": {
 payload = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30)
 
 
-async def _lines(items: list[str]):
+async def _chunks(items: list[bytes]):
     for item in items:
         yield item
 
 
-def _frame(events: list[list[str]], spaced: list[bool], comments: bool) -> list[str]:
+def _frame(events: list[list[str]], spaced: list[bool], comments: bool, crlf: bool) -> bytes:
     lines: list[str] = []
     for event, space in zip(events, spaced, strict=False):
         if comments:
@@ -35,22 +36,24 @@ def _frame(events: list[list[str]], spaced: list[bool], comments: bool) -> list[
         # "data:" without the space only where the spec leaves it unambiguous (one leading space is stripped)
         lines += [("data: " if space or part.startswith(" ") else "data:") + part for part in event]
         lines.append("")
-    return lines
+    return "".join(line + ("\r\n" if crlf else "\n") for line in lines).encode()
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(payload, min_size=1, max_size=3), max_size=8), st.lists(st.booleans(), min_size=8,
-       max_size=8), st.booleans(), st.booleans())
-def test_sse_framing_yields_each_events_data_and_stops_at_done(events, spaced, comments, done):
+       max_size=8), st.booleans(), st.booleans(), st.booleans(), st.lists(st.integers(0, 200), max_size=12))
+def test_sse_framing_yields_each_events_data_and_stops_at_done(events, spaced, comments, done, crlf, cuts):
     import asyncio
 
     events = [e for e in events if e != ["[DONE]"]]
-    lines = _frame(events, spaced, comments) + (["data: [DONE]", "", "data: after", ""] if done else [])
+    raw = _frame(events, spaced, comments, crlf) + (b"data: [DONE]\n\ndata: after\n\n" if done else b"")
+    bounds = sorted({min(c, len(raw)) for c in cuts} | {0, len(raw)})
+    pieces = [raw[a:b] for a, b in itertools.pairwise(bounds)]  # however the network splits it
 
-    async def collect() -> list[str]:
-        return [d async for d in sse_data(_lines(lines))]
+    async def collect() -> list[bytes]:
+        return [d async for d in sse_data(_chunks(pieces))]
 
-    assert asyncio.run(collect()) == ["\n".join(e) for e in events]
+    assert asyncio.run(collect()) == ["\n".join(e).encode() for e in events]
 
 
 def test_http_statuses_map_to_the_hubs_error_types():

@@ -94,9 +94,10 @@ async def _standin() -> AsyncIterator[str]:
 GOALS = {"overhead_cpu_p50_ms": ("max", 1.0), "overhead_cpu_p99_ms": ("max", 5.0)}
 
 
-def _top(profile: cProfile.Profile, n: int = 12) -> list[str]:
+def _top(profile: cProfile.Profile, n: int = 12, sort: str = "tottime", only: str = "") -> list[str]:
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(n)
+    stats = pstats.Stats(profile, stream=out).sort_stats(sort)
+    stats.print_stats(*([only] if only else []), n)
     lines = [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
     return [line.replace(sys.prefix, "<venv>") for line in lines[start:start + n + 1]]
@@ -173,7 +174,7 @@ async def measure(runs: int = 300, tokens: int = 256, warmup: int = 5, rounds: i
             sink = _BufferSink()
             req = TurnRequest(text=text, context=Context.new("cli", user="bench"),
                               conversation=ConversationKey("bench", "room", f"run-{i}"), override="local")
-            prof = cProfile.Profile() if profile else None
+            prof = cProfile.Profile(time.process_time) if profile else None
             with GcMeter() as gcm:
                 cpu = time.process_time()
                 start = time.perf_counter()
@@ -186,7 +187,7 @@ async def measure(runs: int = 300, tokens: int = 256, warmup: int = 5, rounds: i
                     prof.disable()
                 used = time.process_time() - cpu
             assert outcome.error is None and len(sink.parts) == tokens
-            if prof:
+            if prof and i >= 0:  # warm-up turns (negative i) pay one-off costs: not the tail
                 kept.append((used, prof))
                 kept.sort(key=lambda k: -k[0])
                 del kept[max(1, runs // 100):]
@@ -221,7 +222,8 @@ async def measure(runs: int = 300, tokens: int = 256, warmup: int = 5, rounds: i
            **clock.figures()}
     if profile:
         out["note"] = "profiled: cProfile inflates the CPU figures; take them from a run without --profile"
-        out["slowest_turns"] = [{"cpu_ms": round(used * 1000, 2), "top": _top(prof)} for used, prof in kept]
+        out["slowest_turns"] = [{"cpu_ms": round(used * 1000, 2), "top": _top(prof),
+                                 "hub_code_cumulative": _top(prof, 15, "cumulative", r"/(hub|bridges)/")} for used, prof in kept]
     return out
 
 

@@ -106,20 +106,41 @@ def _message(body: bytes) -> str:
     return str(value)[:300]
 
 
-async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The `data` of each server-sent event (multi-line data joined with newlines), until `[DONE]`."""
-    data: list[str] = []
-    async for line in lines:
-        if line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-            if len(data) == 1 and data[0] == "[DONE]":
+async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The `data` of each server-sent event (multi-line data joined with newlines), until `[DONE]`.
+
+    Works on the raw bytes as they arrive, however the network splits them: events are cut at blank
+    lines and only `data` fields are kept (comments, `event`, `id`, `retry` are not used by SGLang).
+    Decoding lines to `str` one by one (httpx's `aiter_lines`) cost more than the JSON parse itself."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # a CRLF split across chunks: wait for its LF
+                continue
+            buffer = buffer.replace(b"\r\n", b"\n")
+        while True:
+            cut = buffer.find(b"\n\n")
+            if cut < 0:
+                break
+            event, buffer = buffer[:cut], buffer[cut + 2:]
+            data = _event_data(event)
+            if data is None:
+                continue
+            if data == b"[DONE]":
                 return
-            continue
-        if line == "" and data:
-            yield "\n".join(data)
-            data = []
-    if data and data != ["[DONE]"]:
-        yield "\n".join(data)
+            yield data
+    data = _event_data(buffer.replace(b"\r", b"\n"))
+    if data is not None and data != b"[DONE]":
+        yield data
+
+
+def _event_data(event: bytes) -> bytes | None:
+    if event.startswith(b"data: ") and b"\n" not in event:  # the usual one-line event
+        return event[6:]
+    data = [line[6:] if line.startswith(b"data: ") else line[5:]
+            for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(data) if data else None
 
 
 class LocalProvider(Provider):
@@ -155,7 +176,7 @@ class LocalProvider(Provider):
                                                             headers=self._headers) as response:
                 if response.status_code >= 400:
                     raise map_status(self.name, response.status_code, response.headers, await response.aread())
-                async for data in sse_data(response.aiter_lines()):
+                async for data in sse_data(response.aiter_raw()):
                     chunk = json.loads(data)
                     if not isinstance(chunk, dict):
                         continue
