@@ -223,7 +223,8 @@ async def measure(runs: int = 300, tokens: int = 256, warmup: int = 5, rounds: i
     if profile:
         out["note"] = "profiled: cProfile inflates the CPU figures; take them from a run without --profile"
         out["slowest_turns"] = [{"cpu_ms": round(used * 1000, 2), "top": _top(prof),
-                                 "hub_code_cumulative": _top(prof, 15, "cumulative", r"/(hub|bridges)/")} for used, prof in kept]
+                                 "hub_code_cumulative": _top(prof, 15, "cumulative", r"/(hub|bridges)/")}
+                                for used, prof in kept]
     return out
 
 
