@@ -310,11 +310,12 @@ async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
     long = skill.long_running
     shown = [False]  # whether a progress line exists (then it gets the final state too)
     unlisten = None
+    told_started: list[asyncio.Task] = []  # the bus does not wait for it: awaited before the final state
     if long:
         if _needs_approval(env, skill) and handle.status in ("queued", "waiting_approval"):
-            async def on_started(event) -> None:
+            def on_started(event) -> None:
                 if event.data.get("job_id") == handle.id:
-                    await env.io.job_state("started")
+                    told_started.append(asyncio.ensure_future(env.io.job_state("started")))
 
             unlisten = env.hub.bus.listen("job_started", on_started)
         else:
@@ -349,6 +350,8 @@ async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
     finally:
         if unlisten is not None:
             unlisten()
+        if told_started:
+            await asyncio.gather(*told_started, return_exceptions=True)
     if long:
         ticker.cancel()
     await _send_result(env, skill, result)
