@@ -18,7 +18,7 @@ from tests.test_scheduler_runtime import make_scheduler, running
 CTX = Context.new("cli")
 
 
-async def until(cond, timeout: float = 20.0) -> None:
+async def until(cond, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "condition not reached in time"

@@ -20,7 +20,7 @@ from tests.test_status_page import OUTPUT, _chromium, _chromium_run
 TOKEN = "s3cret-status-token"
 
 
-async def until(cond, timeout: float = 20.0) -> None:
+async def until(cond, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not await cond():
         assert time.monotonic() < deadline, "condition not reached in time"
