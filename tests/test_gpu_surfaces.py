@@ -125,3 +125,42 @@ def _ctx():
     from hub.context import Context
 
     return Context.new("cli")
+
+
+async def _cli(tmp_path, *args: str) -> tuple[int, str]:
+    """The real `sovhub` console script in a child process (the hub runs on this event loop)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    cfg = tmp_path / "cli.yaml"
+    cfg.write_text(f"storage:\n  data_dir: {tmp_path}\nmatrix:\n  enabled: false\n")
+    exe = Path(sys.executable).with_name("sovhub")
+    proc = await asyncio.create_subprocess_exec(str(exe), "gpu", *args, "--config", str(cfg),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                env={**os.environ, "COLUMNS": "200", "SOVHUB_STATUS__TOKEN": TOKEN})
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode()
+
+
+async def test_sovhub_gpu_cli_shows_and_changes_residents_through_the_running_hub(tmp_path):
+    async with status_hub(tmp_path, token=TOKEN, residents=status_helpers.sim_residents(), scheduler=True) \
+            as (hub, _):
+        await until(lambda: _is(hub, "sglang", "ready"))
+        await hub.gpu._publish(force=True)
+        code, out = await _cli(tmp_path)
+        assert code == 0 and "sglang (default): ready" in out, out
+        code, out = await _cli(tmp_path, "load", "sglang")
+        assert code == 1 and "refused: sglang is already loaded" in out
+        code, out = await _cli(tmp_path, "pin", "comfyui", "--for", "30m")
+        assert code == 0 and "comfyui pinned by cli:" in out
+        await until(lambda: _is(hub, "comfyui", "ready"))
+        await hub.gpu._publish(force=True)
+        code, out = await _cli(tmp_path)
+        assert "pinned by cli:" in out
+        code, out = await _cli(tmp_path, "unload", "comfyui")
+        assert code == 1 and "is pinned by cli:" in out
+        code, out = await _cli(tmp_path, "logs", "comfyui", "-n", "20")
+        assert code == 0 and out.strip()
+        code, out = await _cli(tmp_path, "pin", "comfyui", "--for", "soon")
+        assert code == 1 and "invalid pin duration" in out

@@ -132,3 +132,22 @@ async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks
         await hub.stop()
         for driver in drivers.values():
             await driver.stop(5)
+
+
+async def test_the_gpu_scheduler_sees_each_enabled_schedules_next_fire_time_and_resident(tmp_path):
+    from hub.scheduler.component import expected_arrivals
+
+    hub = await start_hub(tts_config(tmp_path))
+    drivers = hub.gpu.drivers
+    try:
+        await hub.schedules.add("hourly-voice", "every 1h", "voice_note", {})
+        await hub.schedules.add("paused-voice", "every 2h", "voice_note", {})
+        await hub.schedules.pause("paused-voice")
+        [e] = await expected_arrivals(hub)
+        assert (e.resident, e.label) == ("tts", "hourly-voice") and e.at > 0
+        hub.gpu.expect([e])
+        assert hub.gpu.state.expected == (e,)  # the policy's state holds it (what `decide` preloads for)
+    finally:
+        await hub.stop()
+        for d in drivers.values():
+            await d.stop(5)

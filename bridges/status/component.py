@@ -60,6 +60,9 @@ class _Server:
         self.task = None
 
 
+URL_KEY = "status.url"
+
+
 async def setup(hub: Hub) -> None:
     service = StatusService(hub)
     cfg = hub.config.status
@@ -71,6 +74,10 @@ async def setup(hub: Hub) -> None:
         raise
     service._server = server  # type: ignore[attr-defined]
     hub.extras[EXTRA_KEY] = service
+    try:  # the CLI's `sovhub gpu load|unload|pin` find the running hub's page here
+        await hub.store.kv_set(URL_KEY, service.url)
+    except Exception as exc:
+        log.warning("cannot record the status page URL (%s): %s", URL_KEY, exc)
     log.info("status page on %s (%s)", service.url, "actions with token" if service.token else "read-only")
 
 

@@ -241,7 +241,7 @@ def _add_plugin_commands() -> None:
 def _add_hub_groups() -> None:
     import importlib
 
-    for module_name, group in (("hub.cli.schedule", "schedule"),):
+    for module_name, group in (("hub.cli.schedule", "schedule"), ("hub.cli.gpu", "gpu")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
