@@ -224,21 +224,34 @@ class Gateway:
                         outcome.usage = _openai_usage(json.loads(data).get("usage"))
                     ok = True
                     return 200, data, resp.headers.get("content-type", "application/json")
-                buf = b""
-                async for raw in resp.aiter_raw():
-                    buf += raw
-                    while (i := buf.find(b"\n\n")) >= 0:
-                        event, buf = buf[:i + 2], buf[i + 2:]
-                        if b'"usage":{' in event or b'"usage": {' in event:
-                            with _quiet():
-                                data = json.loads(event[5:])
-                                outcome.usage = _openai_usage(data.get("usage"))
-                                if not client_usage and not data.get("choices"):
-                                    continue
-                        pump.emit(event)
-                if buf:
-                    pump.emit(buf)
-                ok = True
+
+                async def relay():
+                    """The upstream events, read by the response itself (no hop through a queue)."""
+                    buf = b""
+                    try:
+                        async for raw in resp.aiter_raw():
+                            buf += raw
+                            out = []
+                            while (i := buf.find(b"\n\n")) >= 0:
+                                event, buf = buf[:i + 2], buf[i + 2:]
+                                if b'"usage":{' in event or b'"usage": {' in event:
+                                    with _quiet():
+                                        data = json.loads(event[5:])
+                                        outcome.usage = _openai_usage(data.get("usage"))
+                                        if not client_usage and not data.get("choices"):
+                                            continue
+                                out.append(event)
+                            if out:
+                                yield b"".join(out)
+                        if buf:
+                            yield buf
+                    except httpx.HTTPError as exc:
+                        outcome.ok = False
+                        yield sse(error_body(f"the local model failed mid-answer ({type(exc).__name__})",
+                                             "server_error"))
+
+                await pump.relay(relay())
+                ok = outcome.ok
                 return None
         except httpx.HTTPError as exc:
             outcome.ok = False

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 END = object()
 
 
+class _Relay:
+    __slots__ = ("done", "source")
+
+    def __init__(self, source: AsyncIterator[bytes], done: asyncio.Event) -> None:
+        self.source, self.done = source, done
+
+
 class Pump:
     def __init__(self, work: Callable[[Pump], Awaitable[Any]], *, waiting_line: Callable[[], str],
                  keepalive_s: float) -> None:
@@ -41,6 +48,14 @@ class Pump:
 
     def emit(self, data: bytes) -> None:
         self.queue.put_nowait(data)
+
+    async def relay(self, source: AsyncIterator[bytes]) -> None:
+        """Hand a byte source to the response, which reads it directly (one hop less per chunk: the
+        response's task pulls from upstream), and wait until it is read out or the client left. The
+        work keeps what it holds (the lease, the upstream response) until then."""
+        done = asyncio.Event()
+        self.queue.put_nowait(_Relay(source, done))
+        await done.wait()
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The bytes the work emits, with keep-alive comments while it waits for the GPU."""
@@ -61,6 +76,13 @@ class Pump:
                     item = await self.queue.get()
                 if item is END:
                     break
+                if isinstance(item, _Relay):
+                    try:
+                        async for data in item.source:
+                            yield data
+                    finally:
+                        item.done.set()
+                    continue
                 yield item
         finally:
             await self.close()
