@@ -118,12 +118,11 @@ async def serve_stdio(config: HubConfig, registry: SkillRegistry | None) -> None
     stdio = Caller("stdio", config.mcp.stdio_role, via="stdio", approval=config.mcp.stdio_approval,
                    policy=config.mcp.stdio_policy)
     mcp = build_server(starting, default_caller=stdio, with_auth=False)
-    warning = asyncio.get_running_loop().create_task(warn_if_hub_running(config))
+    await warn_if_hub_running(config)  # a loopback connect: answered or refused at once
     starting.begin()
     try:
         await mcp.run_stdio_async(show_banner=False)
     finally:
-        warning.cancel()
         await starting.stop()
 
 
