@@ -16,6 +16,7 @@ from hub.sim import anthropic as anthropic_sim
 from hub.sim.serve import AppServer, free_port
 from tests.chat_helpers import RecordingSink
 from tests.test_scheduler_runtime import sim_command
+from tests.waiting import wait_until
 
 GATE: dict[str, asyncio.Event] = {}
 
@@ -68,20 +69,15 @@ async def test_with_tts_holding_the_gpu_auto_goes_to_claude_and_local_only_queue
                           components=("hub.scheduler.component", "hub.chat.component"))
     try:
         job = await hub.start_skill("speak_long", {}, Context.new("cli"))
-        for _ in range(400):
-            if hub.gpu.snapshot().state == "busy":
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: hub.gpu.snapshot().state == "busy", timeout=20, what="the GPU busy with tts")
         assert hub.gpu.snapshot().resident == "tts"
 
         outcome, _ = await turn(hub, "hello from auto", "auto")
         assert outcome.route == "cloud" and "busy with tts" in outcome.reason
 
         waiting = asyncio.create_task(turn(hub, "hello from a private room", "local-only"))
-        for _ in range(200):
-            if any(q.job_class == "interactive" for q in hub.gpu.snapshot().queue):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: any(q.job_class == "interactive" for q in hub.gpu.snapshot().queue),
+                         what="the private turn queued for the GPU")
         assert not waiting.done()
         GATE["tts"].set()
         outcome, sink = await asyncio.wait_for(waiting, 60)

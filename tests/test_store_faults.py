@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from hub.errors import StoreError, UnknownJob
 from hub.store import Store
 from tests.helpers_skills import test_registry
 from tests.storage_helpers import disk_full, fill_disk, free_disk
+from tests.waiting import wait_until
 
 BIG = "x" * 20_000  # each row needs new pages
 
@@ -40,10 +40,8 @@ async def test_a_batch_that_fails_on_a_full_disk_stays_queued_and_is_written_onc
         assert store.health.state == "full" and store.health.errors_total >= 1
         store.writer.add(*_job_row("job5"))  # rows keep coming while the disk is full
         await free_disk(store)
-        for _ in range(200):  # the background retry writes them, no flush() call
-            if not store.writer.pending:
-                break
-            await asyncio.sleep(0.05)
+        # the background retry writes them, no flush() call
+        await wait_until(lambda: not store.writer.pending, what="the queued rows written")
         assert store.writer.pending == 0
         assert await _ids(store) == [f"job{i}" for i in range(6)]
         assert store.health.state == "ok"
