@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hub.approval import Approval
+from hub.component import order as order_components
 from hub.config import HubConfig
 from hub.context import Context
 from hub.errors import StoreError
@@ -26,7 +27,8 @@ from hub.store import Store
 
 log = logging.getLogger(__name__)
 
-# Order matters: the chat router reads the scheduler; schedules run skills through both.
+# Started in the order their declared needs give (hub/component.py): the chat router reads the
+# scheduler; schedules run skills through both.
 COMPONENTS: tuple[str, ...] = ("hub.scheduler.component", "hub.chat.component", "hub.schedules.component")
 
 
@@ -64,11 +66,10 @@ class Hub:
         store = await Store.open(config.storage.db_path)
         hub = cls(config, store, skills)
         try:
-            for name in components:
-                module = _import_component(name)
-                if module is not None:
-                    await module.setup(hub)
-                    hub.components.append(module)
+            modules = [m for m in (_import_component(name) for name in components) if m is not None]
+            for module in order_components(modules):
+                await module.setup(hub)
+                hub.components.append(module)
             if resume_jobs:
                 await hub.jobs.resume_after_restart()
         except BaseException:

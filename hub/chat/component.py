@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hub.chat.service import ChatService
+from hub.component import CHAT, GPU
 from hub.llm.factory import cloud_provider, local_provider
 from hub.privacy import PrivacyGate
 
@@ -17,6 +18,10 @@ def build_providers(config, gate: PrivacyGate | None = None) -> tuple[LocalProvi
     """The providers; the cloud one always carries the privacy gate, checked before every request."""
     gate = gate or PrivacyGate.from_config(config)
     return local_provider(config.llm.local), cloud_provider(config.llm.cloud, gate)
+
+
+PROVIDES = (CHAT,)
+NEEDS = (GPU,)  # the router reads the GPU scheduler's state
 
 
 async def setup(hub) -> None:

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 
+from hub.component import GPU
 from hub.scheduler.model import Expected
 from hub.scheduler.runtime import ResidentScheduler
 
 log = logging.getLogger(__name__)
+PROVIDES = (GPU,)  # reads hub.schedules lazily (preloading), so it needs nothing at start
 EXPECT_POLL_S = 30.0  # how often the next fire times of the schedules are read
 EXPECT_HORIZON_S = 24 * 3600.0
 

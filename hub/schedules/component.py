@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hub.component import CHAT, GPU, SCHEDULES
 from hub.schedules.service import ScheduleService
 
 if TYPE_CHECKING:
     from hub.core import Hub
+
+
+PROVIDES = (SCHEDULES,)
+NEEDS = (GPU, CHAT)  # a slot runs skills that lease the GPU or ask the chat service
 
 
 async def setup(hub: Hub) -> None:
