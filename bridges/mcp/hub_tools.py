@@ -17,6 +17,7 @@ from fastmcp.tools.base import ToolResult
 from pydantic import BaseModel, Field
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
+from bridges.mcp.gpu_tools import GPU_TOOL_NAMES
 from bridges.mcp.skill_tools import ProgressOut, result_content
 from hub.context import Context
 from hub.errors import HubError, UnknownJob
@@ -26,7 +27,8 @@ from hub.registry import Permission
 if TYPE_CHECKING:
     from hub.core import Hub
 
-HUB_TOOL_NAMES = ("job_status", "job_result", "cancel_job", "list_jobs", "hub_status", "ask", "ask_local")
+HUB_TOOL_NAMES = ("job_status", "job_result", "cancel_job", "list_jobs", "hub_status", "ask", "ask_local",
+                  *GPU_TOOL_NAMES)
 NOT_CONFIGURED = "chat is not configured on this hub (no local or cloud model): ask and ask_local are unavailable"
 
 JobId = Annotated[str, Field(description="the job id a tool call returned", min_length=1, max_length=64)]

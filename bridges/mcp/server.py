@@ -10,6 +10,7 @@ from fastmcp import FastMCP
 import hub as hub_package
 from bridges.mcp.access import Caller, RoleTokenVerifier
 from bridges.mcp.errors import ClearArgumentErrors
+from bridges.mcp.gpu_tools import add_gpu_tools
 from bridges.mcp.hub_tools import HUB_TOOL_NAMES, add_hub_tools
 from bridges.mcp.resources import add_artifact_resources
 from bridges.mcp.schemas import json_safety_problems
@@ -54,5 +55,6 @@ def build_server(hub: Hub | StartingHub, *, default_caller: Caller | None, with_
             continue
         mcp.add_tool(tool)
     add_hub_tools(mcp, hub, default_caller=default_caller, max_wait_s=config.call_wait_s)
+    add_gpu_tools(mcp, hub, default_caller=default_caller)
     add_artifact_resources(mcp, hub, default_caller=default_caller)
     return mcp
