@@ -335,3 +335,30 @@ async def test_with_warnings_the_local_model_explains_and_never_the_cloud(sg, tm
     assert out.status == "healthy" and out.explanation == reply
     assert out.summary.endswith(reply)
     assert quiet.explanation is None
+
+
+async def test_a_process_driven_residents_log_file_is_scanned_for_failure_signatures(tmp_path):
+    """No container to read: the scheduler's process driver log (driver.log_dir) is what is scanned."""
+    import shlex
+
+    sig = next(s for s in signatures.load() if s.id == "flashinfer_unsupported_arch")
+    port = free_port()
+    serve = shlex.join([sys.executable, "-m", "hub.sim", "sglang", "--port", str(port)])
+    config = HubConfig.model_validate({
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "llm": {"local": {"base_url": f"http://127.0.0.1:{port}/v1"}},
+        "residents": {"memory_guard": {"enabled": False}, "sglang": {
+            "kind": "llm", "memory_gb": 60, "base_url": f"http://127.0.0.1:{port}/v1", "default": True,
+            "driver": {"type": "process", "command": ["sh", "-c", f"echo {shlex.quote(sig.example)}; exec {serve}"]},
+            "ready": {"url": f"http://127.0.0.1:{port}/health"}, "warmup": False, "start_timeout_s": 60}}})
+    hub = await Hub.start(config, skills=ops_registry(), components=("hub.scheduler.component",),
+                          resume_jobs=False)
+    drivers = hub.gpu.drivers
+    try:
+        async with hub.gpu.lease("sglang", job_id="diag-log", context=Context.new("cli")):
+            result = await diagnose(hub)
+    finally:
+        await hub.stop()
+        for d in drivers.values():
+            await d.stop(5)
+    assert "flashinfer_unsupported_arch" in {f.id for f in result.findings}, result.summary

@@ -162,9 +162,11 @@ def summarize(status: str, url: str, reason: str, probe: HttpProbe | None, m: Ma
 
 
 def assess(*, url: str, resident: bool, reason: str, probe: HttpProbe | None, container: ContainerInfo | None,
-           sigs: list[signatures.Signature], rules: Mapping[str, FlagRule], log_tail: int = 50) -> Assessment:
+           sigs: list[signatures.Signature], rules: Mapping[str, FlagRule], log_tail: int = 50,
+           process_log: list[str] | None = None) -> Assessment:
     """Status, findings, metrics and a readable summary from what was gathered (no I/O)."""
-    log_lines = container.log_lines if container is not None else []
+    # a process-driven resident has no container: its log file (the driver's) is scanned instead
+    log_lines = container.log_lines if container is not None else list(process_log or [])
     findings = signatures.match(log_lines, sigs)
     findings += _container_findings(container, log_tail, resident)
     metrics: dict[str, float | None] = {}

@@ -125,6 +125,15 @@ async def diagnose_sglang(run: SkillRun, params: DiagnoseParams) -> DiagnoseResu
                                   title=f"container state unknown: {exc}",
                                   fix="set skills.ops.docker_url (or DOCKER_HOST) so the hub can read the container")
 
+    process_log: list[str] | None = None
+    server = config.residents.servers.get(name)
+    if container is None and server is not None and server.driver.type == "process" \
+            and hasattr(run.hub.gpu, "logs"):
+        try:
+            process_log = (await run.hub.gpu.logs(name, max(tail, ops.log_scan_lines))).splitlines()
+        except Exception as exc:
+            await run.log("process log unavailable", error=f"{type(exc).__name__}: {exc}")
+
     await run.progress(2, 4, "probing the server")
     http = None
     if resident:
@@ -134,7 +143,7 @@ async def diagnose_sglang(run: SkillRun, params: DiagnoseParams) -> DiagnoseResu
     await run.progress(3, 4, "matching failure signatures")
     sigs = signatures.load(ops.signatures_file)
     result = assess.assess(url=url, resident=resident, reason=reason, probe=http, container=container,
-                           sigs=sigs, rules=ops.gb10_flags, log_tail=tail)
+                           sigs=sigs, rules=ops.gb10_flags, log_tail=tail, process_log=process_log)
     if docker_note is not None:
         result.findings.append(docker_note)
 
