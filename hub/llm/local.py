@@ -177,7 +177,7 @@ class LocalProvider(Provider):
                 if response.status_code >= 400:
                     raise map_status(self.name, response.status_code, response.headers, await response.aread())
                 async for data in sse_data(response.aiter_raw()):
-                    chunk = json.loads(data)
+                    chunk = json.loads(data.decode())  # str: skips json's per-call encoding detection
                     if not isinstance(chunk, dict):
                         continue
                     if chunk.get("error") and not chunk.get("choices"):
