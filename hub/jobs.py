@@ -82,6 +82,7 @@ class SkillRun:
         self.context = context
         self._handle = handle
         self._artifacts: Path | None = None
+        self.lease: Lease | None = None  # the GPU lease held right now (the skill's declared resident's)
 
     @property
     def config(self):
@@ -129,7 +130,11 @@ class SkillRun:
             label=self.skill.name,
         ) as lease:
             await self.hub.jobs.add_event(self.job_id, "lease_granted", {"resident": name})
-            yield lease
+            outer, self.lease = self.lease, lease
+            try:
+                yield lease
+            finally:
+                self.lease = outer
 
 
 class JobHandle:

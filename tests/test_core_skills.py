@@ -184,3 +184,29 @@ async def test_the_approval_mode_decides_a_destructive_run_asked_or_granted_by_t
         await hub.run_skill("wipe", {}, Context.new("mcp"), grant=grant_for_role("user"), approval=Approval.token())
     statuses = sorted(j.status for j in await hub.jobs.list())
     assert statuses == ["denied", "refused", "succeeded"]
+
+
+async def test_a_skill_on_a_resident_is_handed_its_lease_as_run_lease(tmp_path):
+    from hub.jobs import SkillRun
+    from hub.registry import SkillRegistry, skill
+    from tests.helpers_skills import Empty
+
+    seen = {}
+
+    @skill(name="on_gpu", description="uses a resident", params=Empty, result=Empty, resident="comfyui")
+    async def on_gpu(run: SkillRun, params: Empty) -> Empty:
+        seen["lease"] = (run.lease.resident, run.lease.base_url)
+        return Empty()
+
+    registry = SkillRegistry()
+    registry.register(on_gpu)
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)},
+                                          "residents": {"comfyui": {
+                                              "base_url": "http://127.0.0.1:9", "kind": "image", "memory_gb": 1,
+                                              "ready": {"url": "http://127.0.0.1:9/"}}}}, environ={})
+    hub = await Hub.start(config, skills=registry, components=())
+    try:
+        await hub.run_skill("on_gpu", {}, Context.new("cli"))
+    finally:
+        await hub.stop()
+    assert seen["lease"] == ("comfyui", "http://127.0.0.1:9")

@@ -92,6 +92,9 @@ async def render(
 
 
 def resident_url(run: SkillRun, name: str) -> str:
+    """The URL of the lease the job holds for `name` (the scheduler's word), else the configured one."""
+    if run.lease is not None and run.lease.resident == name and run.lease.base_url:
+        return run.lease.base_url
     server = run.config.residents.servers.get(name)
     if server is None:
         raise HubError(f"no resident named {name!r} is configured (residents.{name}.base_url)")
