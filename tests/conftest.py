@@ -1,7 +1,9 @@
 """Shared fixtures: a real Synapse (`synapse`) and a real private dockerd (`dockerd`).
 
-Tests that use them are marked automatically (`synapse`, `docker`), so
-`pytest -m "not synapse and not docker"` runs the fast unit tests alone.
+Tests that use them are marked automatically (`synapse`, `docker`), and so are the modules that
+start processes or run for many seconds (`slow`, `PROCESS_MODULES`). `pytest --fast` (what
+`bash tests/run.sh --fast` runs) does not even import those modules, and deselects every test
+marked synapse, docker or slow: the pure and in-process tier.
 """
 
 from __future__ import annotations
@@ -28,6 +30,29 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 _FIXTURE_MARKERS = {"synapse": "synapse", "dockerd": "docker", "docker_cleanup": "docker"}
 
+# Modules whose tests start processes (the CLI, stand-ins as processes, ffmpeg/espeak-ng, the demo,
+# a hub to SIGKILL) or take many seconds each: all of them are `slow`, outside the fast tier.
+PROCESS_MODULES = frozenset({
+    "test_api_bench.py", "test_api_waiting.py", "test_bench_startup.py", "test_gpu_controls.py", "test_gpu_surfaces.py", "test_chat_bench.py", "test_comfyui_crash.py",
+    "test_compose.py", "test_core_cli.py", "test_core_lazy.py", "test_demo.py", "test_doctor.py",
+    "test_jobs_keep_who_asked.py", "test_mcp_config.py", "test_mcp_conformance.py", "test_mcp_stdio.py",
+    "test_podcast_partial.py", "test_resident_logs.py", "test_scheduler_bench.py", "test_scheduler_runtime.py",
+    "test_scheduler_properties.py", "test_schedules_faults.py", "test_sim_tts.py", "test_skill_diagnose.py",
+    "test_skill_hero_image.py", "test_skill_plugin_package.py", "test_skill_plugins.py", "test_skill_podcast.py",
+    "test_skill_podcast_audio.py", "test_status_page.py", "test_testbed_docker.py", "test_testbed_synapse.py",
+})
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--fast", action="store_true",
+                     help="the fast tier: no Synapse, no dockerd, nothing slow (slow modules are not imported)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    if config.getoption("--fast") and collection_path.name in PROCESS_MODULES:
+        return True
+    return None
+
 
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark every test by the test-bed fixtures it uses, directly or through other fixtures."""
@@ -36,6 +61,12 @@ def pytest_collection_modifyitems(config, items) -> None:
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in names and marker not in item.keywords:
                 item.add_marker(getattr(pytest.mark, marker))
+        if item.path.name in PROCESS_MODULES and "slow" not in item.keywords:
+            item.add_marker(pytest.mark.slow)
+    if config.getoption("--fast"):
+        keep = [i for i in items if not ({"synapse", "docker", "slow"} & set(i.keywords))]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ if [ "${1:-}" = "--fast" ]; then
   PY=${PYTHON:-python3}
   [ -x .venv/bin/python ] || { "$PY" -m venv .venv && .venv/bin/python -m pip install -q -e ".[dev]"; }
   .venv/bin/ruff check .
-  exec .venv/bin/pytest -p no:cacheprovider -q -m "not synapse and not docker and not slow" "$@"
+  exec .venv/bin/pytest -p no:cacheprovider -q --fast "$@"
 fi
 
 need=()
