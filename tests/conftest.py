@@ -33,7 +33,8 @@ _FIXTURE_MARKERS = {"synapse": "synapse", "dockerd": "docker", "docker_cleanup":
 # Modules whose tests start processes (the CLI, stand-ins as processes, ffmpeg/espeak-ng, the demo,
 # a hub to SIGKILL) or take many seconds each: all of them are `slow`, outside the fast tier.
 PROCESS_MODULES = frozenset({
-    "test_api_bench.py", "test_api_waiting.py", "test_bench_startup.py", "test_gpu_controls.py", "test_gpu_surfaces.py", "test_chat_bench.py", "test_comfyui_crash.py",
+    "test_api_bench.py", "test_api_waiting.py", "test_bench_startup.py", "test_gpu_controls.py",
+    "test_gpu_surfaces.py", "test_chat_bench.py", "test_comfyui_crash.py",
     "test_compose.py", "test_core_cli.py", "test_core_lazy.py", "test_demo.py", "test_doctor.py",
     "test_jobs_keep_who_asked.py", "test_mcp_config.py", "test_mcp_conformance.py", "test_mcp_stdio.py",
     "test_podcast_partial.py", "test_resident_logs.py", "test_scheduler_bench.py", "test_scheduler_runtime.py",
