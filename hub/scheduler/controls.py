@@ -53,6 +53,11 @@ def check_unload(state: SchedState, name: str, now: float) -> str | None:
     """Why a request to unload `name` is refused (None: the policy unloads it once it is idle)."""
     if why := _known(state, name):
         return why
+    pin = state.pin_of(name, now)  # first: a pinned resident may still be on its way in
+    if pin is not None:
+        return f"{name} is pinned by {pin.by} for {_until(pin.until - now)} more: unpin it first"
+    if state.specs[name].pinned:
+        return f"{name} is pinned in the config"
     phase = state.phase(name)
     if phase in (Phase.stopped, Phase.stopping):
         return f"{name} is not loaded"
@@ -65,11 +70,6 @@ def check_unload(state: SchedState, name: str, now: float) -> str | None:
     waiting = [j for j in state.queue if j.resident == name]
     if waiting:
         return f"{len(waiting)} job(s) wait for {name} ({', '.join(j.owner or j.id for j in waiting[:3])})"
-    pin = state.pin_of(name, now)
-    if pin is not None:
-        return f"{name} is pinned by {pin.by} for {_until(pin.until - now)} more: unpin it first"
-    if state.specs[name].pinned:
-        return f"{name} is pinned in the config"
     return None
 
 
