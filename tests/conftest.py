@@ -8,17 +8,27 @@ marked synapse, docker or slow: the pure and in-process tier.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.testbed import reaper
 from tests.testbed.dockerd import TEST_LABEL, DockerEngine
 from tests.testbed.synapse import SynapseServer
 
 _SESSION = reaper.mark_session()
+
+# CI runs every property from a fixed seed: a red CI then means a change broke a property, never that a
+# random draw found an old counterexample (developer runs stay random and keep exploring). No deadlines
+# or too-slow checks there either: CI shares two cores with Synapse and dockerd.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
