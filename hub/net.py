@@ -13,6 +13,16 @@ import uvicorn
 
 from hub.errors import HubError
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def host_name(host_header: str) -> str:
+    """The host part of an HTTP Host header ("[::1]:8003" -> "::1"), lower-cased, for DNS-rebinding checks."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
 
 def bind_tcp(host: str, port: int, purpose: str) -> socket.socket:
     """A listening, non-blocking TCP socket; port 0 lets the kernel choose (tests, the demo)."""

@@ -23,19 +23,10 @@ from bridges.api.pump import Pump, until_disconnected
 from bridges.api.wire import DONE, BadInput, anthropic_error, error_body, to_messages, to_tools
 from hub.context import Context
 from hub.errors import HubError
+from hub.net import LOCAL_HOSTS, host_name
 
 if TYPE_CHECKING:
     from bridges.api.gateway import Gateway
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def _hostname(host_header: str) -> str:
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
 
 def _openai_error(exc: Refused) -> JSONResponse:
     return JSONResponse(error_body(str(exc), exc.kind), status_code=exc.status, headers=exc.headers)
@@ -47,7 +38,7 @@ def create_app(gw: Gateway) -> Starlette:
     open_bind = config.host in ("0.0.0.0", "::")
 
     async def who(request: Request, *, asks: bool):
-        if not open_bind and _hostname(request.headers.get("host", "")) not in allowed:
+        if not open_bind and host_name(request.headers.get("host", "")) not in allowed:
             raise Refused(421, "misdirected request: unknown Host", "invalid_request_error")
         caller = await gw.caller(request.headers)
         if caller is None:

@@ -25,6 +25,7 @@ import io
 import mimetypes
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -63,27 +64,28 @@ def artifact_path(root: Path, job_id: str, filename: str) -> Path | None:
     return path
 
 
+def _named_paths(value: Any) -> Iterator[Path]:
+    """Every absolute path that a result names in any of its (nested) string values, resolved."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _named_paths(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _named_paths(item)
+    elif isinstance(value, str) and value.startswith("/") and len(value) < 4096 and "\n" not in value:
+        try:
+            yield Path(value).resolve()
+        except (OSError, ValueError):
+            return
+
+
 def artifacts_in(result: Any, root: Path) -> list[tuple[str, Path]]:
     """(job id, file) for every value of `result` that is a file directly inside a job's artifact dir."""
     base = root.resolve()
     found: dict[Path, str] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and value.startswith("/") and len(value) < 4096 and "\n" not in value:
-            try:
-                path = Path(value).resolve()
-            except (OSError, ValueError):
-                return
-            if path.is_relative_to(base) and len(path.relative_to(base).parts) == 2 and path.is_file():
-                found.setdefault(path, path.relative_to(base).parts[0])
-
-    walk(result)
+    for path in _named_paths(result):
+        if path.is_relative_to(base) and len(path.relative_to(base).parts) == 2 and path.is_file():
+            found.setdefault(path, path.relative_to(base).parts[0])
     return [(job, path) for path, job in found.items()]
 
 
@@ -98,24 +100,11 @@ def published_roots(config: Any) -> list[Path]:
 def published_in(result: Any, roots: list[Path]) -> list[Path]:
     """Files directly inside one of `roots` that a result value names."""
     found: list[Path] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and value.startswith("/") and len(value) < 4096 and "\n" not in value:
-            try:
-                path = Path(value).resolve()
-            except (OSError, ValueError):
-                return
-            if any(path.parent == root for root in roots) and path.is_file() and path not in found:
-                found.append(path)
-
-    if roots:
-        walk(result)
+    if not roots:
+        return found
+    for path in _named_paths(result):
+        if any(path.parent == root for root in roots) and path.is_file() and path not in found:
+            found.append(path)
     return found
 
 

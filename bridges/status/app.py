@@ -22,6 +22,7 @@ from bridges.status.page import render
 from hub import gpu_controls
 from hub.context import Context
 from hub.errors import HubError, UnknownJob
+from hub.net import LOCAL_HOSTS, host_name
 
 if TYPE_CHECKING:
     from bridges.status.service import StatusService
@@ -29,23 +30,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def _hostname(host_header: str) -> str:
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def create_app(service: StatusService) -> Starlette:
     config = service.hub.config.status
     allowed = LOCAL_HOSTS | {config.host.lower()}
     open_bind = config.host in ("0.0.0.0", "::")
 
     def host_ok(request: Request) -> bool:
-        return open_bind or _hostname(request.headers.get("host", "")) in allowed
+        return open_bind or host_name(request.headers.get("host", "")) in allowed
 
     def misdirected() -> Response:
         return PlainTextResponse("misdirected request: unknown Host\n", status_code=421)
