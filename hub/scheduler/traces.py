@@ -111,6 +111,18 @@ class _Gen:
     def images(self, at: float, n: int, job_class: str = "skill", kind: str = "image") -> None:
         self.add(kind, at, job_class, [self.step("comfyui", 20) for _ in range(n)])
 
+    def daily_routine(self) -> None:
+        """The box's timetable: the 06:00 and 18:00 crons (article with its images, a briefing podcast)
+        that start together, two podcasts asked for during the day, a digest every two hours."""
+        for at in (6 * HOUR, 18 * HOUR):
+            article = [self.step("sglang", 240)] + [self.step("comfyui", 25) for _ in range(self.rng.randint(2, 4))]
+            self.add("article", at, "scheduled", [*article, self.step("sglang", 90)])
+            self.podcast(at, chunks=self.rng.randint(16, 30), job_class="scheduled", kind="briefing")
+        for t in sorted(self.rng.uniform(9 * HOUR, 21 * HOUR) for _ in range(2)):
+            self.podcast(t, chunks=self.rng.randint(16, 30))
+        for h in range(0, 24, 2):
+            self.add("digest", h * HOUR + 300, "scheduled", [self.step("sglang", 60)])
+
     def build(self, name: str, seed: int, horizon: float) -> Trace:
         sessions = tuple(sorted(self.sessions, key=lambda s: (s.arrival, s.id)))
         return Trace(name, seed, horizon, sessions, gb10_residents(), dict(LOAD_S), dict(UNLOAD_S))
@@ -123,14 +135,7 @@ def mixed(seed: int = 1) -> Trace:
     g = _Gen(seed)
     day = 24 * HOUR
     g.chat_conversations(4, 7 * HOUR, 23 * HOUR)
-    for at in (6 * HOUR, 18 * HOUR):
-        article = [g.step("sglang", 240)] + [g.step("comfyui", 25) for _ in range(g.rng.randint(2, 4))]
-        g.add("article", at, "scheduled", [*article, g.step("sglang", 90)])
-        g.podcast(at, chunks=g.rng.randint(16, 30), job_class="scheduled", kind="briefing")
-    for t in sorted(g.rng.uniform(9 * HOUR, 21 * HOUR) for _ in range(2)):
-        g.podcast(t, chunks=g.rng.randint(16, 30))
-    for h in range(0, 24, 2):
-        g.add("digest", h * HOUR + 300, "scheduled", [g.step("sglang", 60)])
+    g.daily_routine()
     for t in g.poisson(0.5, 8 * HOUR, 22 * HOUR):
         g.images(t, g.rng.randint(1, 4), kind="chat-image")
     return g.build("mixed", seed, day)
@@ -158,14 +163,7 @@ def day(seed: int = 1) -> Trace:
     an evening image batch of 30-50 images."""
     g = _Gen(seed)
     g.chat_conversations(5, 7 * HOUR, 23.5 * HOUR, auto_share=0.7, turns=(1, 8), think=(15, 240))
-    for at in (6 * HOUR, 18 * HOUR):
-        article = [g.step("sglang", 240)] + [g.step("comfyui", 25) for _ in range(g.rng.randint(2, 4))]
-        g.add("article", at, "scheduled", [*article, g.step("sglang", 90)])
-        g.podcast(at, chunks=g.rng.randint(16, 30), job_class="scheduled", kind="briefing")
-    for t in sorted(g.rng.uniform(9 * HOUR, 21 * HOUR) for _ in range(2)):
-        g.podcast(t, chunks=g.rng.randint(16, 30))
-    for h in range(0, 24, 2):
-        g.add("digest", h * HOUR + 300, "scheduled", [g.step("sglang", 60)])
+    g.daily_routine()
     for t in g.poisson(0.7, 8 * HOUR, 22 * HOUR):
         g.images(t, g.rng.randint(1, 4), kind="chat-image")
     g.images(g.rng.uniform(19.5 * HOUR, 21 * HOUR), g.rng.randint(30, 50), kind="batch")

@@ -334,12 +334,7 @@ class ScheduleService:
             if run.context_id in self._starting or (run.job_id and run.job_id in self.hub.jobs.active):
                 continue
             schedule = await self.book.by_id(run.schedule_id)
-            record = None
-            if run.job_id:
-                try:
-                    record = await self.hub.jobs.get(run.job_id)
-                except UnknownJob:
-                    record = None
+            record = await self._job_record(run.job_id)
             if schedule is not None and run.job_id and run.context_id and record is None:
                 context = Context(origin="cron", user=f"{USER_PREFIX}{schedule.name}", id=run.context_id,
                                   created_at=run.started_at or time.time())
@@ -352,6 +347,15 @@ class ScheduleService:
             closed = await self.book.finish_run(run_id=run.id, status=status, error=error)
             if closed is not None and schedule is not None:
                 await self._announce(schedule, closed, Context.new("cron", user=f"{USER_PREFIX}{schedule.name}"))
+
+    async def _job_record(self, job_id: str | None) -> Any:
+        """The job row a run names, or None when it has none or the row was never written."""
+        if not job_id:
+            return None
+        try:
+            return await self.hub.jobs.get(job_id)
+        except UnknownJob:
+            return None
 
     @staticmethod
     def _lost(record: Any) -> tuple[str, str | None]:
@@ -369,12 +373,7 @@ class ScheduleService:
                 return run.job_id or "being created", "starting"
             if run.job_id and run.job_id in self.hub.jobs.active:
                 return run.job_id, self.hub.jobs.active[run.job_id].status
-            record = None
-            if run.job_id:
-                try:
-                    record = await self.hub.jobs.get(run.job_id)
-                except UnknownJob:
-                    record = None
+            record = await self._job_record(run.job_id)
             status, error = self._lost(record)
             await self.book.finish_run(run_id=run.id, status=status, error=error)
         return None
