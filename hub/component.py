@@ -29,9 +29,9 @@ class Component(Protocol):
     async def teardown(self, hub: Any) -> None: ...
 
 
-GPU: Key[Any] = Key("gpu")            # hub.gpu: the resident-model scheduler (hub/scheduler)
+GPU: Key[Any] = Key("gpu")            # hub.gpu: the resident-model scheduler (hub/gpu)
 CHAT: Key[Any] = Key("chat")          # hub.chat: the chat service (hub/chat)
-SCHEDULES: Key[Any] = Key("schedules")  # hub.schedules: the timetables (hub/schedules)
+SCHEDULES: Key[Any] = Key("schedules")  # hub.cron: the timetables (hub/cron)
 
 
 class DependencyCycle(ValueError):

@@ -1,7 +1,7 @@
 """The Hub: one object owning the bus, the skill registry, the store, jobs and the GPU arbiter.
 
 Components inside the hub (scheduler, chat, schedules) attach themselves at start; bridges are
-loaded by `hub.runtime` through entry points, so the hub never imports a bridge.
+loaded by `hub.serve` through entry points, so the hub never imports a bridge.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hub.config import HubConfig
 from hub.context import Context
 from hub.errors import StoreError
 from hub.events import EventBus
-from hub.gpu_api import DirectArbiter, GpuArbiter
+from hub.gpu.api import DirectArbiter, GpuArbiter
 from hub.jobs import Approver, JobHandle, JobManager
 from hub.registry import Permission, SkillRegistry
 from hub.store import Store
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Started in the order their declared needs give (hub/component.py): the chat router reads the
 # scheduler; schedules run skills through both.
-COMPONENTS: tuple[str, ...] = ("hub.scheduler.component", "hub.chat.component", "hub.schedules.component")
+COMPONENTS: tuple[str, ...] = ("hub.gpu.component", "hub.chat.component", "hub.cron.component")
 
 
 def _import_component(name: str):
@@ -50,7 +50,7 @@ class Hub:
         self.jobs = JobManager(self)
         self.gpu: GpuArbiter = DirectArbiter({n: r.base_url for n, r in config.residents.servers.items()})
         self.chat: Any = None
-        self.schedules: Any = None
+        self.cron: Any = None  # the timetables (hub/cron), set by its component
         self.started_at = time.time()
         self.components: list[Any] = []
         self.extras: dict[str, Any] = {}

@@ -31,7 +31,7 @@ from hub.errors import (
     StoreError,
     UnknownJob,
 )
-from hub.gpu_api import Lease
+from hub.gpu.api import Lease
 from hub.registry import Permission, Skill
 
 if TYPE_CHECKING:

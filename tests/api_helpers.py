@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from hub.runtime import start_bridges, stop_bridges
+from hub.serve import start_bridges, stop_bridges
 from tests.chat_helpers import chat_bed
 
 WRITER = "w" * 8 + "-writer-token-1"

@@ -14,7 +14,7 @@ from hub.chat.api import ConversationKey, TurnRequest
 from hub.config import load_config
 from hub.context import Context
 from hub.core import Hub
-from hub.gpu_api import GpuSnapshot, Lease
+from hub.gpu.api import GpuSnapshot, Lease
 from hub.sim import anthropic as anthropic_sim
 from hub.sim import sglang
 from hub.sim.serve import AppServer, free_port

@@ -47,8 +47,8 @@ PROCESS_MODULES = frozenset({
     "test_gpu_surfaces.py", "test_chat_bench.py", "test_comfyui_crash.py",
     "test_compose.py", "test_core_cli.py", "test_core_lazy.py", "test_demo.py", "test_doctor.py",
     "test_jobs_keep_who_asked.py", "test_mcp_config.py", "test_mcp_conformance.py", "test_mcp_stdio.py",
-    "test_podcast_partial.py", "test_resident_logs.py", "test_scheduler_bench.py", "test_scheduler_runtime.py",
-    "test_scheduler_properties.py", "test_schedules_faults.py", "test_sim_tts.py", "test_skill_diagnose.py",
+    "test_podcast_partial.py", "test_resident_logs.py", "test_gpu_bench.py", "test_gpu_runtime.py",
+    "test_gpu_properties.py", "test_cron_faults.py", "test_sim_tts.py", "test_skill_diagnose.py",
     "test_skill_hero_image.py", "test_skill_plugin_package.py", "test_skill_plugins.py", "test_skill_podcast.py",
     "test_skill_podcast_audio.py", "test_status_page.py", "test_testbed_docker.py", "test_testbed_synapse.py",
 })

@@ -11,7 +11,7 @@ from typing import Any
 
 from hub.config import load_config
 from hub.core import COMPONENTS, Hub
-from hub.runtime import start_bridges, stop_bridges
+from hub.serve import start_bridges, stop_bridges
 from hub.sim.serve import free_port
 from tests.helpers_skills import test_registry
 
@@ -37,7 +37,7 @@ def sim_residents(load_seconds: float = 0.3) -> dict[str, Any]:
 async def _stop_process_residents(scheduler: Any) -> None:
     """The scheduler leaves residents running for the next start to adopt: tests stop them, through
     the scheduler's own drivers (they hold the child processes, so stopped ones are reaped)."""
-    from hub.scheduler.drivers import ProcessDriver
+    from hub.gpu.drivers import ProcessDriver
 
     for driver in getattr(scheduler, "drivers", {}).values():
         if isinstance(driver, ProcessDriver):
@@ -61,7 +61,7 @@ async def status_hub(data_dir: Path, *, token: str | None = None, residents: dic
     if llm:
         overrides["llm"] = llm
     config = load_config(None, environ={}, overrides=overrides)
-    wanted = {"hub.scheduler.component"} if scheduler else set()
+    wanted = {"hub.gpu.component"} if scheduler else set()
     wanted |= {"hub.chat.component"} if chat else set()
     components = tuple(c for c in COMPONENTS if c in wanted)
     hub = await Hub.start(config, skills=test_registry(), components=components)

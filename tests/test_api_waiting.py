@@ -17,11 +17,11 @@ from hub.context import Context
 from hub.core import Hub
 from hub.jobs import SkillRun
 from hub.registry import SkillRegistry, skill
-from hub.runtime import start_bridges, stop_bridges
+from hub.serve import start_bridges, stop_bridges
 from hub.sim import anthropic as anthropic_sim
 from hub.sim.serve import AppServer, free_port
 from tests.api_helpers import TOKENS, WRITER, cost_rows
-from tests.test_scheduler_runtime import sim_command
+from tests.test_gpu_runtime import sim_command
 
 GATE: dict[str, asyncio.Event] = {}
 
@@ -69,7 +69,7 @@ async def comfyui_holds_the_gpu(tmp_path, **api):
     registry = SkillRegistry()
     registry.register(draw_long)
     hub = await Hub.start(config(tmp_path, cloud.url, **api), skills=registry,
-                          components=("hub.scheduler.component", "hub.chat.component"))
+                          components=("hub.gpu.component", "hub.chat.component"))
     started = await start_bridges(hub, only={"api"})
     try:
         job = await hub.start_skill("draw_long", {}, Context.new("cli"))

@@ -15,7 +15,7 @@ from hub.registry import SkillRegistry, skill
 from hub.sim import anthropic as anthropic_sim
 from hub.sim.serve import AppServer, free_port
 from tests.chat_helpers import RecordingSink
-from tests.test_scheduler_runtime import sim_command
+from tests.test_gpu_runtime import sim_command
 from tests.waiting import wait_until
 
 GATE: dict[str, asyncio.Event] = {}
@@ -66,7 +66,7 @@ async def test_with_tts_holding_the_gpu_auto_goes_to_claude_and_local_only_queue
     registry = SkillRegistry()
     registry.register(speak_long)
     hub = await Hub.start(config(tmp_path, cloud.url), skills=registry,
-                          components=("hub.scheduler.component", "hub.chat.component"))
+                          components=("hub.gpu.component", "hub.chat.component"))
     try:
         job = await hub.start_skill("speak_long", {}, Context.new("cli"))
         await wait_until(lambda: hub.gpu.snapshot().state == "busy", timeout=20, what="the GPU busy with tts")

@@ -248,7 +248,7 @@ async def test_turns_announce_their_route_and_their_outcome_on_the_bus(bed):
 
 
 async def test_a_resident_that_failed_to_start_counts_as_local_down(bed):
-    from hub.gpu_api import GpuSnapshot
+    from hub.gpu.api import GpuSnapshot
 
     class Failed(HeldArbiter):
         def snapshot(self):

@@ -133,7 +133,7 @@ async def test_without_the_scheduler_every_stand_in_runs_in_process(tmp_path):
     from hub.demo.fleet import RESIDENTS, SimFleet
 
     fleet = SimFleet(tmp_path)
-    fleet.managed = False  # what a build without hub.scheduler gets
+    fleet.managed = False  # what a build without hub.gpu gets
     await fleet.start_unmanaged()
     try:
         async with httpx.AsyncClient() as client:

@@ -372,8 +372,8 @@ async def test_the_hub_drives_its_containers_through_the_compose_allowlist(docke
     import docker as docker_sdk
 
     from hub.config.residents import DropCachesConfig
-    from hub.scheduler.drivers.docker import OWNER_LABEL, DockerDriver
-    from hub.scheduler.memory import MemoryGuard
+    from hub.gpu.drivers.docker import OWNER_LABEL, DockerDriver
+    from hub.gpu.memory import MemoryGuard
     from skills.ops import dockerctl
 
     engine = docker_cleanup

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from hub.context import Context
-from hub.scheduler.model import Expected
-from hub.scheduler.runtime import GpuQueueFull
-from tests.test_scheduler_runtime import make_scheduler, running
+from hub.gpu.model import Expected
+from hub.gpu.runtime import GpuQueueFull
+from tests.test_gpu_runtime import make_scheduler, running
 
 CTX = Context.new("cli")
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.test_scheduler_docker import residents_config, running_containers, scheduler, wait_for
+from tests.test_gpu_docker import residents_config, running_containers, scheduler, wait_for
 
 pytestmark = pytest.mark.docker
 

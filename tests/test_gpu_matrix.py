@@ -19,7 +19,7 @@ async def test_gpu_commands_in_a_matrix_room(synapse, tmp_path):
     rig = BotRig(synapse, tmp_path)
     config = rig.config().model_copy(update={"residents": ResidentsConfig.model_validate(
         status_helpers.sim_residents())})
-    rig.hub = await Hub.start(config, skills=test_registry(), components=("hub.scheduler.component",))
+    rig.hub = await Hub.start(config, skills=test_registry(), components=("hub.gpu.component",))
     scheduler = rig.hub.gpu
     try:
         rig.bridge = MatrixBridge(rig.hub)

@@ -14,7 +14,7 @@ from hub.commands.parser import Arg, Signature, UsageError, parse_args
 from hub.config import load_config
 from hub.core import Hub
 from tests.test_commands import make_env
-from tests.test_schedules import registry
+from tests.test_cron import registry
 
 KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
 VALUES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
@@ -55,14 +55,14 @@ def test_a_raw_argument_is_the_rest_of_the_chat_line_as_typed():
 
 async def test_schedule_add_in_chat_keeps_a_value_with_spaces(tmp_path):
     config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
-    hub = await Hub.start(config, skills=registry(), components=("hub.schedules.component",))
+    hub = await Hub.start(config, skills=registry(), components=("hub.cron.component",))
     try:
         env, io = make_env(hub, role="owner")
         await dispatch(env, '/schedule add nightly "0 6 * * *" echo text="hello world" times=2')
         assert io.replies and io.replies[-1].startswith("Scheduled **nightly**"), io.replies
-        assert (await hub.schedules.get("nightly")).params == {"text": "hello world", "times": 2}
+        assert (await hub.cron.get("nightly")).params == {"text": "hello world", "times": 2}
         await dispatch(env, "/schedule add quoted every 1h echo 'text=it''s \"fine\"'")
-        assert (await hub.schedules.get("quoted")).params == {"text": 'its "fine"'}
+        assert (await hub.cron.get("quoted")).params == {"text": 'its "fine"'}
         await dispatch(env, "/run echo text='hello world' times=2")  # skill commands: the same rules
         assert "hello world hello world" in io.replies[-1]
     finally:

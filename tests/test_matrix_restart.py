@@ -350,7 +350,7 @@ async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_ans
 async def test_sigkill_while_a_command_is_queued_for_the_gpu_resumes_it_after_the_restart(synapse, tmp_path):
     """Queued behind a loading resident (not started): after kill -9 the job runs once, and is answered."""
     from hub.sim.serve import free_port
-    from tests.test_scheduler_runtime import sim_command
+    from tests.test_gpu_runtime import sim_command
 
     bot = synapse.register(f"qbot{uuid.uuid4().hex[:8]}")
     human_user = synapse.register(f"qhuman{uuid.uuid4().hex[:8]}")

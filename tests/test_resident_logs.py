@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hub.config import load_config
-from hub.scheduler.drivers import ProcessDriver, make_driver
-from hub.scheduler.readiness import wait_ready
+from hub.gpu.drivers import ProcessDriver, make_driver
+from hub.gpu.readiness import wait_ready
 from hub.sim.serve import free_port
 
 REPO = Path(__file__).resolve().parents[1]

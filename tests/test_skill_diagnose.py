@@ -16,7 +16,7 @@ from hub.config.skills_ops import OpsSkillsConfig
 from hub.context import Context
 from hub.core import Hub
 from hub.errors import ConfigError
-from hub.gpu_api import GpuSnapshot, QueuedJob
+from hub.gpu.api import GpuSnapshot, QueuedJob
 from hub.registry import Permission, SkillRegistry
 from hub.sim import sglang
 from hub.sim.serve import free_port, serve_app
@@ -289,7 +289,7 @@ async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lin
 
 # ---------------------------------------------------------------- with the resident scheduler
 async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(tmp_path):
-    pytest.importorskip("hub.scheduler.component")
+    pytest.importorskip("hub.gpu.component")
     port = free_port()
     config = HubConfig.model_validate({
         "storage": {"data_dir": str(tmp_path / "data")},
@@ -298,7 +298,7 @@ async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(t
             "kind": "llm", "memory_gb": 60, "base_url": f"http://127.0.0.1:{port}/v1",
             "driver": {"type": "process", "command": [sys.executable, "-m", "hub.sim", "sglang", "--port", str(port)]},
             "ready": {"url": f"http://127.0.0.1:{port}/health"}, "warmup": False, "start_timeout_s": 60}}})
-    hub = await Hub.start(config, skills=ops_registry(), components=("hub.scheduler.component",),
+    hub = await Hub.start(config, skills=ops_registry(), components=("hub.gpu.component",),
                           resume_jobs=False)
     pidfile = tmp_path / "data" / "residents" / "sglang.pid"
     try:
@@ -351,7 +351,7 @@ async def test_a_process_driven_residents_log_file_is_scanned_for_failure_signat
             "kind": "llm", "memory_gb": 60, "base_url": f"http://127.0.0.1:{port}/v1", "default": True,
             "driver": {"type": "process", "command": ["sh", "-c", f"echo {shlex.quote(sig.example)}; exec {serve}"]},
             "ready": {"url": f"http://127.0.0.1:{port}/health"}, "warmup": False, "start_timeout_s": 60}}})
-    hub = await Hub.start(config, skills=ops_registry(), components=("hub.scheduler.component",),
+    hub = await Hub.start(config, skills=ops_registry(), components=("hub.gpu.component",),
                           resume_jobs=False)
     drivers = hub.gpu.drivers
     try:

@@ -143,7 +143,7 @@ def test_a_long_article_is_cut_into_sentence_bounded_chunks_within_the_limit():
 
 
 async def test_podcast_pipeline_through_the_real_scheduler_swaps_llm_then_tts(tmp_path):
-    from hub.scheduler.runtime import ResidentScheduler
+    from hub.gpu.runtime import ResidentScheduler
     from hub.sim.serve import free_port
     from tests.helpers_content import process_residents, sim_process
 
@@ -163,7 +163,7 @@ async def test_podcast_pipeline_through_the_real_scheduler_swaps_llm_then_tts(tm
         }
     )
     swaps: list[tuple[str, str]] = []
-    async with content_hub(config, components=("hub.scheduler.component",)) as hub:
+    async with content_hub(config, components=("hub.gpu.component",)) as hub:
         assert isinstance(hub.gpu, ResidentScheduler)
         hub.bus.listen(
             "*",

@@ -15,7 +15,7 @@ from hub.config import load_config
 from hub.context import Context
 from hub.core import Hub
 from hub.errors import HubError
-from hub.runtime import start_bridges
+from hub.serve import start_bridges
 from hub.sim.comfyui import create_app as comfyui_app
 from hub.sim.serve import free_port, serve_app
 from tests import status_helpers

@@ -27,7 +27,7 @@ HUB = """
 import asyncio, json, sys
 from hub.config import load_config
 from hub.core import Hub
-from hub.runtime import start_bridges, stop_bridges
+from hub.serve import start_bridges, stop_bridges
 
 async def main():
     overrides = json.loads(sys.argv[1])

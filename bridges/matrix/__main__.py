@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None, skills=None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("nio").setLevel(logging.WARNING)
     asyncio.run(_run(args.config, skills))
-    from hub.runtime import exit_process
+    from hub.serve import exit_process
 
     exit_process(0)  # stopped cleanly: skip the interpreter's slow teardown (SIGTERM well under 1 s)
 

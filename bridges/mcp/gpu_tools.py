@@ -1,7 +1,7 @@
 """The operator's GPU controls as MCP tools: `gpu_status` (anyone with a token that reads),
 `gpu_control` (load, unload, pin, unpin: owner role only, the bridge's role checks) and `gpu_logs`.
 
-Each change is a request to the scheduler through `hub.gpu_controls`, the same path as the CLI,
+Each change is a request to the scheduler through `hub.gpu.surfaces`, the same path as the CLI,
 `/gpu` in chat and the status page; a refusal comes back as a tool error with the scheduler's reason.
 """
 
@@ -15,9 +15,9 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
-from hub import gpu_controls
 from hub.context import Context
 from hub.errors import HubError
+from hub.gpu import surfaces as gpu_surfaces
 from hub.registry import Permission
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def add_gpu_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None) ->
     async def gpu_status() -> dict[str, Any]:
         """What is resident, pins (who, until when), TTLs, queue limits, and the GPU queue with ETAs."""
         snap = dataclasses.asdict(hub.gpu.snapshot())
-        return {"text": gpu_controls.describe(snap), **snap}
+        return {"text": gpu_surfaces.describe(snap), **snap}
 
     @mcp.tool(annotations=annotations_for(Permission.destructive))
     async def gpu_control(
@@ -56,10 +56,10 @@ def add_gpu_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None) ->
         if not who.is_owner:
             raise ToolError(who.lacks("owner", f"gpu_control {action}"), log_level=logging.INFO)
         try:
-            seconds = gpu_controls.parse_for(pin_for or "") if action == "pin" else None
+            seconds = gpu_surfaces.parse_for(pin_for or "") if action == "pin" else None
         except HubError as exc:
             raise ToolError(str(exc), log_level=logging.INFO) from None
-        answer = await gpu_controls.control(hub, action, resident, by=f"mcp:{who.name}", seconds=seconds,
+        answer = await gpu_surfaces.control(hub, action, resident, by=f"mcp:{who.name}", seconds=seconds,
                                             context=Context.new("mcp", user=who.name))
         if not answer.ok:
             raise ToolError(f"refused: {answer.message}", log_level=logging.INFO)
@@ -70,6 +70,6 @@ def add_gpu_tools(mcp: FastMCP, hub: "Hub", *, default_caller: Caller | None) ->
                        lines: Annotated[int, Field(ge=1, le=500, description="how many lines")] = 50) -> str:
         """The last lines of a resident model server's output (its container log or log file)."""
         try:
-            return await gpu_controls.logs(hub, resident, lines)
+            return await gpu_surfaces.logs(hub, resident, lines)
         except HubError as exc:
             raise ToolError(str(exc), log_level=logging.INFO) from None

@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from bridges.status.page import render
-from hub import gpu_controls
 from hub.context import Context
 from hub.errors import HubError, UnknownJob
+from hub.gpu import surfaces as gpu_surfaces
 from hub.net import LOCAL_HOSTS, host_name
 
 if TYPE_CHECKING:
@@ -114,10 +114,10 @@ def create_app(service: StatusService) -> Starlette:
         fields = {k: v[0] for k, v in form.items()} if form else dict(request.query_params)
         op = request.path_params["op"]
         try:
-            seconds = gpu_controls.parse_for(fields["for"]) if op == "pin" else None
+            seconds = gpu_surfaces.parse_for(fields["for"]) if op == "pin" else None
         except (HubError, KeyError):
             return JSONResponse({"ok": False, "error": "pin needs `for` (e.g. 30m)"}, status_code=400)
-        answer = await gpu_controls.control(service.hub, op, fields.get("name") or None,
+        answer = await gpu_surfaces.control(service.hub, op, fields.get("name") or None,
                                             by=fields.get("by") or "status page", seconds=seconds,
                                             context=Context.new("http", user=fields.get("by") or "status page"))
         if is_form:
@@ -131,7 +131,7 @@ def create_app(service: StatusService) -> Starlette:
             return misdirected()
         try:
             lines = max(1, min(1000, int(request.query_params.get("lines", "100"))))
-            text = await gpu_controls.logs(service.hub, request.path_params["name"], lines)
+            text = await gpu_surfaces.logs(service.hub, request.path_params["name"], lines)
         except ValueError:
             return PlainTextResponse("lines must be a number\n", status_code=400)
         except HubError as exc:

@@ -1,6 +1,6 @@
 """The status bridge: serves the status page, `/api/status` and `/metrics` on 127.0.0.1.
 
-Loaded by `hub.runtime` through the `sovhub.bridges` entry point `status`.
+Loaded by `hub.serve` through the `sovhub.bridges` entry point `status`.
 """
 
 from __future__ import annotations

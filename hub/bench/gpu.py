@@ -1,6 +1,6 @@
 """`sovhub bench gpu`: the resident-model policies side by side on simulated traces.
 
-Every policy runs the same seeded trace under the virtual clock (`hub.scheduler.simulator`), so
+Every policy runs the same seeded trace under the virtual clock (`hub.bench.gpusim.simulator`), so
 the figures compare decisions, not machines. A policy that stops making progress is reported as
 `stalled` (with the state at that moment) and the command exits non-zero; it never hangs.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from statistics import median
 
+from hub.bench.gpusim.baselines import POLICIES
+from hub.bench.gpusim.bound import lower_bound_loads
+from hub.bench.gpusim.simulator import simulate
+from hub.bench.gpusim.traces import TRACES, make
 from hub.errors import HubError
-from hub.scheduler.baselines import POLICIES
-from hub.scheduler.bound import lower_bound_loads
-from hub.scheduler.model import JOB_CLASSES
-from hub.scheduler.simulator import simulate
-from hub.scheduler.traces import TRACES, make
+from hub.gpu.model import JOB_CLASSES
 
 DEFAULT_POLICIES = tuple(POLICIES)
 
@@ -60,7 +60,7 @@ def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1)
     """Simulate `trace` under each policy (comma-separated names; default all). With `seeds` > 1,
     every policy runs on seeds `seed`..`seed+seeds-1` and the result holds min/median/max per
     policy (`summary`) and the per-seed swap counts (`by_seed`). `lower_bound_swaps` is the fewest
-    loads any schedule that keeps every bound needs (`hub.scheduler.bound`). `ok` is false when any
+    loads any schedule that keeps every bound needs (`hub.bench.gpusim.bound`). `ok` is false when any
     policy stalled."""
     if trace not in TRACES:
         raise HubError(f"unknown trace {trace!r} (known: {', '.join(TRACES)})")

@@ -12,16 +12,6 @@ import time
 from typing import Any
 
 
-def pct(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..1)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def load() -> dict[str, float]:
     one, five, _ = os.getloadavg()
     return {"loadavg_1m": round(one, 2), "loadavg_5m": round(five, 2), "cpus": os.cpu_count() or 1}

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx2
 
-from hub.bench.rounds import Clock, load, pct, summarise
+from hub.bench.rounds import Clock, load, summarise
 from hub.chat.api import ConversationKey, TurnRequest
 from hub.config import load_config
 from hub.context import Context
@@ -43,6 +43,7 @@ from hub.llm.local import to_openai_messages, to_openai_tools
 from hub.llm.types import Message
 from hub.registry import Permission, SkillRegistry
 from hub.sim.serve import free_port
+from hub.stats import percentile as pct
 
 
 class _BufferSink:

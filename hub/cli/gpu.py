@@ -16,10 +16,10 @@ from typing import Annotated
 import httpx
 import typer
 
-from hub import gpu_controls
 from hub.cli.common import console, fail, get_state_config, run_async
 from hub.config import HubConfig
 from hub.errors import HubError
+from hub.gpu import surfaces as gpu_surfaces
 from hub.store import Store
 
 app = typer.Typer(invoke_without_command=True,
@@ -75,7 +75,7 @@ def show(ctx: typer.Context, config: ConfigOpt = None) -> None:
         return
     cfg = get_state_config(config)
     snap = run_async(_kv(cfg, "gpu.snapshot")) or {}
-    console.print(gpu_controls.describe(snap), highlight=False, markup=False)
+    console.print(gpu_surfaces.describe(snap), highlight=False, markup=False)
 
 
 def _who() -> str:
@@ -101,7 +101,7 @@ def unload(name: Annotated[str | None, typer.Argument()] = None, config: ConfigO
 def pin(name: str, duration: Annotated[str, typer.Option("--for", help="e.g. 30m, 2h")] = "30m",
         config: ConfigOpt = None) -> None:
     """Hold NAME for a while (loads it if needed); the pin expires and shows who pinned."""
-    gpu_controls.parse_for(duration)  # a bad duration is one clear line before anything is asked
+    gpu_surfaces.parse_for(duration)  # a bad duration is one clear line before anything is asked
     _say(*run_async(_request(get_state_config(config), "pin", {"name": name, "for": duration, "by": _who()})))
 
 

@@ -38,7 +38,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Run the hub with every enabled bridge until Ctrl-C."""
-    from hub.runtime import exit_process, run_forever
+    from hub.serve import exit_process, run_forever
 
     run_async(run_forever(get_config(config)))
     exit_process(0)  # stopped cleanly: skip the interpreter's slow teardown (SIGTERM well under 1 s)

@@ -15,12 +15,12 @@ import typer
 
 from hub.cli.common import console, get_config, run_async
 from hub.config import HubConfig
+from hub.cron import render
+from hub.cron.book import ScheduleBook
+from hub.cron.parse import parse_assignments
+from hub.cron.service import DEFAULT_POLL_S, LEASE_KEY
+from hub.cron.triggers import parse_duration, parse_trigger
 from hub.registry import SkillRegistry
-from hub.schedules import render
-from hub.schedules.book import ScheduleBook
-from hub.schedules.parse import parse_assignments
-from hub.schedules.service import DEFAULT_POLL_S, LEASE_KEY
-from hub.schedules.triggers import parse_duration, parse_trigger
 from hub.store import Store
 
 app = typer.Typer(no_args_is_help=True, help="Skills run on a timetable (cron, interval, one-shot).")

@@ -15,7 +15,7 @@ from hub.errors import HubError
 from hub.registry import Permission
 
 # A one-off run does not fire schedules: a slot caught up here would die with this short process.
-ONE_OFF_COMPONENTS = tuple(c for c in COMPONENTS if c != "hub.schedules.component")
+ONE_OFF_COMPONENTS = tuple(c for c in COMPONENTS if c != "hub.cron.component")
 
 
 async def run_one(config: HubConfig, name: str, params: dict[str, Any], yes: bool) -> None:

@@ -213,7 +213,7 @@ async def cmd_settings(env: CommandEnv, args: Parsed) -> None:
 
 
 async def cmd_schedule(env: CommandEnv, args: Parsed) -> None:
-    schedules = env.hub.schedules
+    schedules = env.hub.cron
     if schedules is None:
         raise HubError("schedules are not available in this hub")
     handler = getattr(schedules, "chat_command", None)
@@ -401,25 +401,25 @@ async def cmd_run(env: CommandEnv, args: Parsed) -> None:
     await run_skill_command(env, skill, params)
 
 
-# -- the operator's GPU controls (hub.gpu_controls: the same requests as the CLI, MCP and status page) --
+# -- the operator's GPU controls (hub.gpu.surfaces: the same requests as the CLI, MCP and status page) --
 async def cmd_gpu(env: CommandEnv, args: Parsed) -> None:
     """`/gpu` shows the residents and the queue; `load|unload|pin|unpin` are owners' requests to the
     scheduler (it answers, and says why when it refuses); `logs NAME` shows a server's last lines."""
     from dataclasses import asdict
 
-    from hub import gpu_controls
+    from hub.gpu import surfaces as gpu_surfaces
 
     action = args.values.get("action")
     rest = (args.values.get("args") or "").split()
     if action is None:
         snap = env.hub.gpu.snapshot()
-        await env.io.reply(gpu_controls.describe(asdict(snap)))
+        await env.io.reply(gpu_surfaces.describe(asdict(snap)))
         return
     if action == "logs":
         if not rest:
             raise UsageError("usage: /gpu logs NAME [lines]")
         lines = int(rest[1]) if len(rest) > 1 and rest[1].isdigit() else 30
-        text = (await gpu_controls.logs(env.hub, rest[0], min(lines, 200))).strip()
+        text = (await gpu_surfaces.logs(env.hub, rest[0], min(lines, 200))).strip()
         await env.io.reply(f"Last lines of **{rest[0]}**:\n```\n{text or '(no output yet)'}\n```")
         return
     if env.role != "owner":
@@ -429,7 +429,7 @@ async def cmd_gpu(env: CommandEnv, args: Parsed) -> None:
     if action == "pin":
         if len(rest) < 2:
             raise UsageError("usage: /gpu pin NAME 30m")
-        seconds = gpu_controls.parse_for(rest[-1])
-    answer = await gpu_controls.control(env.hub, action, name, by=env.context.user or "owner",
+        seconds = gpu_surfaces.parse_for(rest[-1])
+    answer = await gpu_surfaces.control(env.hub, action, name, by=env.context.user or "owner",
                                         seconds=seconds, context=env.context)
     await env.io.reply(("✅ " if answer.ok else "❌ refused: ") + answer.message)

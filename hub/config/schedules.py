@@ -27,7 +27,7 @@ class ScheduleConfig(Section):
 
     @model_validator(mode="after")
     def _timetable(self) -> ScheduleConfig:
-        from hub.schedules.triggers import ScheduleError, from_fields
+        from hub.cron.triggers import ScheduleError, from_fields
 
         try:
             from_fields(cron=self.cron, interval_s=self.interval_s, at=self.at, timezone=self.timezone)

@@ -28,7 +28,7 @@ from hub.demo.fleet import RESIDENTS, CloudStandIn, SimFleet
 from hub.demo.seed import seed_blog, seed_notes
 from hub.demo.terminal import LineReader, SwapWatcher, TerminalIO, TerminalSink
 from hub.demo.writer import StandInWriter
-from hub.runtime import bridge_modules
+from hub.serve import bridge_modules
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Demo:
         """A stopped scheduler leaves residents running (a restarted hub adopts them); the demo's
         stand-ins end with the demo. The scheduler's own drivers hold the child processes."""
         try:
-            from hub.scheduler.drivers import ProcessDriver
+            from hub.gpu.drivers import ProcessDriver
         except ModuleNotFoundError:
             return
         for name, driver in (getattr(scheduler, "drivers", None) or {}).items():

@@ -28,7 +28,7 @@ RESIDENTS: dict[str, tuple[str, str, float, str, str]] = {
 
 
 def scheduler_available() -> bool:
-    return importlib.util.find_spec("hub.scheduler.component") is not None
+    return importlib.util.find_spec("hub.gpu.component") is not None
 
 
 def _options(name: str, data_dir: Path, load_seconds: float) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from hub.doctor import nvfp4
 from hub.doctor.composefile import ComposeFile, server_args
 from hub.doctor.facts import DockerFacts, EndpointFacts, GpuFacts
 from hub.doctor.report import Check
-from hub.scheduler.drivers.docker import OWNER_LABEL  # the driver adopts only containers labelled for it
+from hub.gpu.drivers.docker import OWNER_LABEL  # the driver adopts only containers labelled for it
 
 MIN_CUDA = (13, 0)       # the cu13 SGLang image and vLLM 0.30's torch 2.13 are CUDA 13.0 builds
 MIN_DRIVER = 580         # the first driver branch with CUDA 13.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config.skills_ops import FlagRule
-from hub.gpu_api import GpuSnapshot
+from hub.gpu.api import GpuSnapshot
 from skills.ops import flags, prom, signatures
 from skills.ops.dockerctl import ContainerInfo
 from skills.ops.findings import SEVERITY_RANK, Finding, worst

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from hub.config import HubConfig
-from hub.gpu_api import DirectArbiter
+from hub.gpu.api import DirectArbiter
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from skills.ops import assess, dockerctl, signatures

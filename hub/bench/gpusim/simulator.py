@@ -1,0 +1,279 @@
+"""Run a policy over a trace under a virtual clock with simulated residents.
+
+The same reducers as the runtime turn each event into a new state; after every event the policy
+is asked what to do, so a policy is judged exactly as it would run in the hub. A follow-up step is
+submitted as its own event after the previous step's release, as a real client's next request
+arrives after the scheduler has already seen the release.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+
+from hub.bench.gpusim.baselines import POLICIES, Policy
+from hub.bench.gpusim.traces import HOUR, Trace
+from hub.gpu import reducers as R
+from hub.gpu.model import (
+    JOB_CLASSES,
+    Dispatch,
+    Expected,
+    Fail,
+    ForceUnload,
+    Job,
+    Load,
+    Phase,
+    PolicyParams,
+    SchedState,
+    Unload,
+    WakeAt,
+)
+from hub.stats import percentile
+
+
+@dataclass
+class _Metrics:
+    swaps: int = 0
+    swap_s: float = 0.0  # time during which some resident was loading or unloading
+    idle_while_queued: float = 0.0  # nothing running, nothing loading or unloading, work waiting
+    done: int = 0
+    failed: int = 0
+    waits: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in JOB_CLASSES})
+    history: list[tuple[float, str, str]] = field(default_factory=list)
+    loads_since_dispatch: int = 0
+    loads_for_work: int = 0  # loads of a resident that had a job waiting for it
+    submitted: int = 0
+    cancelled: int = 0
+    cloud: int = 0  # `auto` chat turns the router sent to Claude
+    unloads_unserved: int = 0  # a resident unloaded with a job for it waiting and no dispatch since its load
+
+
+class Stalled(Exception):
+    """The policy stopped making progress (a livelock, a deadlock, or it never settles)."""
+
+
+class Simulation:
+    def __init__(self, trace: Trace, policy: Policy, params: PolicyParams | None = None, *,
+                 max_events: int | None = None, max_time_s: float | None = None, preload: bool = False) -> None:
+        self.trace = trace
+        self.policy = policy
+        default = next((s.name for s in trace.residents if s.default), None)
+        phases = {default: Phase.ready} if default else {}
+        self.state: SchedState = R.initial_state(trace.residents, params, 0.0, phases)
+        if preload:  # the hub knows its schedules' fire times: the policy sees them ahead
+            self.state = R.expect(self.state, [
+                Expected(s.steps[0].resident, s.arrival + s.steps[0].think_s, s.id)
+                for s in trace.sessions if s.job_class == "scheduled"])
+        self.now = 0.0
+        self.events: list = []
+        self.seq = itertools.count()
+        self.m = _Metrics()
+        self.actual: dict[str, float] = {}
+        self.sessions = {s.id: s for s in trace.sessions}
+        self.wakes: set[float] = set()
+        self.transitions = 0
+        steps = sum(len(s.steps) for s in trace.sessions)
+        work = sum(st.actual_s + st.think_s for s in trace.sessions for st in s.steps)
+        swap = max((trace.load_s.get(r.name, 0.0) + trace.unload_s.get(r.name, 0.0) for r in trace.residents),
+                   default=0.0)
+        # generous limits: any policy that makes progress ends far inside them
+        self.max_events = max_events or 200 * (steps + 10)
+        self.max_time_s = max_time_s or 2 * trace.horizon_s + work + 2 * (steps + 5) * swap + HOUR
+        self.max_loads_without_dispatch = 2 * len(trace.residents) + 4
+        self.stalled: dict | None = None
+
+    def push(self, at: float, kind: str, arg) -> None:
+        heapq.heappush(self.events, (at, next(self.seq), kind, arg))
+
+    def run(self) -> dict:
+        for s in self.trace.sessions:
+            self.push(s.arrival + s.steps[0].think_s, "submit", (s.id, 0))
+        handled = 0
+        try:
+            while self.events:
+                at, _, kind, arg = heapq.heappop(self.events)
+                handled += 1
+                if handled > self.max_events:
+                    raise Stalled(f"more than {self.max_events} events: the policy makes no progress")
+                if at > self.max_time_s and (self.state.queue or self.state.running):
+                    raise Stalled(f"work still waits at the time limit t={self.max_time_s:.0f}s")
+                self._advance(at)
+                if kind == "wake":
+                    self.wakes.discard(at)
+                    if self._quiet():
+                        continue
+                else:
+                    getattr(self, f"_on_{kind}")(arg)
+                self._decide()
+            if self.state.queue:
+                raise Stalled(f"nothing left to happen but {len(self.state.queue)} jobs wait (deadlock)")
+        except Stalled as exc:
+            self.stalled = self._stall_report(str(exc))
+        return self._report()
+
+    def _stall_report(self, reason: str) -> dict:
+        st = self.state
+        return {"at_s": round(self.now, 1), "reason": reason,
+                "residents": {n: r.phase.value for n, r in st.residents.items()},
+                "queue": [{"id": j.id, "resident": j.resident, "class": j.job_class,
+                           "waited_s": round(self.now - j.enqueued_at, 1)} for j in st.queue[:20]],
+                "running": [j.id for j in st.running],
+                "last_actions": [f"{t:.0f}s {k} {r}" for t, k, r in self.m.history[-8:]]}
+
+    def _quiet(self) -> bool:
+        st = self.state
+        return not any(k != "wake" for _, _, k, _ in self.events) and not st.queue and not st.running \
+            and all(r.phase in (Phase.ready, Phase.stopped) for r in st.residents.values()) \
+            and self.now > self.trace.horizon_s * 2
+
+    def _advance(self, at: float) -> None:
+        dt = at - self.now
+        st = self.state
+        if dt > 0:
+            if any(r.phase in (Phase.starting, Phase.stopping) for r in st.residents.values()):
+                self.m.swap_s += dt
+            elif st.queue and not st.running:
+                self.m.idle_while_queued += dt
+        self.now = at
+
+    # -- events ----------------------------------------------------------------------------
+    def _on_submit(self, arg) -> None:
+        sid, k = arg
+        s = self.sessions[sid]
+        step = s.steps[k]
+        if s.auto and self.state.phase(step.resident) != Phase.ready:
+            # the router sends an `auto` room's turn to Claude while the LLM is not resident
+            self.m.cloud += 1
+            self.push(self.now + step.actual_s, "cloud_done", f"{sid}:{k}")
+            return
+        nxt = s.steps[k + 1].resident if k + 1 < len(s.steps) and s.declares_next else None
+        job = Job(id=f"{sid}:{k}", resident=step.resident, job_class=s.job_class, priority=s.priority,
+                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind)
+        self.actual[job.id] = step.actual_s
+        self.state = R.submit(self.state, job)
+        self.m.submitted += 1
+        if s.cancel_after_s is not None:
+            self.push(self.now + s.cancel_after_s, "cancel", job.id)
+
+    def _on_cancel(self, job_id: str) -> None:
+        if any(j.id == job_id for j in self.state.queue):
+            self.state = R.remove(self.state, job_id)
+            self.m.cancelled += 1
+
+    def _on_cloud_done(self, job_id: str) -> None:
+        self._next_step(job_id)
+
+    def _on_finish(self, job_id: str) -> None:
+        if not any(j.id == job_id for j in self.state.running):
+            return  # failed earlier (force-stopped)
+        self.state = R.finish(self.state, job_id, self.now)
+        self.m.done += 1
+        self._next_step(job_id)
+
+    def _next_step(self, job_id: str) -> None:
+        sid, k = job_id.rsplit(":", 1)
+        s = self.sessions[sid]
+        if int(k) + 1 < len(s.steps):
+            self.push(self.now + s.steps[int(k) + 1].think_s, "submit", (sid, int(k) + 1))
+
+    def _on_ready(self, name: str) -> None:
+        self.state = R.ready(self.state, name, self.now)
+
+    def _on_stopped(self, name: str) -> None:
+        self.state = R.stopped(self.state, name, self.now)
+
+    # -- policy ----------------------------------------------------------------------------
+    def _decide(self) -> None:
+        for _ in range(50):
+            acts = self.policy(self.state, self.now)
+            changed = False
+            for a in acts:
+                changed |= self._apply(a)
+            if not changed:
+                return
+        raise Stalled(f"the policy does not settle at t={self.now:.1f}s (it keeps changing its mind)")
+
+    def _apply(self, a) -> bool:
+        st = self.state
+        if isinstance(a, Dispatch):
+            job = next(j for j in st.queue if j.id == a.job_id)
+            self.state = R.dispatch(st, a.job_id, self.now)
+            self.m.waits.setdefault(job.job_class, []).append(self.now - job.enqueued_at)
+            self.m.history.append((self.now, "dispatch", job.resident))
+            self.m.loads_since_dispatch = 0
+            self.push(self.now + self.actual[job.id], "finish", job.id)
+            return True
+        if isinstance(a, Load):
+            if st.phase(a.resident) != Phase.stopped:
+                return False
+            self.state = R.load_started(st, a.resident, self.now)
+            self.m.swaps += 1
+            self.m.loads_for_work += any(j.resident == a.resident for j in st.queue)
+            self.m.loads_since_dispatch += 1
+            if self.m.loads_since_dispatch > self.max_loads_without_dispatch:
+                raise Stalled(f"{self.m.loads_since_dispatch} loads without a dispatch (a livelock)")
+            self.m.history.append((self.now, "load", a.resident))
+            self.push(self.now + self.trace.load_s[a.resident], "ready", a.resident)
+            return True
+        if isinstance(a, Unload | ForceUnload):
+            if st.phase(a.resident) != Phase.ready:
+                return False
+            if isinstance(a, Unload) and st.running_on(a.resident):
+                raise RuntimeError(f"t={self.now}: policy evicts {a.resident} with work in flight")
+            if st.residents[a.resident].fresh and any(j.resident == a.resident for j in st.queue):
+                self.m.unloads_unserved += 1
+            if isinstance(a, ForceUnload):
+                for jid in a.job_ids:
+                    self.state = R.remove(self.state, jid)
+                    self.m.failed += 1
+            self.state = R.stop_started(self.state, a.resident, self.now)
+            self.m.history.append((self.now, "unload", a.resident))
+            self.push(self.now + self.trace.unload_s[a.resident], "stopped", a.resident)
+            return True
+        if isinstance(a, Fail):
+            self.state = R.remove(st, a.job_id)
+            self.m.failed += 1
+            return True
+        if isinstance(a, WakeAt):
+            if a.at > self.now and a.at not in self.wakes:
+                self.wakes.add(a.at)
+                self.push(a.at, "wake", None)
+            return False
+        return False
+
+    def _report(self) -> dict:
+        m = self.m
+        p = self.state.params
+        waits = {c: list(m.waits.get(c, [])) for c in JOB_CLASSES}
+        for j in self.state.queue:  # still waiting at the end: their wait so far counts
+            waits.setdefault(j.job_class, []).append(self.now - j.enqueued_at)
+        out = {
+            "swaps": m.swaps,
+            "swap_s": round(m.swap_s, 1),
+            "idle_while_queued_s": round(m.idle_while_queued, 1),
+            "jobs_done": m.done,
+            "jobs_failed": m.failed,
+            "jobs_cancelled": m.cancelled,
+            "jobs_left": len(self.state.queue) + len(self.state.running),
+            "jobs_submitted": m.submitted,
+            "cloud_turns": m.cloud,
+            "loads_for_work": m.loads_for_work,
+            "unloads_unserved": m.unloads_unserved,
+            "stalled": self.stalled,
+        }
+        out["wait_p50_s"] = {c: round(percentile(w, 0.5), 1) for c, w in waits.items()}
+        out["wait_p95_s"] = {c: round(percentile(w, 0.95), 1) for c, w in waits.items()}
+        out["wait_max_s"] = {c: round(max(w, default=0.0), 1) for c, w in waits.items()}
+        out["wait_mean_s"] = {c: round(sum(w) / len(w), 1) if w else 0.0 for c, w in waits.items()}
+        out["max_wait_bound_s"] = {c: p.max_wait(c) for c in JOB_CLASSES}
+        out["bound_violations"] = {c: sum(1 for x in w if x > p.max_wait(c) + 1e-6) for c, w in waits.items()}
+        out["wait_within_bound"] = not any(out["bound_violations"].values())
+        return out
+
+
+def simulate(trace: Trace, policy: str | Policy = "sovhub", params: PolicyParams | None = None,
+             **limits) -> dict:  # limits: max_events, max_time_s, preload
+    """Figures of one policy on one trace; `stalled` is None unless the policy stopped making progress."""
+    fn = POLICIES[policy] if isinstance(policy, str) else policy
+    return Simulation(trace, fn, params, **limits).run()
