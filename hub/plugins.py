@@ -29,10 +29,11 @@ ENTRY_POINT_GROUP = "sovhub.skills"
 FOLDER_MODULE_PREFIX = "sovhub_folder_"
 
 # Tool names the hub's own surfaces add beside the skills (the chat's hub tools, the MCP bridge's job
-# and chat tools). A plugin skill with one of these names would shadow or break them.
+# and chat tools, the GPU controls). A plugin skill with one of these names would shadow or break them.
 RESERVED_NAMES = frozenset({
     "hub_status", "hub_jobs",                                           # chat (hub.chat.tools)
     "job_status", "job_result", "cancel_job", "list_jobs", "ask", "ask_local",  # MCP bridge
+    "gpu_status", "gpu_logs", "gpu_control",                            # MCP bridge: the GPU controls
 })
 
 
