@@ -57,8 +57,8 @@ def test_a_policy_that_does_nothing_is_reported_as_a_deadlock():
 def test_bench_exits_non_zero_when_a_policy_stalls(monkeypatch):
     from typer.testing import CliRunner
 
+    from hub.bench.gpusim import baselines
     from hub.cli.main import app
-    from hub.gpu import baselines
 
     monkeypatch.setitem(baselines.POLICIES, "thrash", thrash)
     res = CliRunner().invoke(app, ["bench", "gpu", "--trace", "bursty", "--policies", "sovhub,thrash"])
