@@ -230,6 +230,20 @@ def test_ports_check_tells_a_stranger_from_a_sovhub_container(tmp_path):
         assert checks.ports(wanted, in_use, {"sovhub-hub": "running"}, {}).status == "ok"
 
 
+
+def test_ports_check_wants_the_gateways_port_from_the_config(tmp_path):
+    from hub.doctor.run import _ports
+
+    compose = ComposeFile.load(COMPOSE, {})
+    default = _ports(load_config(None, environ={}, overrides={"storage": {"data_dir": str(tmp_path)}}), compose)
+    assert default[8004] == default[8002]  # the gateway is the hub's, like MCP
+    moved = _ports(load_config(None, environ={}, overrides={"storage": {"data_dir": str(tmp_path)},
+                                                            "api": {"port": 18004}}), compose)
+    assert 18004 in moved and 8004 not in moved
+    off = _ports(load_config(None, environ={}, overrides={"storage": {"data_dir": str(tmp_path)},
+                                                          "api": {"enabled": False}}), compose)
+    assert 8004 not in off
+
 # --- Docker: the private engine ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """`sovhub bench all`: the quick benches together, one JSON summary, exit 1 when any goal is missed.
 
-Runs `turn`, `mcp`, `startup` (when the module is there) and `gpu` one after the other, each in its
+Runs `turn`, `mcp`, `startup` (when the module is there), `gpu` and `api` one after the other, each in its
 usual form but sized to finish in about a minute or two on a busy 2-core machine. Each bench's own
 result is kept whole under its name; `ok` is the conjunction, `missed` lists every missed goal.
 A bench that crashes is reported as missed (with its error), never skipped silently.
@@ -19,6 +19,7 @@ QUICK: dict[str, tuple[str, dict[str, Any]]] = {
     "mcp": ("bridges.mcp.bench", {"calls": 300, "rounds": 3}),
     "startup": ("hub.bench.startup", {"rounds": 3}),
     "gpu": ("hub.bench.gpu", {}),
+    "api": ("bridges.api.bench", {"turns": 30, "rounds": 3, "tokens": 32, "warmup": 3}),
 }
 
 

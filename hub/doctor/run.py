@@ -132,6 +132,8 @@ def _ports(config: HubConfig, compose: ComposeFile) -> dict[int, str]:
         wanted[config.mcp.port] = hub
     if config.status.enabled:
         wanted[config.status.port] = hub
+    if config.api.enabled and config.api.port:  # the OpenAI/Anthropic-compatible gateway (bridges/api)
+        wanted[config.api.port] = hub
     for service, svc in compose.services.items():
         listen = str((svc.get("environment") or {}).get("BLOG_LISTEN", ""))
         if listen.rsplit(":", 1)[-1].isdigit():
