@@ -56,12 +56,13 @@ def _preloading(traces: list, plain: list[dict]) -> dict:
     return {"without": figures(plain), "with": figures(pre)}
 
 
-def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1) -> dict:
+def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1, nodes: int = 1) -> dict:
     """Simulate `trace` under each policy (comma-separated names; default all). With `seeds` > 1,
     every policy runs on seeds `seed`..`seed+seeds-1` and the result holds min/median/max per
     policy (`summary`) and the per-seed swap counts (`by_seed`). `lower_bound_swaps` is the fewest
     loads any schedule that keeps every bound needs (`hub.bench.gpusim.bound`). `ok` is false when any
-    policy stalled."""
+    policy stalled. With `nodes` > 1, each policy runs on one box and on `nodes` boxes (per-node
+    pools, `hub.gpu.placement`) on the same traces."""
     if trace not in TRACES:
         raise HubError(f"unknown trace {trace!r} (known: {', '.join(TRACES)})")
     if seeds < 1:
@@ -70,6 +71,12 @@ def run(trace: str = "mixed", seed: int = 1, policies: str = "", seeds: int = 1)
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         raise HubError(f"unknown policy {', '.join(unknown)} (known: {', '.join(POLICIES)})")
+    if nodes < 1:
+        raise HubError(f"--nodes must be at least 1, got {nodes}")
+    if nodes > 1:  # one box against several on the same traces (hub.bench.gpusim.multinode)
+        from hub.bench.gpusim.multinode import compare_nodes
+
+        return compare_nodes(trace, seed, seeds, nodes, names)
     per_seed: dict[str, list[dict]] = {n: [] for n in names}
     traces = [make(trace, k) for k in range(seed, seed + seeds)]
     for tr in traces:

@@ -14,11 +14,26 @@ class ProbeConfig(Section):
     status: int = 200
 
 
+SSH_CLIENT_HELP = ("ssh://: run the `ssh` program (its ~/.ssh/config, keys and agent); false: paramiko, "
+                   "which must be installed")
+
+
+class DockerTlsConfig(Section):
+    """Client certificates for a Docker engine on tcp:// (`dockerd --tlsverify`), read from files."""
+
+    ca_cert: str = Field(description="the CA that signed the engine's certificate (ca.pem)")
+    client_cert: str = Field(description="this hub's client certificate (cert.pem)")
+    client_key: str = Field(description="its key (key.pem)")
+    verify: bool = Field(True, description="check the engine's certificate against ca_cert")
+
+
 class DriverConfig(Section):
     type: Literal["docker", "process", "http_release"] = "docker"
     container: str | None = Field(None, description="container name; default: the resident's name")
     compose_service: str | None = None
     docker_host: str | None = Field(None, description="e.g. unix:///run/docker.sock; default: $DOCKER_HOST")
+    tls: DockerTlsConfig | None = Field(None, description="client certificates for a tcp:// docker_host")
+    use_ssh_client: bool = Field(True, description=SSH_CLIENT_HELP)
     command: list[str] = Field(default_factory=list)
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -91,11 +106,45 @@ class ResidentConfig(Section):
     exclusive: bool = Field(False, description=(
         "never resident together with another server, whatever the memory figures say (on the GB10, "
         "SGLang, ComfyUI with FLUX and vllm-omni each need the pool alone)"))
+    nodes: list[str] = Field(default_factory=lambda: [LOCAL_NODE], min_length=1, description=(
+        "the nodes (residents.nodes) this server may run on, in order of preference; default: the local one"))
+
+
+LOCAL_NODE = "local"
+ENDPOINT_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
 
 
 class PoolConfig(Section):
     memory_gb: float = Field(128, gt=0)
     reserve_gb: float = Field(8, ge=0)
+
+
+class NodeConfig(Section):
+    """A machine whose Docker engine runs residents: its own memory pool, taken in turns."""
+
+    docker_host: str | None = Field(None, description=(
+        "its Docker engine: unix:///var/run/docker.sock, ssh://user@spark2, tcp://spark2:2376 (with `tls`); "
+        "the local node defaults to $DOCKER_HOST / each resident's driver.docker_host"))
+    tls: DockerTlsConfig | None = Field(None, description="client certificates for a tcp:// docker_host")
+    use_ssh_client: bool = Field(True, description=SSH_CLIENT_HELP)
+    host: str | None = Field(None, description=(
+        "the host name its residents are reached at: replaces the host in each resident's base_url and "
+        "ready.url (default: as configured)"))
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="its memory pool and reserve")
+    memory_guard: MemoryGuardConfig | None = Field(None, description=(
+        "default: residents.memory_guard on the local node, off on another (/proc/meminfo is this box's)"))
+    check_interval_s: float = Field(5, gt=0, description="how often its engine is asked whether it answers")
+    down_after_s: float = Field(15, gt=0, description=(
+        "no answer for this long: its residents are down, its waiting jobs go to another node"))
+
+    @model_validator(mode="after")
+    def endpoint(self) -> NodeConfig:
+        if self.docker_host is not None and not self.docker_host.startswith(ENDPOINT_SCHEMES):
+            raise ValueError(f"docker_host {self.docker_host!r}: expected unix://PATH, ssh://[user@]host or "
+                             "tcp://host:port")
+        if self.tls is not None and not (self.docker_host or "").startswith("tcp://"):
+            raise ValueError("tls applies to a tcp:// docker_host only")
+        return self
 
 
 class ResidentsConfig(Section):
@@ -118,6 +167,27 @@ class ResidentsConfig(Section):
     preload_margin_s: float = Field(30, ge=0, description="a scheduled job's resident is preloaded to be "
                                     "ready this long before the job's fire time")
     memory_guard: MemoryGuardConfig = Field(default_factory=MemoryGuardConfig)
+    nodes: dict[str, NodeConfig] = Field(default_factory=dict, description=(
+        "machines whose Docker engines run residents (one memory pool each); `local` is always there "
+        "(pool and memory_guard above, unless configured here)"))
+
+    @property
+    def node_names(self) -> list[str]:
+        """Every node in order: `local` first (implicit unless configured), then the configured ones."""
+        return [LOCAL_NODE, *(n for n in self.nodes if n != LOCAL_NODE)]
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether any resident may run off the local node (one scheduler over several pools)."""
+        return any(r.nodes != [LOCAL_NODE] for r in self.servers.values()) or bool(set(self.nodes) - {LOCAL_NODE})
+
+    def node(self, name: str) -> NodeConfig:
+        """A node's settings; the implicit local node has the residents' pool and memory guard."""
+        if name in self.nodes:
+            return self.nodes[name]
+        if name == LOCAL_NODE:
+            return NodeConfig(pool=self.pool, memory_guard=self.memory_guard)
+        raise KeyError(name)
 
     @property
     def servers(self) -> dict[str, ResidentConfig]:
@@ -133,8 +203,10 @@ class ResidentsConfig(Section):
         if len(defaults) > 1:
             raise ValueError(f"only one resident may be the default, got {', '.join(defaults)}")
         for name, r in self.servers.items():
-            if r.memory_gb > self.pool.memory_gb - self.pool.reserve_gb:
+            if r.nodes == [LOCAL_NODE] and LOCAL_NODE not in self.nodes \
+                    and r.memory_gb > self.pool.memory_gb - self.pool.reserve_gb:
                 raise ValueError(f"{name}: memory_gb {r.memory_gb} exceeds the pool budget")
+        self._check_nodes()
         pinned = [name for name, r in self.servers.items() if r.pinned]
         for name, r in self.servers.items():
             others = [p for p in pinned if p != name]
@@ -142,3 +214,25 @@ class ResidentsConfig(Section):
                 raise ValueError(f"{name} is exclusive but {', '.join(others)} is pinned: "
                                  f"{name} could never be loaded")
         return self
+
+    def _check_nodes(self) -> None:
+        """Each resident's nodes exist, it fits each one's pool, and what must run on the hub's
+        box (a process driver) stays on the local node."""
+        known = self.node_names
+        for name, r in self.servers.items():
+            if len(set(r.nodes)) != len(r.nodes):
+                raise ValueError(f"{name}: nodes lists a node twice: {', '.join(r.nodes)}")
+            for n in r.nodes:
+                if n not in known:
+                    raise ValueError(f"{name}: unknown node {n!r} (configured: {', '.join(known)}); "
+                                     f"add it under residents.nodes")
+                pool = self.node(n).pool
+                if r.memory_gb > pool.memory_gb - pool.reserve_gb:
+                    raise ValueError(f"{name}: memory_gb {r.memory_gb} exceeds the pool budget of node {n} "
+                                     f"({pool.memory_gb:g} GB - {pool.reserve_gb:g} GB reserve)")
+                if n != LOCAL_NODE and r.driver.type != "docker":
+                    raise ValueError(f"{name}: a {r.driver.type} driver runs on the hub's own box; on node {n} "
+                                     "only a docker driver (the node's engine) can start it")
+            if r.nodes != [LOCAL_NODE] and (r.driver.docker_host or r.driver.tls):
+                raise ValueError(f"{name}: runs on nodes {', '.join(r.nodes)}: set the engine per node "
+                                 "(residents.nodes.<node>.docker_host), not driver.docker_host")

@@ -41,6 +41,7 @@ class GpuSnapshot:
     queue: list[QueuedJob] = field(default_factory=list)
     swaps: list[dict[str, Any]] = field(default_factory=list)
     residents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # several nodes: each one's engine and pool
 
     def eta_for(self, resident: str) -> float | None:
         """Seconds until `resident` could serve a new interactive job (0 if ready now)."""

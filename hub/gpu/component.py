@@ -8,6 +8,7 @@ import logging
 
 from hub.component import GPU
 from hub.gpu.model import Expected
+from hub.gpu.nodes import NodesScheduler
 from hub.gpu.runtime import ResidentScheduler
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ async def expected_arrivals(hub, horizon_s: float = EXPECT_HORIZON_S) -> list[Ex
     return out
 
 
-async def _feed_expected(hub, scheduler: ResidentScheduler, poll_s: float = EXPECT_POLL_S) -> None:
+async def _feed_expected(hub, scheduler: ResidentScheduler | NodesScheduler, poll_s: float = EXPECT_POLL_S) -> None:
     """Keep the policy's view of the timetable fresh (a schedule added, paused or fired)."""
     while True:
         try:
@@ -54,8 +55,8 @@ async def setup(hub) -> None:
     cfg = hub.config.residents
     if not cfg.servers:
         return  # no residents: the core's DirectArbiter grants every lease at once
-    scheduler = ResidentScheduler.from_config(cfg, state_dir=hub.config.storage.root / "residents",
-                                              bus=hub.bus, store=hub.store)
+    kind = NodesScheduler if cfg.multi_node else ResidentScheduler  # one pool: exactly as before
+    scheduler = kind.from_config(cfg, state_dir=hub.config.storage.root / "residents", bus=hub.bus, store=hub.store)
     await scheduler.start()
     hub.gpu = scheduler
     hub.extras["gpu_scheduler"] = scheduler
@@ -64,7 +65,7 @@ async def setup(hub) -> None:
 
 async def teardown(hub) -> None:
     scheduler = hub.extras.pop("gpu_scheduler", None)
-    if isinstance(scheduler, ResidentScheduler):
+    if isinstance(scheduler, ResidentScheduler | NodesScheduler):
         task = getattr(scheduler, "_expect_task", None)
         if task is not None:
             task.cancel()

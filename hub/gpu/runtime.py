@@ -41,6 +41,7 @@ from hub.gpu.model import (
     Unload,
     WakeAt,
 )
+from hub.gpu.placement import lose_node, rejoin
 from hub.gpu.policy import decide, eta_by_job, ranked, swap_eta
 from hub.gpu.readiness import wait_ready, warm_up
 from hub.stats import percentile
@@ -55,6 +56,11 @@ WAITS_KEPT = 1000  # recent waits per class behind the metrics (a long-running h
 
 class GpuUnavailable(HubError):
     """A lease could not be granted (the resident failed to start, or the hub is stopping)."""
+
+
+class NodeDown(GpuUnavailable):
+    """The node this lease waited on stopped answering before the lease was granted: the job never
+    ran there, so it may wait on another node (`hub.gpu.nodes`)."""
 
 
 class GpuQueueFull(GpuUnavailable):
@@ -128,6 +134,7 @@ class ResidentScheduler:
         # the residency timeline: phase changes, dispatches, queue depth ([t, kind, resident, value])
         self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=TIMELINE_KEPT)
         self._depth = -1
+        self.down: str | None = None  # why this pool's node stopped answering; nothing is decided meanwhile
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -202,6 +209,37 @@ class ResidentScheduler:
                 log.info("resident %s runs but is not ready yet: waiting for it", name)
                 self._spawn(self._load(name, now, start=False))
 
+    async def node_down(self, reason: str) -> None:
+        """This pool's node stopped answering (`hub.gpu.nodes` watches its engine): running leases are
+        revoked (their jobs fail, never run again), waiting ones fail with `NodeDown` (never granted:
+        the caller may place them on another node), every resident counts as stopped, and nothing is
+        decided until `node_up`. Facts still in flight are about phases that are over: dropped."""
+        if self.down is not None:
+            return
+        self.down = reason
+        now = self.clock()
+        await self._revoke([j.id for j in self.state.running], reason)
+        for j in self.state.queue:
+            fut = self._waiters.pop(j.id, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(NodeDown(reason))
+        before = {n: r.phase for n, r in self.state.residents.items()}
+        self.state = lose_node(self.state, now, reason)
+        self._facts.clear()
+        self._note_timeline(before, now)
+        await self._publish(force=True)
+
+    async def node_up(self) -> None:
+        """The node answers again: adopt what still runs there (a ready container is not restarted)."""
+        if self.down is None:
+            return
+        self.down = None
+        self.state = rejoin(self.state, self.clock())
+        before = {n: Phase.stopped for n in self.state.residents}
+        await self._reconcile()
+        self._note_timeline(before, self.clock())
+        self._kick()
+
     async def _probe(self, name: str) -> bool:
         rt = self.runtimes[name]
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0)) as client:
@@ -217,6 +255,8 @@ class ResidentScheduler:
                     label: str = "") -> AsyncIterator[Lease]:
         if self._closed:
             raise GpuUnavailable("the hub is stopping")
+        if self.down is not None:
+            raise NodeDown(self.down)
         if resident not in self.state.specs:
             raise GpuUnavailable(f"unknown resident {resident!r} (configured: {', '.join(self.state.specs)})")
         lease_id = f"{job_id}#{next(self._ids)}"
@@ -376,7 +416,7 @@ class ResidentScheduler:
                 now = self.clock()
                 self.state = R.prune(self.state, now)
                 before = {n: r.phase for n, r in self.state.residents.items()}
-                for action in decide(self.state, now):
+                for action in ([] if self.down is not None else decide(self.state, now)):
                     if isinstance(action, WakeAt):
                         wake_at = action.at
                     else:
@@ -576,7 +616,7 @@ class ResidentScheduler:
         while not self._closed:
             await asyncio.sleep(self.monitor_interval_s)
             for name, r in list(self.state.residents.items()):
-                if r.phase != Phase.ready or await self._alive(name):
+                if self.down is not None or r.phase != Phase.ready or await self._alive(name):
                     continue
                 tail = ""
                 with contextlib.suppress(Exception):

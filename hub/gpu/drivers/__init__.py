@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hub.dockerclient import TlsFiles
 from hub.gpu.drivers.base import Driver, DriverError
 from hub.gpu.drivers.docker import DockerDriver
 from hub.gpu.drivers.http_release import HttpReleaseDriver
@@ -16,8 +17,9 @@ def make_driver(name: str, resident, state_dir: Path) -> Driver:
     """Build the driver a resident's config asks for."""
     d = resident.driver
     if d.type == "docker":
+        tls = TlsFiles(d.tls.ca_cert, d.tls.client_cert, d.tls.client_key, d.tls.verify) if d.tls else None
         return DockerDriver(name, container=d.container, compose_service=d.compose_service,
-                            docker_host=d.docker_host)
+                            docker_host=d.docker_host, tls=tls, use_ssh_client=d.use_ssh_client)
     if d.type == "process":
         return ProcessDriver(name, d.command, state_dir=state_dir, cwd=d.cwd, env=d.env,
                              log_dir=Path(d.log_dir) if d.log_dir else None,

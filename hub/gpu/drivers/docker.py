@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub.dockerclient import connect
+from hub.dockerclient import TlsFiles, connect
 from hub.errors import os_reason
 from hub.gpu.drivers.base import DriverError
 from hub.lazy import lazy_import
@@ -35,8 +35,10 @@ class ForeignContainer(DriverError):
 
 class DockerDriver:
     def __init__(self, name: str, *, container: str | None = None, compose_service: str | None = None,
-                 docker_host: str | None = None) -> None:
+                 docker_host: str | None = None, tls: TlsFiles | None = None, use_ssh_client: bool = True) -> None:
         self.name = name
+        self.tls = tls
+        self.use_ssh_client = use_ssh_client
         self.container_name = container or (None if compose_service else name)
         self.compose_service = compose_service
         self.docker_host = docker_host
@@ -45,7 +47,8 @@ class DockerDriver:
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = connect(self.docker_host, timeout=60)
+                self._client = connect(self.docker_host, timeout=60, tls=self.tls,
+                                       use_ssh_client=self.use_ssh_client)
             except docker.errors.DockerException as exc:
                 raise self._unreachable(exc) from exc
         return self._client

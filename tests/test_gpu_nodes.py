@@ -1,0 +1,244 @@
+"""Several nodes: the `nodes:` config, pure placement, and one scheduler over per-node pools.
+
+Properties (hypothesis, through the multi-node simulator with the same reducers and policy as the
+hub): every lease waits only on a node its resident may run on; on every node the loaded residents
+keep that pool's exclusivity and memory budget at every step; every pool makes progress (no stall,
+nothing left); the default resident has at most one home; the whole run is deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from hub.bench.gpusim.multinode import MultiSimulation, compare_nodes
+from hub.bench.gpusim.traces import Session, Step, Trace, gb10_residents, make
+from hub.config import check_config, load_config
+from hub.errors import ConfigError
+from hub.gpu import reducers as R
+from hub.gpu.model import Job, Phase, PolicyParams, ResidentSpec
+from hub.gpu.nodes import node_config, with_host
+from hub.gpu.placement import default_home, place
+from hub.gpu.policy import LOADED, excludes
+
+EXAMPLES = int(os.environ.get("SOVHUB_SCHED_EXAMPLES", "60"))
+CHECK = settings(max_examples=max(10, EXAMPLES // 2), deadline=None, suppress_health_check=list(HealthCheck))
+NAMES = ("sglang", "comfyui", "tts")
+NODES = ("a", "b", "c")
+
+
+# -- config --------------------------------------------------------------------------------------
+
+def residents_cfg(**extra) -> dict:
+    base = {"sglang": {"kind": "llm", "memory_gb": 90, "base_url": "http://127.0.0.1:30000/v1", "default": True,
+                       "ready": {"url": "http://127.0.0.1:30000/health"}, "nodes": ["local", "spark2"]},
+            "comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://127.0.0.1:8188",
+                        "ready": {"url": "http://127.0.0.1:8188/system_stats"}, "nodes": ["spark2"]},
+            "nodes": {"spark2": {"docker_host": "ssh://hub@spark2", "host": "spark2.lan",
+                                 "pool": {"memory_gb": 128, "reserve_gb": 8}}}}
+    base.update(extra)
+    return base
+
+
+def cfg_of(residents: dict):
+    return load_config(None, overrides={"residents": residents}, environ={}).residents
+
+
+def test_a_config_without_nodes_is_one_local_pool_as_before():
+    cfg = load_config(None, environ={}).residents
+    assert not cfg.multi_node and cfg.node_names == ["local"]
+    assert all(r.nodes == ["local"] for r in cfg.servers.values())
+
+
+def test_nodes_derive_each_residents_url_and_engine_per_node():
+    cfg = cfg_of(residents_cfg())
+    assert cfg.multi_node and cfg.node_names == ["local", "spark2"]
+    remote = node_config(cfg, "spark2", default_home_node="local")
+    assert set(remote.servers) == {"sglang", "comfyui"}
+    assert remote.servers["sglang"].base_url == "http://spark2.lan:30000/v1"
+    assert remote.servers["sglang"].ready.url == "http://spark2.lan:30000/health"
+    assert remote.servers["sglang"].driver.docker_host == "ssh://hub@spark2"
+    assert not remote.servers["sglang"].default and not remote.memory_guard.enabled  # /proc/meminfo is the hub's
+    local = node_config(cfg, "local", default_home_node="local")
+    assert set(local.servers) == {"sglang"} and local.servers["sglang"].default
+    assert local.servers["sglang"].base_url == "http://127.0.0.1:30000/v1"
+
+
+@pytest.mark.parametrize(("url", "host", "want"), [
+    ("http://127.0.0.1:30000/v1", "spark2", "http://spark2:30000/v1"),
+    ("http://localhost/x?y=1", "10.0.0.2", "http://10.0.0.2/x?y=1"),
+    ("http://127.0.0.1:8188", "fe80::1", "http://[fe80::1]:8188"),
+    ("http://127.0.0.1:8188", None, "http://127.0.0.1:8188"),
+])
+def test_a_residents_url_on_a_node_keeps_scheme_port_and_path(url, host, want):
+    assert with_host(url, host) == want
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://x", "ready": {"url": "http://x"},
+                  "nodes": ["spark3"]}}, "comfyui: unknown node 'spark3' (configured: local, spark2)"),
+    ({"comfyui": {"kind": "image", "memory_gb": 125, "base_url": "http://x", "ready": {"url": "http://x"},
+                  "nodes": ["spark2"]}}, "comfyui: memory_gb 125.0 exceeds the pool budget of node spark2"),
+    ({"comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://x", "ready": {"url": "http://x"},
+                  "nodes": ["spark2"], "driver": {"type": "process", "command": ["x"]}}},
+     "a process driver runs on the hub's own box"),
+    ({"comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://x", "ready": {"url": "http://x"},
+                  "nodes": ["spark2"], "driver": {"docker_host": "unix:///x.sock"}}},
+     "set the engine per node"),
+    ({"nodes": {"spark2": {"docker_host": "spark2:2375"}}}, "expected unix://PATH, ssh://[user@]host or tcp://"),
+    ({"nodes": {"spark2": {"docker_host": "ssh://spark2", "tls": {"ca_cert": "a", "client_cert": "b",
+                                                                  "client_key": "c"}}}},
+     "tls applies to a tcp:// docker_host only"),
+])
+def test_bad_node_config_is_refused_with_a_specific_error(change, says):
+    with pytest.raises((ConfigError, ValidationError)) as err:
+        cfg_of(residents_cfg(**change))
+    assert says in str(err.value)
+
+
+def test_config_check_names_the_unknown_node(tmp_path):
+    path = tmp_path / "hub.yaml"
+    path.write_text("residents:\n  nodes:\n    spark2: {docker_host: 'tcp://spark2:2376', host: spark2,\n"
+                    "      tls: {ca_cert: ca.pem, client_cert: cert.pem, client_key: key.pem}}\n"
+                    "  comfyui:\n    kind: image\n    memory_gb: 40\n    base_url: http://127.0.0.1:8188\n"
+                    "    ready: {url: 'http://127.0.0.1:8188/system_stats'}\n    nodes: [spark3]\n")
+    issues = check_config(path, environ={})
+    assert any("unknown node 'spark3'" in i.message for i in issues), issues
+    path.write_text(path.read_text().replace("spark3", "spark2"))
+    assert check_config(path, environ={}) == []
+
+
+# -- placement -----------------------------------------------------------------------------------
+
+def pools(phases: dict[str, dict[str, Phase]], specs=None):
+    specs = specs or gb10_residents()
+    return {n: R.initial_state(specs, PolicyParams(), 0.0, ph) for n, ph in phases.items()}
+
+
+def test_a_lease_goes_where_its_resident_is_loaded():
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {"comfyui": Phase.ready}})
+    assert place(ps, "comfyui", ["a", "b"], 10.0, default="sglang").node == "b"
+    assert place(ps, "sglang", ["b", "a"], 10.0, default="sglang").node == "a"
+
+
+def test_otherwise_the_cheapest_swap_wins_and_the_default_stays_loaded():
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {}})
+    p = place(ps, "tts", ["a", "b"], 10.0, default="sglang")
+    assert p.node == "b" and "cheapest swap" in p.reason
+    # only node a may run it: then it goes there, evicting the default
+    assert place(ps, "tts", ["a"], 10.0, default="sglang").node == "a"
+
+
+def test_a_down_node_is_never_chosen_and_no_node_left_says_why():
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {}})
+    assert place(ps, "sglang", ["a", "b"], 1.0, down={"a": "node a stopped answering"}).node == "b"
+    p = place(ps, "sglang", ["a"], 1.0, down={"a": "node a stopped answering (refused)"})
+    assert p.node is None and p.reason == "no node can run sglang (allowed: a): a: node a stopped answering (refused)"
+
+
+def test_a_declared_follow_up_keeps_its_place_on_its_node():
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {"comfyui": Phase.ready}})
+    job = Job("j:0", "sglang", owner="j", then="comfyui", enqueued_at=0.0)
+    a = R.dispatch(R.submit(ps["a"], job), "j:0", 1.0)
+    ps["a"] = R.finish(a, "j:0", 2.0)  # a reservation for comfyui, on node a
+    assert place(ps, "comfyui", ["a", "b"], 3.0, owner="j").node == "a"
+    assert place(ps, "comfyui", ["a", "b"], 3.0, owner="other").node == "b"
+
+
+def test_the_default_has_one_home_where_it_is_loaded_else_an_idle_node():
+    ps = pools({"a": {"comfyui": Phase.ready}, "b": {}})
+    assert default_home(ps, "sglang", ["a", "b"]) == "b"
+    ps = pools({"a": {}, "b": {"sglang": Phase.starting}})
+    assert default_home(ps, "sglang", ["a", "b"]) == "b"
+    assert default_home(ps, "sglang", ["a", "b"], down={"b": "gone"}) == "a"
+
+
+# -- properties over random workloads --------------------------------------------------------------
+
+@st.composite
+def setups(draw):
+    exclusive = draw(st.booleans())
+    specs = gb10_residents() if exclusive else (
+        ResidentSpec("sglang", "llm", memory_gb=90, default=True, concurrency=draw(st.integers(1, 8)),
+                     swap_in_s=180, swap_out_s=40),
+        ResidentSpec("comfyui", "image", memory_gb=draw(st.sampled_from([20, 40, 64])), swap_in_s=30, swap_out_s=10),
+        ResidentSpec("tts", "tts", memory_gb=draw(st.sampled_from([20, 40, 64])), concurrency=2,
+                     swap_in_s=45, swap_out_s=10))
+    nodes = NODES[:draw(st.integers(1, 3))]
+    allowed = {n: draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=len(nodes), unique=True))
+               for n in NAMES}
+    load = {n: draw(st.floats(1, 400)) for n in NAMES}
+    unload = {n: draw(st.floats(0.5, 60)) for n in NAMES}
+    sessions = []
+    for i in range(draw(st.integers(1, 20))):
+        steps = []
+        for _ in range(draw(st.integers(1, 4))):
+            est = draw(st.floats(1, 300))
+            steps.append(Step(draw(st.sampled_from(NAMES)), est, draw(st.floats(0.5, 3 * est + 1)),
+                              draw(st.floats(0, 60))))
+        sessions.append(Session(f"s{i}", draw(st.floats(0, 3600)),
+                                draw(st.sampled_from(("interactive", "skill", "scheduled"))), tuple(steps),
+                                kind="x", declares_next=draw(st.booleans()),
+                                auto=draw(st.booleans()) and all(s.resident == "sglang" for s in steps),
+                                cancel_after_s=draw(st.none() | st.floats(1, 600))))
+    trace = Trace("random", 0, 3600.0, tuple(sessions), specs, load, unload)
+    return trace, nodes, allowed
+
+
+def checker(trace: Trace, allowed):
+    seen = {"homes": 0}
+    jobs_of = {f"{s.id}:{k}": st.resident for s in trace.sessions for k, st in enumerate(s.steps)}
+
+    def check(now, states, placed):
+        for node, state in states.items():
+            loaded = [n for n, r in state.residents.items() if r.phase in LOADED]
+            for a in loaded:
+                assert not any(excludes(state, a, b) for b in loaded), (now, node, loaded)
+            used = sum(state.specs[n].memory_gb for n in loaded)
+            assert used <= state.params.memory_gb - state.params.reserve_gb + 1e-9, (now, node, loaded)
+            for j in state.running:
+                assert state.phase(j.resident) in (Phase.ready, Phase.stopping), (now, node, j)
+        for job_id, node in placed.items():
+            assert node in allowed[jobs_of[job_id]], (job_id, node)
+        homes = [n for n, s in states.items() if "sglang" in s.specs and s.specs["sglang"].default]
+        assert len(homes) <= 1, homes
+        seen["homes"] = max(seen["homes"], len(homes))
+    return check
+
+
+@CHECK
+@given(setups())
+def test_every_lease_is_placed_on_an_allowed_node_and_every_pool_keeps_its_rules_and_progresses(setup):
+    trace, nodes, allowed = setup
+    sim = MultiSimulation(trace, nodes, allowed=allowed, check=checker(trace, allowed))
+    out = sim.run()
+    assert out["stalled"] is None, out["stalled"]
+    assert out["jobs_left"] == 0
+    assert out["unloads_unserved"] == 0
+    assert out["jobs_done"] + out["jobs_failed"] + out["jobs_cancelled"] == out["jobs_submitted"]
+    again = MultiSimulation(trace, nodes, allowed=allowed).run()
+    assert again == out  # deterministic: same trace, same placements, same figures
+
+
+def test_two_boxes_on_the_gb10_day_need_fewer_swaps_and_shorter_waits_than_one():
+    out = compare_nodes("day", 1, 3, 2, ["sovhub"])
+    assert out["ok"]
+    one, two = out["table"]
+    assert (one["nodes"], two["nodes"]) == (1, 2)
+    assert two["swaps_median"] < one["swaps_median"]
+    assert two["skill_wait_p95_median_s"] <= one["skill_wait_p95_median_s"]
+    assert two["jobs_left"] == 0
+
+
+def test_one_node_in_the_multi_node_simulator_is_the_single_pool_simulator():
+    from hub.bench.gpusim.simulator import simulate
+
+    trace = make("mixed", 4)
+    multi = MultiSimulation(trace, ["local"]).run()
+    single = simulate(trace, "sovhub")
+    for key in ("swaps", "jobs_done", "wait_max_s", "bound_violations", "cloud_turns"):
+        assert multi[key] == single[key], key
