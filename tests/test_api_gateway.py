@@ -162,3 +162,28 @@ async def test_unknown_model_is_a_404_naming_the_models_served(tmp_path):
     async with api_bed(tmp_path) as (_, url):
         with pytest.raises(openai.NotFoundError, match="local"):
             await oa(url).chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_legacy_completions_pass_through_to_sglang_streamed_or_not_with_one_cost_row_each(tmp_path):
+    async with api_bed(tmp_path) as (bed, url):
+        client = oa(url)
+        whole = await client.completions.create(model="local", prompt="complete me", max_tokens=50,
+                                                extra_body={"top_k": 5})
+        assert whole.object == "text_completion" and whole.choices[0].text == "You said: complete me"
+        sent = bed.sglang.app.state.sim.last_request
+        assert sent["model"] == bed.hub.config.llm.local.model and sent["top_k"] == 5
+        stream = await client.completions.create(model="auto", prompt="and stream me", stream=True)
+        chunks = [c async for c in stream]
+        assert "".join(c.choices[0].text for c in chunks if c.choices) == "You said: and stream me"
+        assert all(c.usage is None for c in chunks)  # not asked for: read for the ledger, not shown
+        rows = await cost_rows(bed.hub)
+        assert [(r["provider"], r["client"]) for r in rows] == [("local", "aider")] * 2
+        assert all(r["output_tokens"] > 0 for r in rows)
+
+
+async def test_legacy_completions_for_claude_are_a_clear_400_and_anthropic_sees_nothing(tmp_path):
+    async with api_bed(tmp_path) as (bed, url):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa(url).completions.create(model="claude", prompt="hi")
+        assert "cannot serve legacy completions" in refused.value.message
+        assert await bed.cloud_requests() == 0

@@ -37,7 +37,7 @@ async def draw_long(run: SkillRun, params: Empty) -> Empty:
     return Empty()
 
 
-def config(tmp_path, cloud_url: str, **api):
+def config(tmp_path, cloud_url: str, queue_limit: int | None = None, **api):
     sg_port, cf_port = free_port(), free_port()
     sg, cf = f"http://127.0.0.1:{sg_port}", f"http://127.0.0.1:{cf_port}"
     residents = {
@@ -47,7 +47,7 @@ def config(tmp_path, cloud_url: str, **api):
                    "default": True,
                    "driver": {"type": "process", "command": sim_command("sglang", sg_port, delay=0.2,
                                                                         options=("tokens_per_s=50",))},
-                   "ready": {"url": sg + "/health"}},
+                   "ready": {"url": sg + "/health"}, "queue_limit": queue_limit},
         "comfyui": {"kind": "image", "memory_gb": 30, "base_url": cf, "start_timeout_s": 20, "swap_seconds": 1,
                     "concurrency": 1,
                     "driver": {"type": "process", "command": sim_command("comfyui", cf_port, delay=0.2)},
@@ -61,14 +61,14 @@ def config(tmp_path, cloud_url: str, **api):
 
 
 @contextlib.asynccontextmanager
-async def comfyui_holds_the_gpu(tmp_path, **api):
+async def comfyui_holds_the_gpu(tmp_path, queue_limit: int | None = None, **api):
     """A hub whose GPU is held by a ComfyUI job until GATE['comfyui'] is set; yields (hub, gateway URL)."""
     GATE["comfyui"] = asyncio.Event()
     cloud = AppServer(anthropic_sim.create_app(api_key="sk-test"))
     await cloud.start()
     registry = SkillRegistry()
     registry.register(draw_long)
-    hub = await Hub.start(config(tmp_path, cloud.url, **api), skills=registry,
+    hub = await Hub.start(config(tmp_path, cloud.url, queue_limit, **api), skills=registry,
                           components=("hub.gpu.component", "hub.chat.component"))
     started = await start_bridges(hub, only={"api"})
     try:
@@ -171,3 +171,26 @@ async def test_resident_is_not_swapped_out_under_a_streaming_answer(tmp_path):
         assert any(q.job_class == "skill" for q in hub.gpu.snapshot().queue)  # the picture waited meanwhile
         await client.close()
         del picture
+
+
+async def test_the_schedulers_full_queue_is_429_with_retry_after_streamed_or_not(tmp_path):
+    """`GpuQueueFull` (the resident's `queue_limit`) reaches the SDK as a RateLimitError, with Retry-After
+    from the scheduler's ETA, on a streamed request (before the stream begins) as on a plain one."""
+    async with comfyui_holds_the_gpu(tmp_path, queue_limit=1) as (hub, url):
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=WRITER, max_retries=0)
+        first = asyncio.create_task(client.chat.completions.create(
+            model="local", messages=[{"role": "user", "content": "first"}]))
+        await until(lambda: len(api_jobs(hub)) == 1)
+        for stream in (True, False):
+            with pytest.raises(openai.RateLimitError) as refused:
+                await client.chat.completions.create(model="local", stream=stream,
+                                                     messages=[{"role": "user", "content": "second"}])
+            assert int(refused.value.response.headers["retry-after"]) >= 1
+            assert "queue" in refused.value.message
+        with pytest.raises(openai.RateLimitError):
+            await client.completions.create(model="local", prompt="third", stream=True)
+        assert len(api_jobs(hub)) == 1 and hub.extras["api"].waiting == 1
+        GATE["comfyui"].set()
+        answer = await asyncio.wait_for(first, 60)
+        assert answer.choices[0].message.content == "You said: first"
+        await client.close()

@@ -1,4 +1,5 @@
-"""HTTP routes of the gateway: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/messages`.
+"""HTTP routes of the gateway: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/completions`,
+`POST /v1/messages`.
 
 Errors speak each API's own format (OpenAI's `{"error": {...}}`, Anthropic's `{"type": "error"}`),
 so the SDKs raise their usual exception types. Requests whose Host header is not this machine get
@@ -20,7 +21,7 @@ from starlette.routing import Route
 from bridges.api.gateway import ROLES_THAT_ASK, Outcome, Refused
 from bridges.api.messages import messages as anthropic_messages
 from bridges.api.pump import Pump, until_disconnected
-from bridges.api.wire import DONE, BadInput, anthropic_error, error_body, to_messages, to_tools
+from bridges.api.wire import DONE, BadInput, anthropic_error, error_body, sse, to_messages, to_tools
 from hub.context import Context
 from hub.errors import HubError
 from hub.net import LOCAL_HOSTS, host_name
@@ -59,6 +60,14 @@ def create_app(gw: Gateway) -> Starlette:
             {"id": name, "object": "model", "created": now, "owned_by": "sovhub"} for name in gw.model_names()]})
 
     async def chat_completions(request: Request) -> Response:
+        return await answer(request, legacy=False)
+
+    async def completions(request: Request) -> Response:
+        return await answer(request, legacy=True)
+
+    async def answer(request: Request, *, legacy: bool) -> Response:
+        """`/v1/chat/completions`, or with `legacy` `/v1/completions` (a prompt, not messages), which
+        only the local model serves: its body goes to SGLang's own `/v1/completions`."""
         try:
             caller = await who(request, asks=True)
             try:
@@ -68,6 +77,12 @@ def create_app(gw: Gateway) -> Starlette:
             if not isinstance(body, dict):
                 raise Refused(400, "the body must be a JSON object")
             target = gw.target(body.get("model"))
+            if legacy and target == "cloud":
+                raise Refused(400, f"the model {body.get('model')!r} cannot serve legacy completions "
+                                   "(/v1/completions); use /v1/chat/completions, or the model `local`",
+                              "invalid_request_error")
+            if legacy:
+                target = "local"  # `auto` too: the local model is the only one that completes a prompt
             ctx, verdict = gw.verdict(caller, Context.new("http", user=caller.name))
             messages = tools = None
             if target in ("cloud", "auto"):
@@ -94,7 +109,8 @@ def create_app(gw: Gateway) -> Starlette:
         async def work(pump: Pump):
             try:
                 if target == "local":
-                    result = await gw.local_work(pump, body, ctx, caller, outcome)
+                    result = await gw.local_work(pump, body, ctx, caller, outcome,
+                                                 "/completions" if legacy else "/chat/completions")
                 else:
                     result = await gw.cloud_work(pump, body, ctx, outcome, messages, tools)
             except asyncio.CancelledError:
@@ -102,6 +118,12 @@ def create_app(gw: Gateway) -> Starlette:
                 if target == "local":
                     await asyncio.shield(gw.record(ctx, outcome))
                 raise
+            except Refused as exc:  # e.g. the GPU queue is full: 429, or in the stream once it began
+                gw.count(caller.name, target, "refused")
+                if not (stream and pump.committed):
+                    raise
+                pump.emit(sse(error_body(str(exc), exc.kind)))
+                return None
             if stream:
                 pump.emit(DONE)  # the client has its answer; the bookkeeping follows
             gw.count(caller.name, target, "ok" if outcome.ok else "failed",
@@ -115,6 +137,9 @@ def create_app(gw: Gateway) -> Starlette:
 
         pump = Pump(work, waiting_line=lambda: gw.waiting_line(f"api-{ctx.id}"), keepalive_s=config.keepalive_s)
         if stream:
+            refused = await pump.opened(min(0.25, config.keepalive_s))
+            if isinstance(refused, Refused):
+                return _openai_error(refused)
             return StreamingResponse(pump.stream(), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         gone = asyncio.ensure_future(until_disconnected(request.receive))
@@ -127,6 +152,8 @@ def create_app(gw: Gateway) -> Starlette:
             return Response(status_code=499)
         try:
             status, data, content_type = await pump.finished()
+        except Refused as exc:
+            return _openai_error(exc)
         except HubError as exc:
             return JSONResponse(error_body(str(exc), "server_error"), status_code=500)
         return Response(data, status_code=status, media_type=content_type)
@@ -144,6 +171,7 @@ def create_app(gw: Gateway) -> Starlette:
     return Starlette(routes=[
         Route("/v1/models", models),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/healthz", healthz),
     ])

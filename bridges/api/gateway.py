@@ -168,6 +168,15 @@ class Gateway:
         raise Refused(429, f"{self.waiting} requests already wait for the local model (api.max_waiting); "
                            f"retry in {retry} s", "rate_limit_error", {"Retry-After": str(retry)})
 
+    @staticmethod
+    def refuse_if_full(exc: HubError) -> None:
+        """The scheduler's queue limit (`GpuQueueFull`) is the client's 429 with Retry-After from its ETA."""
+        from hub.gpu.runtime import GpuQueueFull  # loaded already wherever a scheduler can raise it
+
+        if isinstance(exc, GpuQueueFull):
+            retry = max(1, math.ceil(exc.retry_after_s or 0))
+            raise Refused(429, f"the GPU queue is full: {exc}", "rate_limit_error", {"Retry-After": str(retry)})
+
     def waiting_line(self, job_id: str) -> str:
         eta = self.eta(job_id)
         resident = self.hub.config.llm.local.resident
@@ -191,7 +200,7 @@ class Gateway:
 
     # ---- the local model -------------------------------------------------------------------------
     async def local_work(self, pump: Pump, body: dict[str, Any], ctx: Context, caller: Caller,
-                         outcome: Outcome) -> tuple[int, bytes, str] | None:
+                         outcome: Outcome, path: str = "/chat/completions") -> tuple[int, bytes, str] | None:
         stream = bool(body.get("stream"))
         local = self.hub.config.llm.local
         wire = dict(body, model=local.model)
@@ -201,12 +210,13 @@ class Gateway:
         headers = {"content-type": "application/json"}
         if local.api_key is not None:
             headers["authorization"] = f"Bearer {local.api_key.get_secret_value()}"
-        url = local.base_url.rstrip("/") + "/chat/completions"
+        url = local.base_url.rstrip("/") + path
         job_id = f"api-{ctx.id}"
         try:
             lease = await self.leased(pump, ctx, caller, outcome, job_id)
         except HubError as exc:
             outcome.ok = False
+            self.refuse_if_full(exc)
             return self._fail(pump, stream, 503, f"the GPU scheduler cannot serve the local model: {exc}")
         ok = False
         try:

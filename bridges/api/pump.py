@@ -38,6 +38,8 @@ class Pump:
         self.waiting_line = waiting_line
         self.keepalive_s = keepalive_s
         self.result: Any = None
+        self._head: list[Any] = []  # an item taken by `opened()`, given to `stream()` first
+        self.committed = False  # the response has taken its status (200): errors go in the stream
         self.task = asyncio.create_task(self._run(work))
 
     async def _run(self, work) -> None:
@@ -57,12 +59,31 @@ class Pump:
         self.queue.put_nowait(_Relay(source, done))
         await done.wait()
 
+    async def opened(self, timeout: float) -> BaseException | None:
+        """Before a streamed response commits to 200: wait up to `timeout` for the work's first
+        output. What the work raised by then (a refusal such as a full GPU queue) is returned, so
+        it can still be answered with its own status; after that, errors travel in the stream."""
+        try:
+            self._head.append(await asyncio.wait_for(self.queue.get(), timeout))
+        except TimeoutError:
+            pass
+        else:
+            if self._head[0] is END and self.task.done() and not self.task.cancelled() and self.task.exception():
+                return self.task.exception()
+        self.committed = True
+        return None
+
     async def stream(self) -> AsyncIterator[bytes]:
         """The bytes the work emits, with keep-alive comments while it waits for the GPU."""
         try:
-            first = True
+            first = not self.committed  # after `opened()` timed out, the first comment is due now
+            if self.committed and not self._head and self.waiting:
+                yield comment(self.waiting_line())
+            self.committed = True
             while True:
-                if self.waiting or first:
+                if self._head:
+                    item = self._head.pop()
+                elif self.waiting or first:
                     # the first look is short: a lease that is granted at once never shows a comment
                     timeout = min(0.25, self.keepalive_s) if first else self.keepalive_s
                     first = False

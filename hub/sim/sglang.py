@@ -208,6 +208,33 @@ def create_app(**options: Any) -> Starlette:
             return StreamingResponse(ctx.stream(), media_type="text/event-stream")
         return await ctx.respond()
 
+    async def completions(request: Request) -> Response:
+        """Legacy `/v1/completions`: one prompt (a string, or a list holding one string) -> text."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            return error(400, f"Invalid JSON body: {exc}", "BadRequestError")
+        raw = body.get("prompt") if isinstance(body, dict) else None
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if not isinstance(raw, str):
+            return error(400, "prompt: a string is required (the stand-in answers one prompt at a time)",
+                         "BadRequestError")
+        if sim.loading:
+            return error(503, "The server is still loading the model.", "ServiceUnavailableError")
+        sim.requests += 1
+        sim.last_request = body
+        if fault := sim.faults.take("status"):
+            return fault_response(fault)
+        prompt = Prompt(last_user_text=raw, prompt_tokens=estimate_tokens(raw))
+        reply = sim.responder.reply(prompt)
+        reply.tool_calls = []
+        ctx = _TextTurn(sim, body, prompt, reply, None, sim.faults.take("stall"), sim.faults.take("disconnect"),
+                        body.get("max_tokens"))
+        if body.get("stream"):
+            return StreamingResponse(ctx.stream(), media_type="text/event-stream")
+        return await ctx.respond()
+
     async def models(request: Request) -> Response:
         card = {
             "id": sim.model,
@@ -327,6 +354,7 @@ def create_app(**options: Any) -> Starlette:
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/models", models),
         Route("/health", health),
         Route("/health_generate", health),
@@ -576,6 +604,54 @@ class _Turn:
                 "usage": self._usage(emitted),
             }
         )
+
+
+class _TextTurn(_Turn):
+    """A legacy completion: `text_completion` objects whose choices carry `text` (no roles, no tools)."""
+
+    def _text_chunk(self, text: str | None, finish: str | None = None, usage: dict | None = None) -> str:
+        choices = [] if text is None else [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
+                                            "matched_stop": EOS_TOKEN_ID if finish == "stop" else None}]
+        obj = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+               "choices": choices, "usage": usage}
+        return f"data: {json.dumps(obj)}\n\n"
+
+    async def stream(self) -> AsyncIterator[str]:
+        pieces, _, finish = self._plan()
+        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
+        start = await self._begin()
+        first = time.monotonic()
+        emitted = 0
+        try:
+            for piece in pieces:
+                await self._pace(emitted, first)
+                yield self._text_chunk(piece)
+                emitted += 1
+            yield self._text_chunk("", finish=finish)
+            if include_usage:
+                yield self._text_chunk(None, usage=self._usage(emitted))
+            yield "data: [DONE]\n\n"
+        finally:
+            self._end(emitted, start, first)
+
+    async def respond(self) -> Response:
+        pieces, _, finish = self._plan()
+        start = await self._begin()
+        first = time.monotonic()
+        emitted = 0
+        try:
+            for _ in pieces:
+                await self._pace(emitted, first)
+                emitted += 1
+        except SimDisconnect:
+            self._end(emitted, start, first)
+            return BrokenResponse()
+        self._end(emitted, start, first)
+        return JSONResponse({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                             "choices": [{"index": 0, "text": "".join(pieces), "logprobs": None,
+                                          "finish_reason": finish,
+                                          "matched_stop": EOS_TOKEN_ID if finish == "stop" else None}],
+                             "usage": self._usage(emitted)})
 
 
 def render_metrics(sim: SGLangSim) -> str:
