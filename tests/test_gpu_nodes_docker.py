@@ -1,0 +1,215 @@
+"""Two nodes on two real Docker engines: the session's private dockerd is node `local`, a second
+private dockerd (own socket and data root, `--live-restore` like a production engine) is node `b`.
+The stand-in residents run as containers on each engine (host network; node b's listen on
+127.0.0.2, the host its node config names), so placement, per-node swaps, an engine that stops
+mid-job and its return are all real."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+
+import httpx
+import pytest
+
+from hub.config import load_config
+from hub.context import Context
+from hub.events import EventBus
+from hub.gpu.model import Phase
+from hub.gpu.nodes import NodesScheduler
+from hub.gpu.runtime import GpuUnavailable
+from hub.sim.serve import free_port
+from tests.testbed.dockerd import REPO_ROOT, TEST_LABEL, DockerEngine, host_python_mounts
+
+READY = {"sglang": "/health", "comfyui": "/system_stats", "tts": "/v1/models"}
+KIND = {"sglang": "llm", "comfyui": "image", "tts": "tts"}
+HOSTS = {"local": "127.0.0.1", "b": "127.0.0.2"}
+CTX = Context.new("cli")
+
+
+@pytest.fixture(scope="module")
+def engine_b(dockerd):  # started after the session engine (it checks the host prerequisites)
+    engine = DockerEngine(extra_args=["--live-restore"])
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def engines(docker_cleanup, engine_b):
+    yield docker_cleanup, engine_b
+    if engine_b.proc is None or engine_b.proc.poll() is not None:
+        engine_b.start()  # a test that stopped it and failed before the restart
+    engine_b.remove_test_containers()
+
+
+def stand_in(name: str, port: int, host: str) -> list[str]:
+    argv = ["hub.sim", name, "--host", host, "--port", str(port)]
+    delay = 1.0
+    if name == "sglang":
+        argv += ["--option", "load_seconds=1"]
+        delay = 0.0
+    if name == "tts":
+        argv += ["--option", "engine=tone"]
+    code = (f"import time, sys, runpy; print('loading', flush=True); time.sleep({delay}); sys.argv = {argv!r}; "
+            "runpy.run_module('hub.sim', run_name='__main__', alter_sys=True)")
+    return ["-c", code]
+
+
+def nodes_config(engines: dict[str, DockerEngine], allowed: dict[str, list[str]]) -> dict:
+    node = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "check_interval_s": 0.3, "down_after_s": 1.0}
+    cfg: dict = {"memory_guard": {"enabled": False}, "monitor_interval_s": 0.3, "min_residency_s": 0,
+                 "nodes": {n: {**node, "docker_host": e.base_url, "host": HOSTS[n]} for n, e in engines.items()}}
+    for name, on in allowed.items():
+        port = free_port()
+        cname = f"sovhub-test-{name}-{port}"
+        for n in on:
+            engines[n].client.containers.create(
+                engines[n].image, [sys.executable, *stand_in(name, port, HOSTS[n])], name=cname,
+                environment={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", "HOME": "/tmp"},
+                labels={TEST_LABEL: "1", "sovhub.resident": name}, volumes=host_python_mounts(),
+                network_mode="host", init=True, working_dir=str(REPO_ROOT))
+        url = f"http://127.0.0.1:{port}"
+        cfg[name] = {"kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
+                     "driver": {"type": "docker", "container": cname}, "ready": {"url": url + READY[name]},
+                     "nodes": on, "start_timeout_s": 30, "stall_timeout_s": 20, "stop_timeout_s": 3,
+                     "swap_seconds": 2}
+    return cfg
+
+
+def scheduler(tmp_path, cfg: dict, events: list) -> NodesScheduler:
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": cfg}, environ={})
+    bus = EventBus()
+    bus.listen("*", lambda e: events.append((e.type, e.data)))
+    s = NodesScheduler.from_config(config.residents, state_dir=tmp_path / "residents", bus=bus)
+    for node in s.nodes.values():
+        node.scheduler.probe_poll_s = 0.1
+    return s
+
+
+def running(engine: DockerEngine) -> list[str]:
+    return sorted(c.name.split("-")[2] for c in engine.client.containers.list(
+        filters={"label": f"{TEST_LABEL}=1", "name": "sovhub-test-"}))
+
+
+async def wait_for(predicate, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def phase(s: NodesScheduler, node: str, name: str) -> Phase:
+    return s.nodes[node].scheduler.state.phase(name)
+
+
+async def answers(url: str) -> int:
+    async with httpx.AsyncClient(timeout=5) as c:
+        return (await c.get(url)).status_code
+
+
+async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_serving_chat(engines, tmp_path):
+    a, b = engines
+    events: list = []
+    s = scheduler(tmp_path, nodes_config({"local": a, "b": b}, {"sglang": ["local", "b"], "comfyui": ["b"],
+                                                                "tts": ["b", "local"]}), events)
+    await s.start()
+    try:
+        await wait_for(lambda: phase(s, "local", "sglang") == Phase.ready)  # the default's home loads it
+        async with s.lease("comfyui", job_id="hero", context=CTX, est_seconds=1) as lease:
+            assert lease.base_url.startswith("http://127.0.0.2:")  # node b's host
+            assert await answers(lease.base_url + READY["comfyui"]) == 200
+        seen_during_swap: list[Phase] = []
+        done = asyncio.Event()
+
+        async def chat() -> None:
+            i = 0
+            while not done.is_set():
+                async with s.lease("sglang", job_id=f"chat-{i}", context=CTX, job_class="interactive",
+                                   est_seconds=0.1) as lease:
+                    assert lease.base_url.startswith("http://127.0.0.1:")
+                    assert await answers(lease.base_url + READY["sglang"]) == 200
+                    seen_during_swap.append(phase(s, "b", "tts"))
+                i += 1
+                await asyncio.sleep(0.1)
+
+        async def podcast() -> None:
+            try:
+                async with s.lease("tts", job_id="podcast", context=CTX, est_seconds=1) as lease:
+                    assert lease.base_url.startswith("http://127.0.0.2:")  # the cheapest swap: b, not the LLM's node
+                    assert await answers(lease.base_url + READY["tts"]) == 200
+            finally:
+                done.set()
+
+        await asyncio.gather(chat(), podcast())
+        assert Phase.starting in seen_during_swap  # chat was served on local while b loaded tts
+        assert await asyncio.to_thread(running, a) == ["sglang"]
+        assert await asyncio.to_thread(running, b) == ["tts"]
+        placed = {d["job_id"]: d["node"] for t, d in events if t == "gpu_placed"}
+        assert placed["hero"] == "b" and placed["podcast"] == "b" and placed["chat-0"] == "local"
+        snap = s.snapshot()
+        assert snap.nodes["local"]["residents"]["sglang"] == "ready" and snap.nodes["b"]["residents"]["tts"] == "ready"
+        assert snap.residents["tts"]["node"] == "b"
+        assert not [w for w in snap.swaps if w["node"] == "local" and w["resident"] == "sglang" and w["phase"] == "out"]
+    finally:
+        await s.close()
+
+
+async def test_an_engine_stopped_mid_job_moves_its_waiting_jobs_and_is_adopted_when_back(engines, tmp_path):
+    a, b = engines
+    events: list = []
+    s = scheduler(tmp_path, nodes_config({"local": a, "b": b}, {"sglang": ["local"], "comfyui": ["b"],
+                                                                "tts": ["b", "local"]}), events)
+    await s.start()
+    runs: Counter = Counter()
+    started = asyncio.Event()
+    release = asyncio.Event()
+    try:
+        await wait_for(lambda: phase(s, "local", "sglang") == Phase.ready)
+
+        async def job(job_id: str, resident: str) -> str:
+            async with s.lease(resident, job_id=job_id, context=CTX, est_seconds=2) as lease:
+                runs[job_id] += 1
+                if job_id == "first":
+                    started.set()
+                    await release.wait()
+                return lease.base_url
+
+        first = asyncio.create_task(job("first", "tts"))
+        await asyncio.wait_for(started.wait(), 30)
+        second = asyncio.create_task(job("second", "tts"))  # waits on b behind the first (concurrency 1)
+        image = asyncio.create_task(job("image", "comfyui"))  # b only
+        await wait_for(lambda: len(s.nodes["b"].scheduler.state.queue) == 2)
+        tts_b = b.client.containers.get(s.nodes["b"].scheduler.drivers["tts"].container_name)
+        started_at = tts_b.attrs["State"]["StartedAt"]
+
+        b.proc.send_signal(signal.SIGTERM)  # the engine goes away; with live-restore its containers keep running
+        await asyncio.to_thread(b.proc.wait, 20)
+        b.client.close()
+
+        with pytest.raises(GpuUnavailable) as err:
+            await asyncio.wait_for(image, 30)
+        assert str(err.value).startswith("no node can run comfyui (allowed: b): b: node b stopped answering")
+        assert (await asyncio.wait_for(second, 60)).startswith("http://127.0.0.1:")  # re-placed on local
+        revoked = [d for t, d in events if t == "gpu_lease_revoked"]
+        assert [d["job_id"] for d in revoked] == ["first"] and "node b stopped answering" in revoked[0]["error"]
+        release.set()
+        await asyncio.wait_for(first, 10)
+        assert runs == Counter({"first": 1, "second": 1})  # nothing ran twice, the image never ran
+        assert s.snapshot().nodes["b"]["up"] is False
+
+        await asyncio.to_thread(b.start)  # the engine is back: the running tts container is adopted
+        await wait_for(lambda: s.nodes["b"].scheduler.down is None and phase(s, "b", "tts") == Phase.ready)
+        tts_b = b.client.containers.get(tts_b.name)
+        assert tts_b.status == "running" and tts_b.attrs["State"]["StartedAt"] == started_at
+        assert [d["adopted"] for t, d in events if t == "gpu_node_up"] == [["tts"]]
+        async with s.lease("comfyui", job_id="image-again", context=CTX, est_seconds=1) as lease:
+            assert lease.base_url.startswith("http://127.0.0.2:")
+    finally:
+        release.set()
+        await s.close()
