@@ -6,10 +6,18 @@ Home Assistant's `HassKey`): the key names a service and carries its type, so `h
 typed where `hub.extras["chat"]` was `Any`. `order(...)` is pure: a need that nothing in the set
 provides is not an error (the component finds it absent and degrades, e.g. chat without a GPU
 scheduler), a cycle is.
+
+Hub components (the GPU scheduler, chat, schedules) and bridges (Matrix, MCP, the status page, the
+API gateway) are the same kind of thing and start through the same `order(...)`. A component module
+is a light manifest: it imports what it runs (an SDK, uvicorn, fastmcp) inside `setup`, so a
+configuration pays only for the parts it enables. Two more optional declarations serve that:
+`enabled(config) -> bool` (off: not started, not imported) and `REQUIRES`, the third-party modules
+it needs with what to install for each; `missing(...)` turns an absent one into one clear line.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -32,6 +40,10 @@ class Component(Protocol):
 GPU: Key[Any] = Key("gpu")            # hub.gpu: the resident-model scheduler (hub/gpu)
 CHAT: Key[Any] = Key("chat")          # hub.chat: the chat service (hub/chat)
 SCHEDULES: Key[Any] = Key("schedules")  # hub.cron: the timetables (hub/cron)
+MATRIX: Key[Any] = Key("matrix")      # hub.extras["matrix"]: the Matrix bridge (bridges/matrix)
+MCP: Key[Any] = Key("mcp")            # hub.extras["mcp"]: the MCP server (bridges/mcp)
+STATUS_PAGE: Key[Any] = Key("status_page")  # hub.extras["status_page"]: the status page (bridges/status)
+API: Key[Any] = Key("api")            # hub.extras["api"]: the OpenAI/Anthropic gateway (bridges/api)
 
 
 class DependencyCycle(ValueError):
@@ -44,6 +56,27 @@ def provides(component: Any) -> tuple[str, ...]:
 
 def needs(component: Any) -> tuple[str, ...]:
     return tuple(getattr(component, "NEEDS", ()))
+
+
+def requires(component: Any) -> dict[str, str]:
+    """{importable module: what to install for it}."""
+    return dict(getattr(component, "REQUIRES", {}) or {})
+
+
+def is_enabled(component: Any, config: Any) -> bool:
+    check = getattr(component, "enabled", None)
+    return bool(check(config)) if callable(check) else True
+
+
+def missing(components: Sequence[Any]) -> list[str]:
+    """One line per declared third-party module that is not installed, naming what to install.
+    Found by the import system's finder only: nothing is imported to check."""
+    out = []
+    for c in components:
+        for module, install in requires(c).items():
+            if importlib.util.find_spec(module) is None:
+                out.append(f"{_title(c)} needs {module!r}, which is not installed: pip install '{install}'")
+    return out
 
 
 def order(components: Sequence[Any]) -> list[Any]:
@@ -77,3 +110,7 @@ def order(components: Sequence[Any]) -> list[Any]:
 
 def _name(component: Any) -> str:
     return getattr(component, "__name__", None) or type(component).__name__
+
+
+def _title(component: Any) -> str:
+    return getattr(component, "TITLE", None) or _name(component)

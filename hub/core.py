@@ -1,7 +1,8 @@
 """The Hub: one object owning the bus, the skill registry, the store, jobs and the GPU arbiter.
 
-Components inside the hub (scheduler, chat, schedules) attach themselves at start; bridges are
-loaded by `hub.serve` through entry points, so the hub never imports a bridge.
+Components (the scheduler, chat, schedules, and the bridges `hub.serve` finds through entry points)
+attach themselves at start, in the order their declared needs give; the hub never imports a bridge
+by name.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from hub.approval import Approval
+from hub.component import is_enabled, missing
 from hub.component import order as order_components
 from hub.config import HubConfig
 from hub.context import Context
-from hub.errors import StoreError
+from hub.errors import HubError, StoreError
 from hub.events import EventBus
 from hub.gpu.api import DirectArbiter, GpuArbiter
 from hub.jobs import Approver, JobHandle, JobManager
@@ -32,13 +34,22 @@ log = logging.getLogger(__name__)
 COMPONENTS: tuple[str, ...] = ("hub.gpu.component", "hub.chat.component", "hub.cron.component")
 
 
-def _import_component(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            return None  # that component is not part of this build
-        raise
+class MissingDependency(HubError):
+    """An enabled component needs a package that is not installed (the message names it)."""
+
+
+def load_component(component: str | Any) -> Any:
+    """A component module from its dotted name (a module or object is returned as is)."""
+    return importlib.import_module(component) if isinstance(component, str) else component
+
+
+def enabled_components(config: HubConfig, components: tuple[str | Any, ...]) -> list[Any]:
+    """The enabled ones, in start order; one clear error listing every missing package."""
+    modules = [m for m in map(load_component, components) if is_enabled(m, config)]
+    problems = missing(modules)
+    if problems:
+        raise MissingDependency("; ".join(problems))
+    return order_components(modules)
 
 
 class Hub:
@@ -57,19 +68,22 @@ class Hub:
 
     @classmethod
     async def start(cls, config: HubConfig, *, skills: SkillRegistry | None = None,
-                    components: tuple[str, ...] = COMPONENTS, resume_jobs: bool = True) -> Hub:
+                    components: tuple[str | Any, ...] = COMPONENTS, resume_jobs: bool = True) -> Hub:
+        """`components`: dotted module names or component objects (bridges included), started in the
+        order their declared needs give; resumed jobs and schedules run once all of them are up."""
         if skills is None:
             from hub.plugins import load_registry, log_problems
 
             skills = load_registry(config)  # built-ins, packages, folders; broken plugins are skipped
             log_problems(skills)
+        modules = enabled_components(config, components)
         store = await Store.open(config.storage.db_path)
         hub = cls(config, store, skills)
         try:
-            modules = [m for m in (_import_component(name) for name in components) if m is not None]
-            for module in order_components(modules):
+            for module in modules:
                 await module.setup(hub)
                 hub.components.append(module)
+                log.debug("component %s started", getattr(module, "__name__", module))
             if resume_jobs:
                 await hub.jobs.resume_after_restart()
         except BaseException:

@@ -1,7 +1,10 @@
 """Run a hub with its bridges until stopped: the imperative shell of `sovhub run` and `sovhub demo`.
 
-Bridges (Matrix, MCP, status page) are found through the `sovhub.bridges` entry points, so the
-hub never imports a bridge by name. Each bridge module has `setup(hub)` and `teardown(hub)`.
+Bridges (Matrix, MCP, status page, API gateway) are found through the `sovhub.bridges` entry
+points, so the hub never imports a bridge by name. Each entry point names a light component module
+(hub/component.py: `enabled`, `PROVIDES`, `NEEDS`, `REQUIRES`, `setup`, `teardown`); the enabled
+ones join the hub's own components in one list that `Hub.start` orders by their declared needs.
+A disabled bridge costs nothing: its implementation (nio, fastmcp, uvicorn) is never imported.
 """
 
 from __future__ import annotations
@@ -16,30 +19,24 @@ from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
 from hub.config import HubConfig
-from hub.core import Hub
+from hub.core import COMPONENTS, Hub, enabled_components
 from hub.heap import settle_after_startup
 
 log = logging.getLogger(__name__)
 
 
-def bridge_modules(only: set[str] | None = None) -> list[tuple[str, Any]]:
-    found = []
-    for ep in sorted(entry_points(group="sovhub.bridges"), key=lambda e: e.name):
-        if only is not None and ep.name not in only:
-            continue
-        try:
-            found.append((ep.name, ep.load()))
-        except ModuleNotFoundError as exc:
-            log.debug("bridge %s is not available: %s", ep.name, exc)
-    return found
+def bridge_modules(config: HubConfig, only: set[str] | None = None) -> list[tuple[str, Any]]:
+    """(name, component) of each bridge the config enables, in start order (their declared needs)."""
+    found = [(ep.name, ep.load()) for ep in sorted(entry_points(group="sovhub.bridges"), key=lambda e: e.name)
+             if only is None or ep.name in only]
+    names = {id(module): name for name, module in found}
+    return [(names[id(module)], module) for module in enabled_components(config, tuple(m for _, m in found))]
 
 
 async def start_bridges(hub: Hub, only: set[str] | None = None) -> list[tuple[str, Any]]:
+    """Bridges on a hub that is already running (tests, benchmarks): started in their declared order."""
     started = []
-    for name, module in bridge_modules(only):
-        enabled = getattr(module, "enabled", None)
-        if callable(enabled) and not enabled(hub.config):
-            continue
+    for name, module in bridge_modules(hub.config, only):
         await module.setup(hub)
         started.append((name, module))
         log.info("bridge %s started", name)
@@ -63,18 +60,16 @@ async def run_forever(config: HubConfig, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    hub = await Hub.start(config)
-    started: list[tuple[str, Any]] = []
+    bridges = bridge_modules(config)
+    hub = await Hub.start(config, components=(*COMPONENTS, *(module for _, module in bridges)))
     try:
-        started = await start_bridges(hub)
         frozen = settle_after_startup()  # start-up's objects leave the collector's full passes
         log.debug("start-up done: %d objects frozen out of garbage collection", frozen)
         log.info("sovhub is running (%d skills, bridges: %s)", len(hub.skills),
-                 ", ".join(n for n, _ in started) or "none")
+                 ", ".join(n for n, _ in bridges) or "none")
         await stop.wait()
     finally:
-        await stop_bridges(hub, started)
-        await hub.stop()
+        await hub.stop()  # bridges first (reverse start order), after the last jobs' announcements
 
 
 def exit_process(code: int = 0) -> NoReturn:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.component import DependencyCycle, order
-from hub.core import COMPONENTS, _import_component
+from hub.core import COMPONENTS, load_component
 
 
 def comp(name, provides=(), needs=()):
@@ -45,5 +45,42 @@ def test_independent_components_keep_the_given_order_and_a_cycle_is_an_error_nam
 
 
 def test_the_hub_components_order_scheduler_chat_schedules_whatever_order_they_are_listed():
-    modules = [_import_component(name) for name in reversed(COMPONENTS)]
+    modules = [load_component(name) for name in reversed(COMPONENTS)]
     assert [m.__name__ for m in order(modules)] == list(COMPONENTS)
+
+
+def test_bridges_join_the_hub_components_in_one_order_after_what_they_declare_they_need():
+    from importlib.metadata import entry_points
+
+    bridges = {ep.name: ep.load() for ep in entry_points(group="sovhub.bridges")}
+    modules = [*(bridges[n] for n in ("api", "mcp", "status", "matrix")),
+               *(load_component(name) for name in reversed(COMPONENTS))]
+    pos = {m.__name__: i for i, m in enumerate(order(modules))}
+    assert pos["hub.chat.component"] < pos["bridges.api.component"]
+    assert pos["hub.chat.component"] < pos["bridges.matrix.component"]
+    assert pos["hub.cron.component"] < pos["bridges.matrix.component"]
+    assert pos["hub.gpu.component"] < pos["bridges.mcp.component"]
+    assert pos["hub.gpu.component"] < pos["bridges.status.component"]
+
+
+async def test_an_enabled_component_whose_package_is_missing_stops_the_start_naming_what_to_install(tmp_path):
+    from hub.config import load_config
+    from hub.core import Hub, MissingDependency
+    from hub.registry import SkillRegistry
+
+    started = []
+
+    async def setup(hub):
+        started.append(hub)
+
+    wanting = SimpleNamespace(__name__="wanting", TITLE="the frobnicator", REQUIRES={"no_such_pkg_xyz": "frob[all]"},
+                              setup=setup)
+    switched_off = SimpleNamespace(__name__="off", REQUIRES={"no_such_pkg_abc": "abc"}, setup=setup,
+                                   enabled=lambda config: False)
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    with pytest.raises(MissingDependency, match=r"the frobnicator needs 'no_such_pkg_xyz'.*pip install 'frob\[all\]'"):
+        await Hub.start(config, skills=SkillRegistry(), components=(switched_off, wanting))
+    assert started == []
+    hub = await Hub.start(config, skills=SkillRegistry(), components=(switched_off,))  # off: not checked
+    await hub.stop()
+    assert started == []

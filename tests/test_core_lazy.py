@@ -47,3 +47,19 @@ def test_starting_the_mcp_server_and_the_hub_does_not_import_the_model_or_docker
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_disabled_bridges_are_not_imported_and_enabled_ones_import_their_sdk_only_when_started():
+    code = ("import sys, tempfile\n"
+            "from hub.config import load_config\n"
+            "from hub.serve import bridge_modules\n"
+            "with tempfile.TemporaryDirectory() as d:\n"
+            "    off = {'storage': {'data_dir': d}, 'matrix': {'enabled': False}, 'api': {'enabled': False},\n"
+            "           'mcp': {'enabled': False}, 'status': {'enabled': False}}\n"
+            "    assert bridge_modules(load_config(None, overrides=off, environ={})) == []\n"
+            "    on = {**off, 'mcp': {'enabled': True}, 'status': {'enabled': True}}\n"
+            "    names = [n for n, _ in bridge_modules(load_config(None, overrides=on, environ={}))]\n"
+            "print(names, sorted(m for m in ('nio', 'fastmcp', 'uvicorn', 'bridges.api.app') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['mcp', 'status'] []"

@@ -1,7 +1,8 @@
-"""`sovhub run` entry point for the gateway: serve `/v1` on `api.host:api.port` while the hub runs.
+"""`sovhub run` component for the gateway: serve `/v1` on `api.host:api.port` while the hub runs.
 
-Loaded after the chat component when both are enabled (it reuses `hub.chat`'s providers, privacy
-gate and spend ledger); binds through `hub.net` like the other HTTP bridges.
+Started after the chat component (it reuses `hub.chat`'s providers, privacy gate and spend ledger);
+binds through `hub.net` like the other HTTP bridges. This module is the manifest: the gateway and
+uvicorn are imported by `setup`, so a hub without the gateway does not load them.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-import uvicorn
-
-from bridges.api.app import create_app
-from bridges.api.gateway import Gateway
-from hub.errors import HubError
-from hub.net import QuietServer, bind_tcp, url_of
+from hub.component import API, CHAT
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
     from hub.core import Hub
 
 log = logging.getLogger(__name__)
-EXTRA_KEY = "api"
+TITLE = "the API gateway"
+PROVIDES = (API,)
+NEEDS = (CHAT,)
+REQUIRES = {"uvicorn": "uvicorn", "starlette": "starlette"}
+EXTRA_KEY = API
 
 
 def enabled(config: HubConfig) -> bool:
@@ -31,6 +31,13 @@ def enabled(config: HubConfig) -> bool:
 
 
 async def setup(hub: Hub) -> None:
+    import uvicorn
+
+    from bridges.api.app import create_app
+    from bridges.api.gateway import Gateway
+    from hub.errors import HubError
+    from hub.net import QuietServer, bind_tcp, url_of
+
     gateway = Gateway(hub)
     cfg = hub.config.api
     server = QuietServer(uvicorn.Config(create_app(gateway), log_level="warning", lifespan="off", access_log=False,

@@ -155,12 +155,6 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
               encrypted: bool = False) -> dict[str, Any]:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    try:
-        import hub.chat.component
-    except ModuleNotFoundError:
-        from hub.errors import HubError
-
-        raise HubError("the matrix benchmark needs the chat service (hub.chat)") from None
     from bridges.matrix.bridge import MatrixBridge
     from hub.config.model import HubConfig
     from hub.core import Hub

@@ -13,7 +13,6 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from bridges.matrix.inbox import Inbox, InboxEvent
 from bridges.matrix.media import media_content
 from bridges.matrix.sink import MatrixReplySink
 from hub.approval import grant_for_role
+from hub.chat.api import ConversationKey, TurnRequest
 from hub.commands import CommandEnv, RoomSettings, dispatch, is_command
 from hub.context import Context
 
@@ -37,13 +37,6 @@ log = logging.getLogger(__name__)
 BRIDGE = "matrix"
 STATE_REACTIONS = {"started": "⏳", "succeeded": "✅", "failed": "❌"}
 QUOTE_CHARS = 1500  # how much of a thread root / replied-to message goes into the turn
-
-
-@dataclass(frozen=True)
-class _Key:
-    bridge: str
-    room: str
-    thread: str | None = None
 
 
 class MatrixCommandIO:
@@ -425,10 +418,6 @@ class MatrixBridge:
         return str(source.get("sender") or "someone"), body
 
     def _conversation(self, room_id: str, thread_root: str | None):
-        try:
-            from hub.chat.api import ConversationKey
-        except ModuleNotFoundError:  # a hub without the chat service: commands still work
-            return _Key(BRIDGE, room_id, thread_root)
         return ConversationKey(BRIDGE, room_id, thread_root)
 
     def _approver(self, room_id: str, rel: dict | None):
@@ -440,11 +429,6 @@ class MatrixBridge:
 
     async def _turn(self, ev: InboxEvent, text: str, override: str | None, rel: dict | None,
                     thread_root: str | None, context: Context, role: str, msgtype: str = "m.text") -> None:
-        try:
-            from hub.chat.api import TurnRequest
-        except ModuleNotFoundError:  # hub without the chat package: whatever chat object is attached gets this
-            from types import SimpleNamespace as TurnRequest  # type: ignore[assignment]
-
         if self.hub.chat is None:
             raise RuntimeError("the chat service is not running")
         # the room's own setting only: the chat service's privacy gate adds the config's pins and default

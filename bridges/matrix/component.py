@@ -1,8 +1,16 @@
-"""Entry point for the hub runtime: start the Matrix bridge when `matrix.enabled` is set."""
+"""`sovhub run` component for the Matrix bridge, started when `matrix.enabled` is set.
+
+The manifest only: matrix-nio (seconds to import on a busy box) is imported by `setup`.
+"""
 
 from __future__ import annotations
 
-from bridges.matrix.bridge import MatrixBridge
+from hub.component import CHAT, MATRIX, SCHEDULES
+
+TITLE = "the Matrix bridge"
+PROVIDES = (MATRIX,)
+NEEDS = (CHAT, SCHEDULES)  # it hands turns to the chat service and announces the schedules' results
+REQUIRES = {"nio": "matrix-nio[e2e]"}
 
 
 def enabled(config) -> bool:
@@ -10,6 +18,8 @@ def enabled(config) -> bool:
 
 
 async def setup(hub) -> None:
+    from bridges.matrix.bridge import MatrixBridge
+
     bridge = MatrixBridge(hub)
     await bridge.start()
 
@@ -26,6 +36,6 @@ async def teardown(hub) -> None:
     unlisten = hub.extras.pop("matrix_unlisten", None)
     if unlisten:
         unlisten()
-    bridge = hub.extras.get("matrix")
+    bridge = hub.extras.get(MATRIX)
     if bridge is not None:
         await bridge.stop()

@@ -36,12 +36,12 @@ class StartingHub:
 
     def begin(self, **start_kw: Any) -> None:
         """Start the hub in the background (call once the transport serves)."""
-        from hub.core import COMPONENTS, Hub, _import_component
+        from hub.core import COMPONENTS, Hub, load_component
 
         async def start() -> Hub:
             # Import the components in a worker thread: the event loop keeps answering the client.
             for name in start_kw.get("components", COMPONENTS):
-                await asyncio.to_thread(_import_component, name)
+                await asyncio.to_thread(load_component, name)
             hub = await Hub.start(self.config, skills=self.skills, **start_kw)
             hub.extras.update(self.extras)
             self._hub = hub

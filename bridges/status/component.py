@@ -1,6 +1,7 @@
 """The status bridge: serves the status page, `/api/status` and `/metrics` on 127.0.0.1.
 
-Loaded by `hub.serve` through the `sovhub.bridges` entry point `status`.
+Loaded by `hub.serve` through the `sovhub.bridges` entry point `status` and started in the order
+its declared needs give (hub/component.py). The page and uvicorn are imported by `setup`.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-import uvicorn
-
-from bridges.status.app import create_app
-from bridges.status.service import StatusService
+from hub.component import GPU, SCHEDULES, STATUS_PAGE
 from hub.errors import HubError
-from hub.net import bind_tcp
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
     from hub.core import Hub
 
 log = logging.getLogger(__name__)
-EXTRA_KEY = "status_page"
+TITLE = "the status page"
+PROVIDES = (STATUS_PAGE,)
+NEEDS = (GPU, SCHEDULES)  # it shows the scheduler's state and the timetables
+REQUIRES = {"uvicorn": "uvicorn", "starlette": "starlette"}
+EXTRA_KEY = STATUS_PAGE
 
 
 def enabled(config: HubConfig) -> bool:
@@ -33,6 +34,8 @@ class _Server:
     """uvicorn inside the hub's event loop; port 0 binds an ephemeral port (tests, the demo)."""
 
     def __init__(self, app, host: str, port: int) -> None:
+        import uvicorn
+
         self.host, self.port = host, port
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                                     timeout_graceful_shutdown=2))
@@ -40,6 +43,8 @@ class _Server:
         self.task: asyncio.Task | None = None
 
     async def start(self) -> str:
+        from hub.net import bind_tcp
+
         sock = bind_tcp(self.host, self.port, "the status page")
         host, port = sock.getsockname()[:2]
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
@@ -64,6 +69,9 @@ URL_KEY = "status.url"
 
 
 async def setup(hub: Hub) -> None:
+    from bridges.status.app import create_app
+    from bridges.status.service import StatusService
+
     service = StatusService(hub)
     cfg = hub.config.status
     server = _Server(create_app(service), cfg.host, cfg.port)

@@ -1,6 +1,6 @@
 """`sovhub bench all`: the quick benches together, one JSON summary, exit 1 when any goal is missed.
 
-Runs `turn`, `mcp`, `startup` (when the module is there), `gpu` and `api` one after the other, each in its
+Runs `turn`, `mcp`, `startup`, `gpu` and `api` one after the other, each in its
 usual form but sized to finish in about a minute or two on a busy 2-core machine. Each bench's own
 result is kept whole under its name; `ok` is the conjunction, `missed` lists every missed goal.
 A bench that crashes is reported as missed (with its error), never skipped silently.
@@ -41,11 +41,7 @@ def run(only: str = "", scale: float = 1.0) -> dict[str, Any]:
         if name not in QUICK:
             raise ValueError(f"unknown bench {name!r} (known: {', '.join(QUICK)})")
         module_name, options = QUICK[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            out[name] = {"skipped": "not present in this version"}
-            continue
+        module = importlib.import_module(module_name)
         sized = {k: max(1, int(v * scale)) if isinstance(v, int) and k not in ("rounds",) else v
                  for k, v in options.items()}
         try:

@@ -17,10 +17,7 @@ def plugin_group(name: str) -> Any | None:
 
     for ep in entry_points(group="sovhub.cli"):
         if ep.name == name:
-            try:
-                return ep.load()
-            except ModuleNotFoundError:
-                return None
+            return ep.load()
     return None
 
 

@@ -181,14 +181,14 @@ def bench(ctx: typer.Context, name: str,
 
 def _bench_runner(name: str):
     import importlib
+    import importlib.util
 
     for ep in entry_points(group="sovhub.bench"):
         if ep.name == name:
             return ep.load()
-    try:
-        return importlib.import_module(f"hub.bench.{name}").run
-    except ModuleNotFoundError:
+    if not name.isidentifier() or importlib.util.find_spec(f"hub.bench.{name}") is None:
         fail(f"unknown benchmark {name!r}")
+    return importlib.import_module(f"hub.bench.{name}").run
 
 
 def _bench_options(runner, args: list[str]) -> dict[str, Any]:
@@ -228,10 +228,7 @@ def _coerce(value: str, annotation: Any, default: Any) -> Any:
 
 def _add_plugin_commands() -> None:
     for ep in entry_points(group="sovhub.cli"):
-        try:
-            target = ep.load()
-        except ModuleNotFoundError:
-            continue
+        target = ep.load()
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=ep.name)
         else:
@@ -242,11 +239,7 @@ def _add_hub_groups() -> None:
     import importlib
 
     for module_name, group in (("hub.cli.schedule", "schedule"), ("hub.cli.gpu", "gpu")):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        app.add_typer(module.app, name=group)
+        app.add_typer(importlib.import_module(module_name).app, name=group)
 
 
 _add_hub_groups()

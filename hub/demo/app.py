@@ -127,10 +127,7 @@ class Demo:
 
     async def _start_bridges(self) -> None:
         assert self.hub is not None
-        for name, module in bridge_modules():
-            enabled = getattr(module, "enabled", None)
-            if callable(enabled) and not enabled(self.hub.config):
-                continue
+        for name, module in bridge_modules(self.hub.config):
             try:
                 await module.setup(self.hub)
                 self.bridges.append((name, module))
@@ -161,10 +158,8 @@ class Demo:
     async def _stop_stand_ins(self, scheduler: Any) -> None:
         """A stopped scheduler leaves residents running (a restarted hub adopts them); the demo's
         stand-ins end with the demo. The scheduler's own drivers hold the child processes."""
-        try:
-            from hub.gpu.drivers import ProcessDriver
-        except ModuleNotFoundError:
-            return
+        from hub.gpu.drivers import ProcessDriver
+
         for name, driver in (getattr(scheduler, "drivers", None) or {}).items():
             if isinstance(driver, ProcessDriver):
                 try:
@@ -173,10 +168,8 @@ class Demo:
                     log.warning("stand-in %s did not stop: %s", name, exc)
 
     def _conversation_key(self) -> Any:
-        try:
-            from hub.chat.api import ConversationKey
-        except ModuleNotFoundError:
-            return None
+        from hub.chat.api import ConversationKey
+
         return ConversationKey("cli", "demo", None)
 
     # -- what the user sees first ------------------------------------------------------------------
@@ -235,14 +228,9 @@ class Demo:
             return True
         if line in QUIT:
             return False
-        try:
-            from hub.commands import CommandEnv, dispatch, is_command
-        except ModuleNotFoundError:
-            is_command = None  # type: ignore[assignment]
+        from hub.commands import CommandEnv, dispatch, is_command
+
         if line.startswith("/"):
-            if is_command is None:
-                self.console.print("[yellow]slash commands are not available in this build[/yellow]")
-                return True
             if is_command(line):
                 env = CommandEnv(hub=self.hub, context=self.context.child(), io=self.io,
                                  conversation=self.conversation, role="owner", approver=self._approve,

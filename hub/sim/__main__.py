@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import logging
 import signal
 import sys
@@ -58,10 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         stream=sys.stdout, level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
     )
-    try:
-        importlib.import_module(f"hub.sim.{args.name}")
-    except ModuleNotFoundError as exc:
-        raise SystemExit(f"no stand-in named {args.name!r} (hub.sim.{args.name}): {exc}") from exc
+    if not args.name.isidentifier() or importlib.util.find_spec(f"hub.sim.{args.name}") is None:
+        raise SystemExit(f"no stand-in named {args.name!r} (hub.sim.{args.name})")
+    importlib.import_module(f"hub.sim.{args.name}")
     asyncio.run(_serve(args.name, args.host, args.port, options))
 
 
