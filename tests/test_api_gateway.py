@@ -187,3 +187,56 @@ async def test_legacy_completions_for_claude_are_a_clear_400_and_anthropic_sees_
             await oa(url).completions.create(model="claude", prompt="hi")
         assert "cannot serve legacy completions" in refused.value.message
         assert await bed.cloud_requests() == 0
+
+
+async def test_tool_choice_reaches_claude_as_anthropics_and_is_obeyed(tmp_path):
+    """none / required / a named function / parallel_tool_calls=false, each as Anthropic spells it."""
+    async with api_bed(tmp_path) as (bed, url):
+        client = oa(url)
+        marker = [{"role": "user", "content": 'go [[call get_weather {"city": "Paris"}]]'}]
+        plain = [{"role": "user", "content": "just talk"}]
+        held = await client.chat.completions.create(model="claude", messages=marker, tools=[WEATHER],
+                                                    tool_choice="none")
+        assert held.choices[0].message.tool_calls is None
+        assert (await bed.stats(bed.anthropic))["last_request"]["tool_choice"] == {"type": "none"}
+        forced = await client.chat.completions.create(model="claude", messages=plain, tools=[WEATHER],
+                                                      tool_choice="required", parallel_tool_calls=False)
+        assert forced.choices[0].message.tool_calls[0].function.name == "get_weather"
+        assert forced.choices[0].finish_reason == "tool_calls"
+        assert (await bed.stats(bed.anthropic))["last_request"]["tool_choice"] == {
+            "type": "any", "disable_parallel_tool_use": True}
+        stream = await client.chat.completions.create(
+            model="claude", messages=plain, tools=[WEATHER], stream=True,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        calls = [tc for c in [c async for c in stream] if c.choices for tc in c.choices[0].delta.tool_calls or []]
+        assert [c.function.name for c in calls] == ["get_weather"]
+        assert (await bed.stats(bed.anthropic))["last_request"]["tool_choice"] == {"type": "tool",
+                                                                                  "name": "get_weather"}
+        sent = await bed.cloud_requests()
+        with pytest.raises(openai.BadRequestError, match="no tool named 'nope'"):
+            await client.chat.completions.create(model="claude", messages=plain, tools=[WEATHER],
+                                                 tool_choice={"type": "function", "function": {"name": "nope"}})
+        assert await bed.cloud_requests() == sent
+
+
+async def test_image_parts_reach_claude_as_image_blocks_and_a_bad_image_is_a_400_before_anthropic(tmp_path):
+    import base64
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
+    async with api_bed(tmp_path) as (bed, url):
+        client = oa(url)
+        answer = await client.chat.completions.create(model="claude", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "compare these"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+            {"type": "image_url", "image_url": {"url": "https://example.org/cat.jpg", "detail": "high"}}]}])
+        assert answer.choices[0].message.content == "You said: compare these"
+        [message] = (await bed.stats(bed.anthropic))["last_request"]["messages"]
+        assert message["content"] == [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.org/cat.jpg"}},
+            {"type": "text", "text": "compare these"}]
+        sent = await bed.cloud_requests()
+        with pytest.raises(openai.BadRequestError, match="image/bmp is not an image type Claude reads"):
+            await client.chat.completions.create(model="claude", messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}]}])
+        assert await bed.cloud_requests() == sent

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridges.api.messages import UsageReader
-from bridges.api.wire import completion_body, to_messages, to_tools
-from hub.llm.types import Completion, ToolCall, Usage
+from bridges.api.wire import BadInput, completion_body, to_messages, to_tool_choice, to_tools
+from hub.llm.cloud import tool_choice_wire
+from hub.llm.types import Completion, Image, ToolCall, Usage
 
 text = st.text(max_size=40)
 
@@ -77,11 +79,53 @@ def test_a_completion_comes_back_as_an_openai_body_the_translation_reads_again(a
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
 
 
-def test_image_parts_for_the_cloud_are_a_clear_error_and_tools_need_a_name():
+def test_images_become_inline_or_url_images_and_bad_ones_are_clear_errors_as_are_nameless_tools():
     import pytest
 
-    from bridges.api.wire import BadInput
-    with pytest.raises(BadInput, match=r"messages\[0\]: only text content"):
-        to_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}])
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
+    [m] = to_messages([{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": png}},
+        {"type": "image_url", "image_url": {"url": "https://example.org/cat.jpg", "detail": "low"}}]}])
+    assert m.content == "what is this?"
+    assert m.images == [Image(media_type="image/png", data=png.split(",")[1]), Image(url="https://example.org/cat.jpg")]
+    for url, why in [("data:image/bmp;base64,AAAA", "not an image type Claude reads"),
+                     ("data:image/png,rawbytes", "must be base64"), ("data:image/png;base64,@@@", "not valid base64"),
+                     ("file:///etc/passwd", "only data: and http"), ("", "URL is required")]:
+        with pytest.raises(BadInput, match=why):
+            to_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+    with pytest.raises(BadInput, match="only be sent in user messages"):
+        to_messages([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": png}}]}])
+    with pytest.raises(BadInput, match=r"messages\[0\]: the cloud model reads text and image_url"):
+        to_messages([{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}])
     with pytest.raises(BadInput, match=r"tools\[0\]"):
         to_tools([{"type": "function", "function": {}}])
+
+
+CHOICES = st.one_of(st.none(), st.sampled_from(["auto", "none", "required", "any", "", "tool"]),
+                    st.builds(lambda n: {"type": "function", "function": {"name": n}},
+                              st.sampled_from(["a", "b", "zz"])),
+                    st.dictionaries(st.sampled_from(["type", "function", "name"]), st.text(max_size=3), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(CHOICES, st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True), st.sampled_from([None, True, False, 1]))
+def test_tool_choice_maps_to_anthropics_or_is_a_clear_400_never_a_crash_or_a_dangling_name(raw, names, parallel):
+    """Whatever the client sends: a BadInput naming the field, or a choice Anthropic accepts that
+    names only offered tools (`required` -> `any`, a function -> `tool`)."""
+    tools = to_tools([{"type": "function", "function": {"name": n}} for n in names])
+    try:
+        choice = to_tool_choice(raw, tools, parallel)
+    except BadInput as exc:
+        assert str(exc).split(":")[0] in ("tool_choice", "parallel_tool_calls")
+        return
+    if choice is None:
+        assert raw is None and parallel is None
+        return
+    wire = tool_choice_wire(choice)
+    assert wire["type"] in ("auto", "none", "any", "tool")
+    assert wire["type"] != "tool" or wire["name"] in names
+    assert wire["type"] not in ("any", "tool") or names
+    assert wire.get("disable_parallel_tool_use", False) == (parallel is False and wire["type"] != "none")
+    named = {"required": "any", "auto": "auto", "none": "none", None: "auto"}
+    expected = "tool" if isinstance(raw, dict) else named[raw]
+    assert wire["type"] == expected

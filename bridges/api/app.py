@@ -21,7 +21,7 @@ from starlette.routing import Route
 from bridges.api.gateway import ROLES_THAT_ASK, Outcome, Refused
 from bridges.api.messages import messages as anthropic_messages
 from bridges.api.pump import Pump, until_disconnected
-from bridges.api.wire import DONE, BadInput, anthropic_error, error_body, sse, to_messages, to_tools
+from bridges.api.wire import DONE, BadInput, anthropic_error, error_body, sse, to_messages, to_tool_choice, to_tools
 from hub.context import Context
 from hub.errors import HubError
 from hub.net import LOCAL_HOSTS, host_name
@@ -84,10 +84,11 @@ def create_app(gw: Gateway) -> Starlette:
             if legacy:
                 target = "local"  # `auto` too: the local model is the only one that completes a prompt
             ctx, verdict = gw.verdict(caller, Context.new("http", user=caller.name))
-            messages = tools = None
+            messages = tools = choice = None
             if target in ("cloud", "auto"):
                 try:
                     messages, tools = to_messages(body.get("messages")), to_tools(body.get("tools"))
+                    choice = to_tool_choice(body.get("tool_choice"), tools, body.get("parallel_tool_calls"))
                 except BadInput as exc:
                     if target == "cloud":
                         raise Refused(400, str(exc)) from None
@@ -112,7 +113,7 @@ def create_app(gw: Gateway) -> Starlette:
                     result = await gw.local_work(pump, body, ctx, caller, outcome,
                                                  "/completions" if legacy else "/chat/completions")
                 else:
-                    result = await gw.cloud_work(pump, body, ctx, outcome, messages, tools)
+                    result = await gw.cloud_work(pump, body, ctx, outcome, messages, tools, choice)
             except asyncio.CancelledError:
                 gw.count(caller.name, target, "cancelled", outcome.wait_s if target == "local" else None)
                 if target == "local":

@@ -14,6 +14,7 @@ Every request ends as a cost row (client = the token's name) in the one ledger.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 ROLES_THAT_ASK = ("write", "owner")
 WAIT_BUCKETS = (0.1, 1, 5, 15, 30, 60, 120, 300, 600)
+IMAGE_TOKENS = 1600  # what Claude charges at most for one image (it scales larger ones down to about this)
 
 
 class Refused(HubError):
@@ -282,7 +284,7 @@ class Gateway:
 
     # ---- the cloud model, translated ------------------------------------------------------------------
     async def cloud_work(self, pump: Pump, body: dict[str, Any], ctx: Context, outcome: Outcome,
-                         messages, tools) -> tuple[int, bytes, str] | None:
+                         messages, tools, choice=None) -> tuple[int, bytes, str] | None:
         chat = self.hub.chat
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -291,8 +293,10 @@ class Gateway:
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or
                          self.hub.config.llm.cloud.max_tokens)
         price = chat._price()
-        bound = prompt_tokens_bound(json.dumps(body.get("messages"))) + 2 * prompt_tokens_bound(
-            json.dumps(body.get("tools") or []))
+        images = sum(len(m.images) for m in messages)
+        bound = (prompt_tokens_bound(json.dumps([dataclasses.replace(m, images=[]).__dict__ for m in messages],
+                                                default=repr))
+                 + IMAGE_TOKENS * images + 2 * prompt_tokens_bound(json.dumps(body.get("tools") or [])))
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         try:
             hold = await self._ledger.reserve(estimate_usd(bound, max_tokens, price), provider="anthropic",
@@ -312,7 +316,7 @@ class Gateway:
 
         try:
             completion = await chat.cloud.stream(messages, tools, max_tokens=max_tokens, on_text=on_text,
-                                                 context=ctx, meter=meter)
+                                                 context=ctx, meter=meter, tool_choice=choice)
         except BaseException as exc:
             outcome.usage, outcome.usd, outcome.ok = meter, cost_usd(meter, price), False
             await asyncio.shield(self._ledger.settle(hold, meter, outcome.usd))

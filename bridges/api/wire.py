@@ -1,17 +1,20 @@
 """Pure translations between the OpenAI chat format, the hub's provider-neutral types and SSE.
 
 Used where the gateway answers an OpenAI client from the cloud provider (`model: claude`): the
-client's messages and tools become `hub.llm.types`, the Completion comes back as OpenAI chunks.
+client's messages (text, and images in user messages as data: or http(s) URLs), tools and
+tool_choice become `hub.llm.types`, the Completion comes back as OpenAI chunks.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from typing import Any
 
 from hub.errors import HubError
-from hub.llm.types import Completion, Message, ToolCall, ToolSpec
+from hub.llm.types import Completion, Image, Message, ToolCall, ToolChoice, ToolSpec
 
 FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
 
@@ -32,20 +35,85 @@ def comment(text: str) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")  # what Claude reads
+
+
 def _text(content: Any, where: str) -> str:
+    text, images = _parts(content, where)
+    if images:
+        raise BadInput(f"{where}: images can only be sent in user messages")
+    return text
+
+
+def _parts(content: Any, where: str) -> tuple[str, list[Image]]:
+    """The text and the images of an OpenAI content value (a string or a list of parts)."""
     if content is None:
-        return ""
+        return "", []
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise BadInput(f"{where}: only text content can be sent to the cloud model (got {kind!r})")
-            parts.append(str(part.get("text") or ""))
-        return "".join(parts)
-    raise BadInput(f"{where}: content must be a string or a list of text parts")
+        return content, []
+    if not isinstance(content, list):
+        raise BadInput(f"{where}: content must be a string or a list of parts")
+    texts: list[str] = []
+    images: list[Image] = []
+    for k, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind == "text":
+            texts.append(str(part.get("text") or ""))
+        elif kind == "image_url":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            images.append(to_image(url, f"{where}.content[{k}].image_url.url"))
+        else:
+            raise BadInput(f"{where}: the cloud model reads text and image_url parts (got {kind!r})")
+    return "".join(texts), images
+
+
+def to_image(url: Any, where: str) -> Image:
+    """A `data:<type>;base64,...` URL -> an inline image; an http(s) URL -> an image by URL."""
+    if not isinstance(url, str) or not url:
+        raise BadInput(f"{where}: a data: or http(s) URL is required")
+    if url.startswith(("http://", "https://")):
+        return Image(url=url)
+    if not url.startswith("data:"):
+        raise BadInput(f"{where}: only data: and http(s) image URLs can be sent to the cloud model")
+    head, comma, data = url[5:].partition(",")
+    media_type, _, encoding = head.partition(";")
+    if not comma or encoding.lower() != "base64":
+        raise BadInput(f"{where}: a data: URL must be base64 (data:image/png;base64,...)")
+    if media_type.lower() not in IMAGE_TYPES:
+        raise BadInput(f"{where}: {media_type or 'no media type'} is not an image type Claude reads "
+                       f"({', '.join(IMAGE_TYPES)})")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput(f"{where}: the data: URL is not valid base64") from None
+    if not data:
+        raise BadInput(f"{where}: the data: URL holds no data")
+    return Image(media_type=media_type.lower(), data=data)
+
+
+def to_tool_choice(raw: Any, tools: list[ToolSpec], parallel: Any = None) -> ToolChoice | None:
+    """OpenAI `tool_choice` (auto, none, required, {"type": "function", "function": {"name": ...}}) and
+    `parallel_tool_calls` -> a ToolChoice (None: neither was given)."""
+    if raw is None and parallel is None:
+        return None
+    if raw is None:
+        choice = ToolChoice("auto")
+    elif raw in ("auto", "none", "required"):
+        choice = ToolChoice(raw)
+    elif isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("function"), dict) \
+            and isinstance(raw["function"].get("name"), str):
+        choice = ToolChoice("tool", raw["function"]["name"])
+    else:
+        raise BadInput("tool_choice: expected 'auto', 'none', 'required' or "
+                       "{'type': 'function', 'function': {'name': ...}}")
+    if choice.mode in ("required", "tool") and not tools:
+        raise BadInput(f"tool_choice: {raw!r} needs tools")
+    if choice.mode == "tool" and choice.name not in {t.name for t in tools}:
+        raise BadInput(f"tool_choice: no tool named {choice.name!r} in tools")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise BadInput("parallel_tool_calls: must be true or false")
+    return ToolChoice(choice.mode, choice.name, parallel is not False)
 
 
 def to_messages(raw: Any) -> list[Message]:
@@ -61,7 +129,8 @@ def to_messages(raw: Any) -> list[Message]:
         if role in ("system", "developer"):
             out.append(Message("system", _text(m.get("content"), where)))
         elif role == "user":
-            out.append(Message("user", _text(m.get("content"), where)))
+            text, images = _parts(m.get("content"), where)
+            out.append(Message("user", text, images=images))
         elif role == "assistant":
             calls = []
             for j, c in enumerate(m.get("tool_calls") or []):

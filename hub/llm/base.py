@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from hub.llm.errors import FirstTokenTimeout, LLMError, ProviderUnavailable, StallTimeout, StreamBroken
 from hub.llm.retry import backoff
-from hub.llm.types import Completion, Message, OnText, ToolSpec, Usage
+from hub.llm.types import Completion, Message, OnText, ToolChoice, ToolSpec, Usage
 
 
 class Deadline:
@@ -72,15 +72,18 @@ class Provider:
         self.retries = 0  # counted for tests and status
 
     async def stream(self, messages: list[Message], tools: list[ToolSpec], *, max_tokens: int,
-                     on_text: OnText, context=None, meter: Usage | None = None) -> Completion:
+                     on_text: OnText, context=None, meter: Usage | None = None,
+                     tool_choice: ToolChoice | None = None) -> Completion:
         """One completion. `context` is the request's Context (the cloud provider's privacy gate
         reads it); `meter`, when given, accumulates the usage of every attempt as it is seen, so a
-        call that is cancelled or breaks midway still reports what the provider will bill."""
+        call that is cancelled or breaks midway still reports what the provider will bill.
+        `tool_choice` reaches providers whose `_once` takes it (the cloud provider's)."""
         self.admit(context)
         attempt = 0
+        extra = {"tool_choice": tool_choice} if tool_choice is not None else {}
         while True:
             try:
-                return await self._once(messages, tools, max_tokens, on_text, meter)
+                return await self._once(messages, tools, max_tokens, on_text, meter, **extra)
             except LLMError as exc:
                 if exc.partial:  # text already reached the caller: never retried in place
                     if type(exc) is ProviderUnavailable:

@@ -23,7 +23,7 @@ from hub.llm.base import Provider
 from hub.llm.errors import AuthFailed, BadRequest, LLMError, ProviderUnavailable, RateLimited
 from hub.llm.pricing import estimate_tokens
 from hub.llm.retry import retry_after_from
-from hub.llm.types import Completion, Message, OnText, ToolCall, ToolSpec, Usage
+from hub.llm.types import Completion, Image, Message, OnText, ToolCall, ToolChoice, ToolSpec, Usage
 
 anthropic = lazy_import("anthropic")  # the SDK loads with the first request, not with the hub
 
@@ -48,8 +48,11 @@ def to_anthropic(messages: list[Message], tools: list[ToolSpec]) -> tuple[list[d
             blocks = [{"type": "text", "text": m.content}] if m.content else []
             blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
             role = "assistant"
-        else:
-            role, blocks = "user", [{"type": "text", "text": m.content or "(empty)"}]
+        else:  # images first, then the text, as Anthropic advises
+            role = "user"
+            blocks = [image_block(i) for i in m.images]
+            if m.content or not blocks:
+                blocks.append({"type": "text", "text": m.content or "(empty)"})
         if not blocks:
             continue
         if out and out[-1]["role"] == role:  # the API wants alternating roles: merge neighbours
@@ -60,6 +63,22 @@ def to_anthropic(messages: list[Message], tools: list[ToolSpec]) -> tuple[list[d
     if specs:
         specs[-1] = {**specs[-1], "cache_control": CACHE}
     return system, out, specs
+
+
+def image_block(image: Image) -> dict[str, Any]:
+    if image.url:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
+
+
+def tool_choice_wire(choice: ToolChoice) -> dict[str, Any]:
+    """OpenAI-style choice -> Anthropic's `tool_choice` (`required` is `any`, a named tool is `tool`)."""
+    wire: dict[str, Any] = {"type": {"required": "any"}.get(choice.mode, choice.mode)}
+    if choice.mode == "tool":
+        wire["name"] = choice.name
+    if not choice.parallel and choice.mode != "none":
+        wire["disable_parallel_tool_use"] = True
+    return wire
 
 
 def map_anthropic_error(provider: str, exc: Exception) -> LLMError:
@@ -103,13 +122,15 @@ class CloudProvider(Provider):
             self.gate.check(context)
 
     async def _once(self, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
-                    on_text: OnText, meter: Usage | None = None) -> Completion:
+                    on_text: OnText, meter: Usage | None = None, tool_choice: ToolChoice | None = None) -> Completion:
         system, wire, specs = to_anthropic(messages, tools)
         kwargs: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "messages": wire}
         if system:
             kwargs["system"] = system
         if specs:
             kwargs["tools"] = specs
+        if tool_choice is not None and specs:
+            kwargs["tool_choice"] = tool_choice_wire(tool_choice)
         deadline = self.deadline()
         shown: list[str] = []
         seen = _Seen()

@@ -22,6 +22,25 @@ class ToolCall:
     raw_arguments: str = ""  # when the model sent JSON that does not parse, kept to report it back
 
 
+@dataclass(frozen=True)
+class Image:
+    """An image in a user message: inline (`media_type` + base64 `data`) or by `url`."""
+
+    media_type: str = ""
+    data: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Whether and which tool the model must call: `auto`, `none`, `required` (any tool) or `tool` (`name`);
+    `parallel=False` asks for at most one call."""
+
+    mode: str = "auto"
+    name: str | None = None
+    parallel: bool = True
+
+
 @dataclass
 class Message:
     role: str  # system | user | assistant | tool
@@ -30,6 +49,7 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None  # the tool's name, on a tool result
     is_error: bool = False
+    images: list[Image] = field(default_factory=list)  # user messages; providers that see no images drop them
 
 
 @dataclass

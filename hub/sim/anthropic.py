@@ -9,11 +9,15 @@ a prefix creates the cache (`cache_creation_input_tokens`), later requests with 
 read it (`cache_read_input_tokens`) for `cache_ttl` seconds. `min_cache_tokens` (default 0) mimics
 the API's minimum cacheable length. The "model" is `hub.sim.responder.Responder`.
 `GET /_sim/stats` counts requests (tests assert on it); `POST /_sim/script`, `/_sim/faults` steer it.
+`tool_choice` (auto / any / tool / none, `disable_parallel_tool_use`) and image blocks (base64 or
+url sources) are checked as the API checks them (400 naming the field) and `tool_choice` is obeyed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import secrets
@@ -30,7 +34,7 @@ from starlette.routing import Route
 
 from hub.sim.control import script_and_fault_routes
 from hub.sim.faults import BrokenResponse, Fault, FaultBook, SimDisconnect
-from hub.sim.responder import Prompt, Reply, Responder, estimate_tokens
+from hub.sim.responder import Prompt, Reply, Responder, ToolCall, estimate_tokens
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -156,6 +160,64 @@ def prompt_from_anthropic(body: dict[str, Any]) -> Prompt:
     return Prompt(last_user_text=last_user, tool_results=results, tool_names=tools)
 
 
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+CHOICES = ("auto", "any", "tool", "none")
+
+
+def invalid(body: dict[str, Any]) -> str | None:
+    """What the Messages API rejects with 400 among `tool_choice` and image blocks (None: fine)."""
+    choice = body.get("tool_choice")
+    tools = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in CHOICES:
+            return "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+        if choice["type"] == "tool" and not isinstance(choice.get("name"), str):
+            return "tool_choice.tool.name: Field required"
+        if choice["type"] in ("any", "tool") and not tools:
+            return "tool_choice may only be specified while providing tools"
+        if choice["type"] == "tool" and choice["name"] not in tools:
+            return f"Tool '{choice['name']}' not found in provided tools"
+    for i, m in enumerate(body.get("messages") or []):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict) or block.get("type") != "image":
+                continue
+            where = f"messages.{i}.content.{j}.image.source"
+            source = block.get("source")
+            kind = source.get("type") if isinstance(source, dict) else None
+            if kind == "base64":
+                if source.get("media_type") not in IMAGE_TYPES:
+                    return f"{where}.base64.media_type: Input should be {', '.join(map(repr, IMAGE_TYPES))}"
+                try:
+                    base64.b64decode(source.get("data") or "", validate=True)
+                except (binascii.Error, ValueError):
+                    return f"{where}.base64: The image data is not valid base64"
+                if not source.get("data"):
+                    return f"{where}.base64.data: Field required"
+            elif kind == "url":
+                if not str(source.get("url") or "").startswith(("http://", "https://")):
+                    return f"{where}.url.url: an http(s) URL is required"
+            else:
+                return f"{where}: Input tag {kind!r} does not match any of the expected tags: 'base64', 'url'"
+    return None
+
+
+def apply_tool_choice(body: dict[str, Any], prompt: Prompt, reply_of) -> Reply:
+    """`none` offers no tools; `any`/`tool` make the reply a tool call (the named tool, else the first
+    offered), with the arguments the markers gave it or `{}`."""
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if choice["type"] == "none":
+        prompt.tool_names = []
+    reply = reply_of(prompt)
+    if choice["type"] in ("any", "tool"):
+        name = choice.get("name") or prompt.tool_names[0]
+        calls = [c for c in reply.tool_calls if choice["type"] == "any" or c.name == name]
+        reply = Reply(tool_calls=calls or [ToolCall(name, {})])
+    if choice.get("disable_parallel_tool_use"):
+        reply.tool_calls = reply.tool_calls[:1]
+    return reply
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
@@ -202,8 +264,10 @@ def create_app(**options: Any) -> Starlette:
         sim.last_request = body
         if fault := sim.faults.take("status"):
             return fault_response(fault)
+        if why := invalid(body):
+            return error(400, why)
         prompt = prompt_from_anthropic(body)
-        reply = sim.responder.reply(prompt)
+        reply = apply_tool_choice(body, prompt, sim.responder.reply)
         uncached, creation, read = sim.cache_usage(body)
         turn = _Turn(sim, body, reply, (uncached, creation, read))
         sim.by_status[200] += 1
