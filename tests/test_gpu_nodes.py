@@ -242,3 +242,38 @@ def test_one_node_in_the_multi_node_simulator_is_the_single_pool_simulator():
     single = simulate(trace, "sovhub")
     for key in ("swaps", "jobs_done", "wait_max_s", "bound_violations", "cloud_turns"):
         assert multi[key] == single[key], key
+
+
+# -- status surfaces -------------------------------------------------------------------------------
+
+NODES_SNAPSHOT = {"local": {"up": True, "error": None, "endpoint": "unix:///var/run/docker.sock", "host": None,
+                            "memory_gb": 128.0, "reserve_gb": 8.0, "state": "ready", "queue": 0,
+                            "residents": {"sglang": "ready", "tts": "stopped"}},
+                  "spark2": {"up": False, "error": "node spark2 stopped answering (connection refused)",
+                             "endpoint": "ssh://hub@spark2", "host": "spark2.lan", "memory_gb": 128.0,
+                             "reserve_gb": 8.0, "state": "down", "queue": 0, "residents": {"comfyui": "stopped"}}}
+
+
+def test_the_status_page_shows_each_node_its_engine_and_why_one_is_down():
+    from bridges.status.page import _nodes
+
+    html = _nodes({"gpu": {"nodes": NODES_SNAPSHOT}})
+    assert '<section id="nodes">' in html and "ssh://hub@spark2" in html and "spark2.lan" in html
+    assert "sglang (ready)" in html and "node spark2 stopped answering (connection refused)" in html
+    assert _nodes({"gpu": {}}) == ""  # one node: the page is as before
+
+
+async def test_sovhub_status_prints_one_line_per_node(tmp_path, capsys):
+    from hub.cli.status import show_status
+    from hub.store import Store
+
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    store = await Store.open(config.storage.db_path)
+    try:
+        await store.kv_set("gpu.snapshot", {"resident": "sglang", "state": "ready", "nodes": NODES_SNAPSHOT})
+    finally:
+        await store.close()
+    await show_status(config, as_json=False)
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "node local: ready at unix:///var/run/docker.sock, pool 128.0 GB, loaded: sglang (ready)" in out
+    assert "node spark2: down at ssh://hub@spark2 (spark2.lan)" in out and "connection refused" in out

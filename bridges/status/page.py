@@ -39,7 +39,7 @@ pre.log { max-height:16em; overflow:auto; background:#0b0f14; padding:6px 8px; b
 h3 { font-size:13px; margin:8px 0 4px; }
 """
 
-STATE_CLASS = {"ready": "ok", "busy": "ok", "idle": "dim", "starting": "warn", "stopping": "warn",
+STATE_CLASS = {"down": "bad", "ready": "ok", "busy": "ok", "idle": "dim", "starting": "warn", "stopping": "warn",
                "failed": "bad", "succeeded": "ok", "running": "warn", "queued": "dim", "cancelled": "dim",
                "rejected": "bad", "refused": "bad", "denied": "bad"}
 
@@ -98,6 +98,23 @@ def _resident(s: dict[str, Any]) -> str:
             + "</section>")
 
 
+def _nodes(s: dict[str, Any]) -> str:
+    """Several nodes: each one's engine, pool, whether it answers, and what is loaded on it."""
+    nodes = s["gpu"].get("nodes") or {}
+    if not nodes:
+        return ""
+    rows = []
+    for name, n in nodes.items():
+        loaded = ", ".join(f"{escape(r)} ({escape(str(p))})" for r, p in (n.get("residents") or {}).items()
+                           if p != "stopped") or "nothing"
+        rows.append([escape(name), escape(str(n.get("endpoint") or "")), escape(str(n.get("host") or "-")),
+                     f'<span class="num">{n.get("memory_gb", "")} GB − {n.get("reserve_gb", "")} GB</span>',
+                     _state(n.get("state")), loaded, str(n.get("queue", 0)), escape(str(n.get("error") or ""))])
+    return ('<section id="nodes"><h2>Nodes</h2>'
+            + _table(["node", "engine", "host", "pool", "state", "loaded", "queue", "error"], rows, "no nodes")
+            + "</section>")
+
+
 def _gpu_forms(name: str) -> str:
     """Token-gated buttons: each posts a request to the scheduler, which answers on the page."""
     n = escape(name)
@@ -117,6 +134,8 @@ def _timeline(s: dict[str, Any]) -> str:
     if not points:
         return ""
     names = list((s.get("residents") or {}).keys())
+    if s["gpu"].get("nodes"):  # several nodes: one lane per resident and node (`name@node`)
+        names = sorted({str(p[2]) for p in points if p[2]})
     return ('<section id="timeline" class="wide"><h2>Residency timeline (last 6 h)</h2>'
             + draw(points, names, s.get("generated_at") or time.time())
             + '<p class="dim">bands: loaded (colour), starting (amber), stopping (brown); ticks: jobs; '
@@ -242,7 +261,7 @@ def _storage(s: dict[str, Any]) -> str:
 def render(s: dict[str, Any]) -> str:
     mode = "actions enabled (token)" if s.get("actions_enabled") else "read-only"
     generated = datetime.fromtimestamp(s.get("generated_at") or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    sections = "".join((_resident(s), _queue(s), _spend(s), _backends(s), _storage(s), _matrix(s), _swaps(s),
+    sections = "".join((_resident(s), _nodes(s), _queue(s), _spend(s), _backends(s), _storage(s), _matrix(s), _swaps(s),
                         _jobs(s), _timeline(s), _logs(s)))
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

@@ -60,6 +60,12 @@ async def show_status(config: HubConfig, as_json: bool) -> None:
         return
     gpu = data["gpu"] or {}
     console.print(f"[bold]resident[/bold]: {gpu.get('resident') or 'none'} ({gpu.get('state', 'unknown')})")
+    for name, n in (gpu.get("nodes") or {}).items():
+        loaded = ", ".join(f"{r} ({p})" for r, p in (n.get("residents") or {}).items() if p != "stopped") or "nothing"
+        console.print(f"[bold]node[/bold] {name}: {n.get('state')} at {n.get('endpoint')}"
+                      f"{' (' + n['host'] + ')' if n.get('host') else ''}, pool {n.get('memory_gb')} GB, "
+                      f"loaded: {loaded}, queue {n.get('queue', 0)}"
+                      + (f" - {n['error']}" if n.get("error") else ""), highlight=False)
     queue = gpu.get("queue") or []
     console.print(f"[bold]queue[/bold]: {len(queue)} job(s)")
     for q in queue:
