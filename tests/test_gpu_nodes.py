@@ -86,9 +86,7 @@ def test_a_residents_url_on_a_node_keeps_scheme_port_and_path(url, host, want):
     ({"comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://x", "ready": {"url": "http://x"},
                   "nodes": ["spark2"], "driver": {"type": "process", "command": ["x"]}}},
      "a process driver runs on the hub's own box"),
-    ({"comfyui": {"kind": "image", "memory_gb": 40, "base_url": "http://x", "ready": {"url": "http://x"},
-                  "nodes": ["spark2"], "driver": {"docker_host": "unix:///x.sock"}}},
-     "set the engine per node"),
+    ({"nodes": {"spark2": {"host": "spark2"}}}, "node spark2: needs docker_host"),
     ({"nodes": {"spark2": {"docker_host": "spark2:2375"}}}, "expected unix://PATH, ssh://[user@]host or tcp://"),
     ({"nodes": {"spark2": {"docker_host": "ssh://spark2", "tls": {"ca_cert": "a", "client_cert": "b",
                                                                   "client_key": "c"}}}},
@@ -277,3 +275,28 @@ async def test_sovhub_status_prints_one_line_per_node(tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "node local: ready at unix:///var/run/docker.sock, pool 128.0 GB, loaded: sglang (ready)" in out
     assert "node spark2: down at ssh://hub@spark2 (spark2.lan)" in out and "connection refused" in out
+
+
+def test_the_node_stack_runs_only_the_model_servers_created_for_the_hub_to_start():
+    from pathlib import Path
+
+    import yaml
+
+    from hub.doctor.composefile import interpolate
+
+    root = Path(__file__).resolve().parents[1] / "compose"
+    node = yaml.safe_load((root / "node.yaml").read_text())
+    main = yaml.safe_load(interpolate((root / "compose.yaml").read_text()))
+    models = {"sglang", "comfyui", "vllm-omni"}
+    assert set(node["services"]) == models | {"fetch-models"}
+    for name, svc in node["services"].items():
+        assert svc["extends"] == {"file": "compose.yaml", "service": name}
+        assert svc["profiles"] == (["models"] if name in models else ["setup"])  # nothing starts with `up`
+        if name in models:
+            assert main["services"][name]["labels"]["sovhub.resident"] == name
+    for v in ("models", "hf-cache", "comfyui-models"):
+        assert node["volumes"][v] == main["volumes"][v]
+    # the servers listen where MODEL_BIND says; by default (the hub's own box) on 127.0.0.1 as before
+    assert "127.0.0.1" in main["services"]["comfyui"]["command"]
+    bound = interpolate((root / "compose.yaml").read_text(), {"MODEL_BIND": "0.0.0.0"})
+    assert yaml.safe_load(bound)["services"]["comfyui"]["command"][3] == "0.0.0.0"

@@ -124,7 +124,7 @@ class NodeConfig(Section):
 
     docker_host: str | None = Field(None, description=(
         "its Docker engine: unix:///var/run/docker.sock, ssh://user@spark2, tcp://spark2:2376 (with `tls`); "
-        "the local node defaults to $DOCKER_HOST / each resident's driver.docker_host"))
+        "required but on the local node, whose engine is each resident's driver.docker_host ($DOCKER_HOST)"))
     tls: DockerTlsConfig | None = Field(None, description="client certificates for a tcp:// docker_host")
     use_ssh_client: bool = Field(True, description=SSH_CLIENT_HELP)
     host: str | None = Field(None, description=(
@@ -219,6 +219,10 @@ class ResidentsConfig(Section):
         """Each resident's nodes exist, it fits each one's pool, and what must run on the hub's
         box (a process driver) stays on the local node."""
         known = self.node_names
+        for n, nc in self.nodes.items():
+            if n != LOCAL_NODE and not nc.docker_host:
+                raise ValueError(f"node {n}: needs docker_host (ssh://user@host, tcp://host:2376 with tls, "
+                                 "or unix://PATH)")
         for name, r in self.servers.items():
             if len(set(r.nodes)) != len(r.nodes):
                 raise ValueError(f"{name}: nodes lists a node twice: {', '.join(r.nodes)}")
@@ -233,6 +237,3 @@ class ResidentsConfig(Section):
                 if n != LOCAL_NODE and r.driver.type != "docker":
                     raise ValueError(f"{name}: a {r.driver.type} driver runs on the hub's own box; on node {n} "
                                      "only a docker driver (the node's engine) can start it")
-            if r.nodes != [LOCAL_NODE] and (r.driver.docker_host or r.driver.tls):
-                raise ValueError(f"{name}: runs on nodes {', '.join(r.nodes)}: set the engine per node "
-                                 "(residents.nodes.<node>.docker_host), not driver.docker_host")
