@@ -110,3 +110,53 @@ async def test_streamed_tool_call_deltas_assemble_as_the_openai_sdk_assembles_th
 
 async def _ignore(_: str) -> None:
     return None
+
+
+def _peers(app, seen: list):
+    """The ASGI app, noting each request's client address (one per TCP connection, as uvicorn reports it)."""
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            seen.append(tuple(scope["client"]))
+        await app(scope, receive, send)
+    return wrapped
+
+
+async def test_streamed_calls_reuse_one_connection():
+    """After `[DONE]` the rest of the body is read, so the connection goes back to the pool: a new TCP
+    connection per call cost ~0.4 ms of CPU per chat turn."""
+    seen: list = []
+    async with serve_app(_peers(sglang.create_app(), seen)) as url:
+        provider = LocalProvider(base_url=url + "/v1", model="mistral-small-4", max_retries=0)
+        try:
+            for _ in range(3):
+                out = await provider.stream([Message("user", "[[tokens 5]]")], TOOLS, max_tokens=100,
+                                            on_text=_ignore)
+                assert out.usage.output_tokens == 5
+        finally:
+            await provider.aclose()
+    assert len(seen) == 3 and len(set(seen)) == 1
+
+
+async def test_a_response_left_open_after_done_still_gives_the_answer():
+    """A server that keeps the body open after `[DONE]` costs the connection, never the answer (nor a
+    stall timeout)."""
+    import asyncio
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        chunk = {"choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": "stop"}]}
+        await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
+                    "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+        await asyncio.sleep(30)
+
+    async with serve_app(app) as url:
+        provider = LocalProvider(base_url=url + "/v1", model="m", max_retries=0, stall_timeout_s=2)
+        try:
+            out = await provider.stream([Message("user", "hi")], [], max_tokens=10, on_text=_ignore)
+        finally:
+            await provider.aclose()
+    assert out.text == "hello" and out.stop_reason == "stop"
