@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.chat.api import ConversationKey
-from hub.chat.memory import fit
+from hub.chat.memory import Memory, fit, newest
 from hub.llm.types import Message
+from hub.store import Store
 from tests.chat_helpers import chat_bed
 
 ROOM = ConversationKey("matrix", "!room:x")
@@ -89,3 +92,33 @@ async def test_concurrent_turns_in_many_rooms_are_all_stored(bed):
     rows = await bed.hub.store.db.execute_fetchall("SELECT COUNT(*) FROM messages")
     convs = await bed.hub.store.db.execute_fetchall("SELECT COUNT(*) FROM conversations WHERE active=1")
     assert rows[0][0] == 20 and convs[0][0] == 10
+
+
+roles = st.sampled_from(["user", "assistant"])
+histories = st.lists(st.tuples(roles, st.text(max_size=300)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.text(max_size=200), st.text(max_size=200), st.integers(0, 2000))
+def test_reading_only_the_newest_rows_that_can_fit_trims_to_the_same_prompt(rows, system, text, budget):
+    full = [Message(r, c) for r, c in rows]
+    read = [Message(r, c) for r, c in newest(list(reversed(rows)), budget)]
+    assert fit(system, None, read, text, budget) == fit(system, None, full, text, budget)
+
+
+async def test_a_turn_reads_the_newest_messages_from_sqlite_as_the_whole_history_would_trim(tmp_path):
+    store = await Store.open(tmp_path / "hub.db")
+    try:
+        memory = Memory(store.db)
+        for i in range(60):
+            await memory.append_turn(ROOM, f"question {i} " + "q" * (i * 7 % 90), f"answer {i} " + "a" * (i * 13 % 200),
+                                     route="local", output_tokens=5, context_id=f"c{i}")
+        other = Memory(store.db)  # a fresh process: nothing cached
+        summary, everything = await other.load(ROOM)
+        assert len(everything) == 120 and everything[0].content.startswith("question 0")
+        for budget in (0, 50, 333, 1200, 100000):
+            _, part = await other.load(ROOM, budget)
+            assert part == everything[len(everything) - len(part):]
+            assert fit("S", summary, part, "new", budget) == fit("S", summary, everything, "new", budget)
+    finally:
+        await store.close()

@@ -175,9 +175,10 @@ class ChatService:
                                cost_usd=0.0, error=refusal)
         if key in self._pending:
             await self.settled(key)
-        summary, history = await self.memory.load(key)
         tools = self.toolbox.specs(req.grant)
-        messages = fit(self.config.llm.system_prompt, summary, history, text, self._window(req, tools))
+        window = self._window(req, tools)
+        summary, history = await self.memory.load(key, window)  # only what can fit: flat as the history grows
+        messages = fit(self.config.llm.system_prompt, summary, history, text, window)
         policy = verdict.policy
         route = decide(await self._router_input(text, policy, override, messages, tools, verdict.refusal()))
         await self.hub.bus.fire("turn_routed", {"route": route.target, "reason": route.reason, "bridge": key.bridge,
