@@ -58,11 +58,12 @@ class PolicyParams:
     busy_timeout_s: float = 600.0  # a job running this long past its estimate counts as hung
     anticipation_s: float = 15.0  # how long a declared follow-up (`then=`) holds its place
     conversation_s: float = 120.0  # after an interactive answer, its resident is kept this long for the next turn
-    urgency_margin_s: float = 30.0  # act this long before a job would cross its max wait
+    urgency_margin_s: float = 25.0  # act this long before a job would cross its max wait
     rent_factor: float = 1.0  # idle this many round trips of swaps before returning to the default
     swap_cost_alpha: float = 0.3  # weight of the newest measurement in the moving average
     pin_max_s: float = 4 * 3600.0  # the longest an operator may pin a resident (bounds what a pin delays)
     preload_margin_s: float = 30.0  # a preload aims to have the resident ready this long before its job
+    min_slice_s: float = 30.0  # a lease with checkpoints runs at least this long before it may be asked to yield
 
     def max_wait(self, job_class: str) -> float:
         return float(self.max_wait_s.get(job_class, max(self.max_wait_s.values(), default=3600.0)))
@@ -88,6 +89,9 @@ class Job:
     overtaken: int = 0  # lower-ranked jobs dispatched past this one while it waited for a swap
     continues: bool = False  # the next step of a pipeline on the same resident (a lease continued)
     label: str = ""
+    checkpoint_s: float | None = None  # declared work between two checkpoints: the lease may yield at one
+    yield_asked: bool = False  # running: the policy asked it to release the GPU at its next checkpoint
+    slices: int = 1  # which run of a lease this is (a lease resumed after a yield counts up)
 
     @property
     def age_origin(self) -> float:
@@ -217,6 +221,15 @@ class ForceUnload:
 
 
 @dataclass(frozen=True)
+class Yield:
+    """Ask a running lease with checkpoints to release the GPU at its next checkpoint; it is queued
+    again for the rest of its work (finished chunks are not redone)."""
+
+    job_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Fail:
     job_id: str
     reason: str
@@ -229,4 +242,4 @@ class WakeAt:
     at: float
 
 
-Action = Dispatch | Load | Unload | ForceUnload | Fail | WakeAt
+Action = Dispatch | Load | Unload | ForceUnload | Yield | Fail | WakeAt

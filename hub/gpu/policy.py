@@ -17,7 +17,10 @@ Rules, in the order they bind (hub/gpu/DESIGN.md has the invariants a change mus
 7. idle: return to the default resident after idling about as long as a wrong return would cost
    (one round trip of swaps: rent or buy);
 8. after an interactive answer its resident is kept `conversation_s` for the next turn against
-   lower classes. When bounds collide, they give way earliest deadline first, then by class.
+   lower classes. When bounds collide, they give way earliest deadline first, then by class;
+9. a lease with checkpoints (a podcast's TTS chunks) that stands in the way of a higher-class job
+   about to cross its max wait is asked to yield at its next checkpoint, once it has run
+   `min_slice_s`; the rest of its work is queued again (no thrash: every slice does work).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from hub.gpu.model import (
     SchedState,
     Unload,
     WakeAt,
+    Yield,
 )
 
 LOADED = (Phase.starting, Phase.ready, Phase.stopping)
@@ -56,6 +60,24 @@ def ranked(jobs: Iterable[Job], params: PolicyParams, now: float) -> list[Job]:
 
 def remaining(job: Job, now: float) -> float:
     return max(0.0, (job.started_at or now) + job.est_seconds - now)
+
+
+def can_yield(job: Job, for_class: str | None, params: PolicyParams) -> bool:
+    """Whether a running lease would yield to a job of `for_class`: it declared checkpoints and the
+    waiting job is of a strictly higher class (a podcast gives way to a chat, never to its peers)."""
+    return for_class is not None and job.checkpoint_s is not None and job.started_at is not None \
+        and params.rank(for_class) > params.rank(job.job_class)
+
+
+def drain_left(job: Job, params: PolicyParams, now: float, for_class: str | None = None) -> float:
+    """Seconds until a running job releases its resident for a job of `for_class`: its remaining
+    work, or, when it would yield to that class, the rest of its minimum slice plus one checkpoint."""
+    rem = remaining(job, now)
+    if not can_yield(job, for_class, params):
+        return rem
+    slice_left = max(0.0, (job.started_at or now) + params.min_slice_s - now)
+    step = float(job.checkpoint_s or 0.0)
+    return min(max(rem, step), slice_left + step)  # past its estimate, a chunk may still be under way
 
 
 def hung(job: Job, params: PolicyParams, now: float) -> bool:
@@ -99,8 +121,9 @@ def victims_for(state: SchedState, name: str, busy: set[str] | None = None) -> l
     return None
 
 
-def swap_eta(state: SchedState, name: str, now: float) -> float:
-    """Seconds until `name` could be ready if we switched to it now."""
+def swap_eta(state: SchedState, name: str, now: float, for_class: str | None = None) -> float:
+    """Seconds until `name` could be ready if we switched to it now (for a job of `for_class`:
+    leases that would yield to it count until their next checkpoint, not their end)."""
     r = state.residents.get(name)
     if r and r.phase == Phase.ready:
         return 0.0
@@ -117,7 +140,8 @@ def swap_eta(state: SchedState, name: str, now: float) -> float:
         return eta + max(0.0, r.since + state.cost_out(name) - now)
     victims = victims_for(state, name) or []
     if victims:
-        drain = max((remaining(j, now) for v in victims for j in state.running_on(v)), default=0.0)
+        drain = max((drain_left(j, state.params, now, for_class) for v in victims for j in state.running_on(v)),
+                    default=0.0)
         eta += drain + max(state.cost_out(v) for v in victims)
     for other in state.residents.values():  # memory still coming back from an earlier stop
         if other.phase == Phase.stopping:
@@ -148,7 +172,8 @@ def _first_wave(state: SchedState, order: list[Job], cap: dict[str, int]) -> lis
     bounds say. Without this, two overdue jobs for different residents take the GPU from each other
     forever (each load makes the other job the most urgent)."""
     out: list[Job] = []
-    for j in order:
+    # earliest deadline first: the job whose bound forced the load is served by it, not a better-aged one
+    for j in sorted(order, key=lambda j: degrade_key(j, state)):
         if committed(state, j.resident) and cap.get(j.resident, 0) > 0:
             out.append(j)
             cap[j.resident] -= 1
@@ -157,7 +182,19 @@ def _first_wave(state: SchedState, order: list[Job], cap: dict[str, int]) -> lis
 
 def urgent_at(job: Job, state: SchedState, now: float) -> float:
     """When this job must force its swap so it still starts within its max wait."""
-    return deadline(job, state) - swap_eta(state, job.resident, now) - state.params.urgency_margin_s
+    return deadline(job, state) - swap_eta(state, job.resident, now, job.job_class) - state.params.urgency_margin_s
+
+
+def next_drain(state: SchedState, job: Job, queue: list[Job], now: float) -> float:
+    """The longest work a dispatch could still add in `job`'s way: a queued job of its class or
+    lower for a ready resident it must evict. Dispatching it would push the swap back by that much,
+    so the swap is forced that much earlier (a dispatch never makes a waiting job late)."""
+    victims = victims_for(state, job.resident) or []
+    if not victims:
+        return 0.0
+    p = state.params
+    return max((drain_left(replace(x, started_at=now), p, now, job.job_class) for x in queue
+                if x.resident in victims and p.rank(x.job_class) < p.rank(job.job_class)), default=0.0)
 
 
 def failed_reason(state: SchedState, job: Job) -> str | None:
@@ -231,7 +268,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
     for j in sorted(waiting, key=lambda j: degrade_key(j, state)):
         if state.phase(j.resident) == Phase.starting:
             continue
-        t = urgent_at(j, state, now)
+        t = urgent_at(j, state, now) - next_drain(state, j, queue, now)
         if t <= now + EPS_S:  # a tolerance: while its resident drains, urgent_at moves with now
             forced = j
             break
@@ -239,6 +276,7 @@ def decide(state: SchedState, now: float) -> list[Action]:
     frozen: set[str] = set()  # residents that take no new work (in the way of a forced swap)
     if forced is not None:
         frozen = set(victims_for(state, forced.resident) or [])
+        acts += _yields(state, frozen, forced, now, wakes)
 
     # 2-3. dispatch in rank order; bounded overtaking of the best job that waits for a swap
     blocker: Job | None = None
@@ -311,6 +349,29 @@ def decide(state: SchedState, now: float) -> list[Action]:
     if future:
         acts.append(WakeAt(max(min(future), now + EPS_S)))  # never a Zeno run of wakes
     return acts
+
+
+def _yields(state: SchedState, victims: set[str], forced: Job, now: float, wakes: list[float]) -> list[Action]:
+    """Leases with checkpoints in the way of a forced swap for a higher class are asked to yield at
+    their next checkpoint, once they ran their minimum slice (a lease yields at most once per
+    `min_slice_s`, so every slice does work and a stream of chats cannot thrash it)."""
+    p = state.params
+    out: list[Action] = []
+    # waiting for the estimated end of what runs still keeps the bound: no yield (a yield costs swaps)
+    spare = deadline(forced, state) - p.urgency_margin_s - now - swap_eta(state, forced.resident, now)
+    if spare > EPS_S:
+        wakes.append(now + spare)
+        return out
+    for v in sorted(victims):
+        for j in state.running_on(v):
+            if j.yield_asked or not can_yield(j, forced.job_class, p):
+                continue
+            at = (j.started_at or now) + p.min_slice_s
+            if now + EPS_S >= at:
+                out.append(Yield(j.id, f"{forced.id} near its max wait"))
+            else:
+                wakes.append(at)
+    return out
 
 
 def _operator_unloads(state: SchedState, queue: list[Job], busy: set[str]) -> list[Action]:
@@ -424,6 +485,14 @@ def _committed_target(state: SchedState, evicted: str, order: list[Job], holds: 
     return alt if first - now - state.params.urgency_margin_s >= detour else None
 
 
+def first_wave_work(state: SchedState, name: str, order: list[Job], now: float, for_class: str) -> float:
+    """What a visit to `name` is committed to before it may be left for a job of `for_class`: its
+    first wave (rule 0), each job until its end, or until its first allowed checkpoint if it would
+    yield to that class."""
+    wave = [j for j in order if j.resident == name][:max(1, state.specs[name].concurrency)]
+    return max((drain_left(replace(j, started_at=now), state.params, now, for_class) for j in wave), default=0.0)
+
+
 def _late_after_visit(state: SchedState, target: str, order: list[Job], now: float) -> Job | None:
     """The most pressing job that would cross its max wait if we went to `target` first: even
     leaving `target` as soon as it is up (its load, its stop, then this job's load) is too late.
@@ -431,7 +500,8 @@ def _late_after_visit(state: SchedState, target: str, order: list[Job], now: flo
     via = swap_eta(state, target, now) + state.cost_out(target)
     late = [j for j in order if j.resident != target
             and state.phase(j.resident) in (Phase.stopped, Phase.stopping)
-            and deadline(j, state) - now - state.params.urgency_margin_s < via + state.cost_in(j.resident)]
+            and deadline(j, state) - now - state.params.urgency_margin_s
+            < via + first_wave_work(state, target, order, now, j.job_class) + state.cost_in(j.resident)]
     return min(late, key=lambda j: deadline(j, state), default=None)
 
 

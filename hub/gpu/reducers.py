@@ -113,6 +113,28 @@ def finish(state: SchedState, job_id: str, now: float) -> SchedState:
     return state
 
 
+def ask_yield(state: SchedState, job_id: str) -> SchedState:
+    """The policy asked a running lease with checkpoints to release the GPU at its next checkpoint."""
+    return replace(state, running=tuple(replace(j, yield_asked=True) if j.id == job_id else j
+                                        for j in state.running))
+
+
+def yielded(state: SchedState, job_id: str, now: float, rest_id: str, done_share: float = 0.0) -> SchedState:
+    """A lease reached a checkpoint after being asked to yield: it releases its resident (no hold, no
+    reservation: the work is not done) and the rest of its work is queued again as `rest_id`, with
+    the age of the original request (it does not lose its place to aging) and its estimate reduced
+    by the share already done. Finished chunks are not redone."""
+    job = next((j for j in state.running if j.id == job_id), None)
+    if job is None:
+        return state
+    state = replace(state, running=tuple(j for j in state.running if j.id != job_id))
+    state = _set_resident(state, job.resident, last_active=now)
+    est = max(job.checkpoint_s or 0.0, job.est_seconds * (1.0 - min(1.0, max(0.0, done_share))))
+    rest = replace(job, id=rest_id, est_seconds=est, enqueued_at=now, rank_since=job.age_origin,
+                   started_at=None, overtaken=0, continues=False, yield_asked=False, slices=job.slices + 1)
+    return replace(state, queue=(*state.queue, rest))
+
+
 def remove(state: SchedState, job_id: str) -> SchedState:
     """Drop a job wherever it is (cancelled or failed) without leaving a reservation."""
     return replace(state, queue=tuple(j for j in state.queue if j.id != job_id),

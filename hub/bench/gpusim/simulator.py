@@ -28,6 +28,7 @@ from hub.gpu.model import (
     SchedState,
     Unload,
     WakeAt,
+    Yield,
 )
 from hub.stats import percentile
 
@@ -47,6 +48,7 @@ class _Metrics:
     cancelled: int = 0
     cloud: int = 0  # `auto` chat turns the router sent to Claude
     unloads_unserved: int = 0  # a resident unloaded with a job for it waiting and no dispatch since its load
+    yields: int = 0  # leases that released the GPU at a checkpoint for a higher-class job
 
 
 class Stalled(Exception):
@@ -70,6 +72,9 @@ class Simulation:
         self.seq = itertools.count()
         self.m = _Metrics()
         self.actual: dict[str, float] = {}
+        self.step_of: dict[str, tuple[str, int]] = {}  # job id (a resumed lease too) -> (session, step)
+        self.chunks: dict[str, int] = {}  # chunks of a lease with checkpoints still to render
+        self.violations: list[dict] = []  # every wait past its bound: which job, which step
         self.sessions = {s.id: s for s in trace.sessions}
         self.wakes: set[float] = set()
         self.transitions = 0
@@ -149,8 +154,11 @@ class Simulation:
             return
         nxt = s.steps[k + 1].resident if k + 1 < len(s.steps) and s.declares_next else None
         job = Job(id=f"{sid}:{k}", resident=step.resident, job_class=s.job_class, priority=s.priority,
-                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind)
+                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind,
+                  checkpoint_s=step.est_s / step.chunks if step.chunks > 1 else None)
         self.actual[job.id] = step.actual_s
+        self.step_of[job.id] = (sid, k)
+        self.chunks[job.id] = step.chunks
         self.state = R.submit(self.state, job)
         self.m.submitted += 1
         if s.cancel_after_s is not None:
@@ -172,10 +180,25 @@ class Simulation:
         self._next_step(job_id)
 
     def _next_step(self, job_id: str) -> None:
-        sid, k = job_id.rsplit(":", 1)
+        sid, k = self.step_of.get(job_id) or (job_id.rsplit(":", 1)[0], int(job_id.rsplit(":", 1)[1]))
         s = self.sessions[sid]
-        if int(k) + 1 < len(s.steps):
-            self.push(self.now + s.steps[int(k) + 1].think_s, "submit", (sid, int(k) + 1))
+        if k + 1 < len(s.steps):
+            self.push(self.now + s.steps[k + 1].think_s, "submit", (sid, k + 1))
+
+    def _on_checkpoint(self, arg) -> None:
+        """A lease asked to yield reached its checkpoint after `done` chunks: it releases the GPU
+        and the rest of its chunks are queued again (none is rendered twice)."""
+        job_id, done = arg
+        job = next((j for j in self.state.running if j.id == job_id), None)
+        if job is None:
+            return
+        n = self.chunks[job_id]
+        rest_id = f"{job_id}+{job.slices + 1}"
+        self.state = R.yielded(self.state, job_id, self.now, rest_id, done / n)
+        self.actual[rest_id] = self.actual[job_id] * (n - done) / n
+        self.chunks[rest_id] = n - done
+        self.step_of[rest_id] = self.step_of[job_id]
+        self.m.yields += 1
 
     def _on_ready(self, name: str) -> None:
         self.state = R.ready(self.state, name, self.now)
@@ -202,7 +225,22 @@ class Simulation:
             self.m.waits.setdefault(job.job_class, []).append(self.now - job.enqueued_at)
             self.m.history.append((self.now, "dispatch", job.resident))
             self.m.loads_since_dispatch = 0
+            if self.now - job.enqueued_at > self.state.params.max_wait(job.job_class) + 1e-6:
+                self.violations.append({"job": job.id, "step": self.step_of.get(job.id), "class": job.job_class,
+                                        "at_s": round(job.enqueued_at, 1),
+                                        "waited_s": round(self.now - job.enqueued_at, 1), "resumed": job.slices > 1})
             self.push(self.now + self.actual[job.id], "finish", job.id)
+            return True
+        if isinstance(a, Yield):
+            job = next((j for j in st.running if j.id == a.job_id), None)
+            if job is None or job.yield_asked:
+                return False
+            self.state = R.ask_yield(st, a.job_id)
+            n = self.chunks.get(job.id, 1)
+            per = self.actual[job.id] / n
+            done = int((self.now - job.started_at) / per + 1e-9) + 1  # the chunk under way is finished
+            if done < n:
+                self.push(job.started_at + done * per, "checkpoint", (job.id, done))
             return True
         if isinstance(a, Load):
             if st.phase(a.resident) != Phase.stopped:
@@ -260,6 +298,7 @@ class Simulation:
             "cloud_turns": m.cloud,
             "loads_for_work": m.loads_for_work,
             "unloads_unserved": m.unloads_unserved,
+            "yields": m.yields,
             "stalled": self.stalled,
         }
         out["wait_p50_s"] = {c: round(percentile(w, 0.5), 1) for c, w in waits.items()}

@@ -27,6 +27,7 @@ class Step:
     est_s: float  # what the job declares
     actual_s: float  # what it really takes in the simulation
     think_s: float = 0.0  # client time between the previous step's end and this request
+    chunks: int = 1  # a lease made of this many equal chunks (a podcast's TTS): it may yield between two
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ class _Gen:
         actual = mean * self.rng.lognormvariate(0.0, spread)
         return mean, max(1.0, round(actual, 1))
 
-    def step(self, resident: str, mean: float, think: float = 0.0, spread: float = 0.35) -> Step:
+    def step(self, resident: str, mean: float, think: float = 0.0, spread: float = 0.35, chunks: int = 1) -> Step:
         est, actual = self.dur(mean, spread)
-        return Step(resident, est, actual, think)
+        return Step(resident, est, actual, think, chunks)
 
     def add(self, kind: str, at: float, job_class: str, steps: list[Step], priority: float = 0.0):
         self.sessions.append(Session(f"{kind}-{len(self.sessions)}", round(at, 1), job_class,
@@ -105,8 +106,10 @@ class _Gen:
                                          kind="chat-auto" if auto else "chat", declares_next=False, auto=auto))
 
     def podcast(self, at: float, chunks: int, job_class: str = "skill", kind: str = "podcast") -> None:
-        """The script on the LLM, then one TTS lease that renders every chunk (about 15 s each)."""
-        self.add(kind, at, job_class, [self.step("sglang", 150), self.step("tts", 15 * chunks, spread=0.2)])
+        """The script on the LLM, then one TTS lease that renders every chunk (about 15 s each) and
+        declares a checkpoint after each, as `skills/content/podcast.py` does."""
+        tts = self.step("tts", 15 * chunks, spread=0.2, chunks=chunks)
+        self.add(kind, at, job_class, [self.step("sglang", 150), tts])
 
     def images(self, at: float, n: int, job_class: str = "skill", kind: str = "image") -> None:
         self.add(kind, at, job_class, [self.step("comfyui", 20) for _ in range(n)])
