@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -264,23 +265,53 @@ def _newest_edit_body(human, bot_id: str, room: str, question: str) -> tuple[int
     return len(originals), newest.content["m.new_content"]["body"]
 
 
-async def _server_side_body(synapse_url: str, token: str, room: str, event_id: str) -> str:
-    """What the homeserver itself says is the newest edit (its bundled `m.replace` aggregation)."""
+async def _no_pending_questions(db_path: Path, timeout: float = 90) -> None:
+    """Until the bot's inbox (its SQLite file, read beside it) has no question left unanswered."""
+    import sqlite3
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
+            pending = db.execute("SELECT count(*) FROM matrix_inbox WHERE state='pending'").fetchone()[0]
+        if not pending:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{pending} question(s) still pending")
+        await asyncio.sleep(0.1)
+
+
+async def _server_side_body(human, synapse_url: str, room: str, event_id: str) -> str:
+    """What the homeserver itself says is the newest edit (its bundled `m.replace` aggregation),
+    decrypted by the human's client in an encrypted room (the relation stays in the clear)."""
     import httpx
+    from nio import Event, MegolmEvent
 
-    async with httpx.AsyncClient(base_url=synapse_url, headers={"Authorization": f"Bearer {token}"}) as http:
-        event = (await http.get(f"/_matrix/client/v3/rooms/{room}/event/{event_id}")).json()
-        replace = ((event.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
-        if not replace:
-            return event["content"]["body"]
-        if "content" not in replace:
-            replace = (await http.get(f"/_matrix/client/v3/rooms/{room}/event/{replace['event_id']}")).json()
-        return replace["content"]["m.new_content"]["body"]
+    async def fetch(eid: str) -> dict:
+        async with httpx.AsyncClient(base_url=synapse_url,
+                                     headers={"Authorization": f"Bearer {human.client.access_token}"}) as http:
+            raw = (await http.get(f"/_matrix/client/v3/rooms/{room}/event/{eid}")).json()
+        if raw.get("type") == "m.room.encrypted":
+            parsed = Event.parse_encrypted_event(raw)
+            assert isinstance(parsed, MegolmEvent), raw
+            raw = {**raw, "content": human.client.decrypt_event(parsed).source["content"]}
+        return raw
+
+    event = await fetch(event_id)
+    replace = ((event.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
+    if not replace:
+        return event["content"]["body"]
+    return (await fetch(replace["event_id"]))["content"]["m.new_content"]["body"]
 
 
-async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_answer_newest(synapse, tmp_path):
-    """Killed right after the first message, after an edit, and after the final edit reached the
-    homeserver (its reply held back by a proxy): after restarts, every answer's newest edit is whole."""
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_answer_newest(
+        synapse, tmp_path, encrypted):
+    """Killed right after the first message, after a streaming edit, after the edit with the complete
+    answer reached the homeserver (its reply held back by a proxy), and during the replay's complete
+    edit: after the restarts every answer's newest edit — what a client shows, decrypted in an E2EE
+    room with the bot's kept store — is whole, and each question has one message."""
+    from nio import MegolmEvent
+
     from tests.testbed.delay_proxy import DelayProxy
 
     bot = synapse.register(f"xbot{uuid.uuid4().hex[:8]}")
@@ -295,57 +326,87 @@ async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_ans
         human = await MatrixUserClient(synapse.url, human_user, tmp_path / "human").start()
         ids: dict[str, str] = {}
 
-        async def killed_at(hold) -> None:
+        def sends(question: str, part: str):
+            """The bot's sends for `question` whose transaction id continues with `part` (the proxy sees
+            the ids, not the text, in an encrypted room)."""
+            return lambda m, p, b: m == "PUT" and "/send/" in p and f"sovhub.{question}{part}" in p
+
+        async def arrived(hold) -> None:
             try:
                 await asyncio.wait_for(hold.arrived.wait(), 60)
             except TimeoutError:
                 raise AssertionError(f"the hold never matched\n{proc.tail()}") from None
+
+        async def killed_at(hold) -> None:
+            await arrived(hold)
             proc.kill9()
             hold.release()
 
+        async def killed_at_the_complete_edit(question: str, want: str) -> None:
+            """Each edit is held at the homeserver until the human has seen (decrypted) it; the bot dies
+            at the one showing the complete answer, before it learns that edit arrived."""
+            hold = proxy.hold(sends(question, ".p0."))
+            while True:
+                await arrived(hold)
+                event_id = hold.response["event_id"]
+                seen = await human.wait_for(lambda s, e=event_id: s.event_id == e, timeout=30)
+                if (seen.content.get("m.new_content") or {}).get("body") == want:
+                    proc.kill9()
+                    hold.release()
+                    return
+                hold, held = proxy.hold(sends(question, ".p0.")), hold  # armed before the next edit can go
+                held.release()
+
         try:
             proc.start()
-            room = await human.create_room([bot.user_id], name="crash-steps")
+            room = await human.create_room([bot.user_id], name="crash-steps", encrypted=encrypted)
             await human.wait_for(lambda s: s.room_id == room and s.type == "m.room.member"
                                  and s.event.state_key == bot.user_id and s.event.membership == "join", timeout=60)
             # 1. Killed once the first message is at the homeserver.
             hold = proxy.hold(lambda m, p, b: m == "PUT" and "/send/" in p and p.endswith(".p0"))
             ids["first"] = await human.send(room, questions["first"])
             await killed_at(hold)
-            # 2. Killed once a streaming edit is at the homeserver (the question arrives while the bot is down).
+            # 2. Killed once a streaming edit is at the homeserver (the question arrives while the bot
+            #    is down; the first answer is replayed before it).
             ids["second"] = await human.send(room, questions["second"])
-            hold = proxy.hold(lambda m, p, b: ids["second"] in p and isinstance(b, dict) and "m.new_content" in b
-                              and (b.get("m.new_content") or {}).get("body") != expected["second"])
+            hold = proxy.hold(sends(ids["second"], ".p0.e"))
             proc.start()
             await killed_at(hold)
             # 3. Killed once the edit with the complete answer is at the homeserver, before its reply.
             ids["third"] = await human.send(room, questions["third"])
-            hold = proxy.hold(lambda m, p, b: ids["third"] in p and isinstance(b, dict)
-                              and (b.get("m.new_content") or {}).get("body") == expected["third"])
+            proc.start()
+            await killed_at_the_complete_edit(ids["third"], expected["third"])
+            # 4. Killed once the replay's complete edit is at the homeserver: replayed once more.
+            hold = proxy.hold(sends(ids["third"], ".p0.replay."))
             proc.start()
             await killed_at(hold)
             proc.start()
 
+            def state() -> dict[str, tuple[int, str | None]]:
+                return {n: _newest_edit_body(human, bot.user_id, room, ids[n]) for n in ids}
+
             def all_complete(_=None) -> bool:
-                return all(_newest_edit_body(human, bot.user_id, room, ids[n]) == (1, expected[n]) for n in ids)
+                return state() == {n: (1, expected[n]) for n in ids}
 
             try:
                 await human.wait_for(lambda s: all_complete(), timeout=90)
+                # The restarted bot has replayed everything it had not finished (a complete answer
+                # that reached the homeserver before the kill can be seen long before that).
+                await _no_pending_questions(tmp_path / "data" / "sovhub.db")
             except TimeoutError:
-                state = {n: _newest_edit_body(human, bot.user_id, room, ids[n]) for n in ids}
-                raise AssertionError(f"{state}\n{proc.tail()}") from None
-            await human.settle(1.5)  # nothing later replaces a complete answer with a partial one
-            assert all_complete(), {n: _newest_edit_body(human, bot.user_id, room, ids[n]) for n in ids}
+                raise AssertionError(f"{state()}\n{proc.tail()}") from None
+            await human.settle(1.0)  # nothing later replaces a complete answer with a partial one
+            assert all_complete(), state()
+            undecrypted = [s for s in human.seen if s.room_id == room and isinstance(s.event, MegolmEvent)]
+            assert not undecrypted, [s.source for s in undecrypted]
             for name, question in ids.items():
                 original = next(m for m in human.from_user(bot.user_id, room)
                                 if m.relates.get("m.in_reply_to", {}).get("event_id") == question)
-                assert await _server_side_body(synapse.url, human.client.access_token, room,
-                                               original.event_id) == expected[name]
+                assert await _server_side_body(human, synapse.url, room, original.event_id) == expected[name]
         finally:
             proc.stop()
             await human.close()
             await proxy.close()
-
 
 async def test_sigkill_while_a_command_is_queued_for_the_gpu_resumes_it_after_the_restart(synapse, tmp_path):
     """Queued behind a loading resident (not started): after kill -9 the job runs once, and is answered."""

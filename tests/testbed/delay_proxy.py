@@ -4,7 +4,8 @@ crash test made as wide as needed.
 `hold(match)` arms a hold: the next request that `match(method, path, json_body)` accepts is
 forwarded to the homeserver as usual (so the homeserver has it), but its reply waits until the
 test calls `release()`. `arrived` is set once the homeserver has answered it — the moment to kill
-the client. Everything else passes straight through.
+the client; `response` is the homeserver's answer (e.g. the event id of a send), which the client has
+not seen yet. Everything else passes straight through.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Hold:
         self.released = asyncio.Event()
         self.path: str | None = None
         self.body: Any = None
+        self.response: Any = None  # the homeserver's JSON answer, held back from the client
 
     def release(self) -> None:
         self.released.set()
@@ -89,6 +91,10 @@ class DelayProxy:
             status, ctype = up.status, up.headers.get("Content-Type", "application/json")
         if hold is not None:
             hold.path, hold.body = path, parsed
+            try:
+                hold.response = json.loads(body) if body else None
+            except ValueError:
+                hold.response = None
             hold.arrived.set()  # the homeserver has it; the client does not know yet
             await hold.released.wait()
         return web.Response(status=status, body=body, headers={"Content-Type": ctype})
