@@ -13,6 +13,11 @@ Figures (JSON):
   the healthy rooms' p95 round trip over the p95 of one room alone (goal <= 1.2), when they all ask
   in the same instant (`burst_one_stalled`) and one after another `gap_ms` apart
   (`staggered_one_stalled`); `stall_effect_p95` compares the burst with and without the stall.
+  `stall_held` says the stalled room was still waiting when those measurements ended (the bench
+  sets the hub's cloud timeouts to an hour so it stays stuck; false would make the stall figures
+  meaningless). Then the stalled backend goes away (the cloud stand-in stops, cutting its stream):
+  `stalled_room_answered` says the room it held got its answer (a failover or a clear failure)
+  and `stalled_room_answer_ms` how long after the backend went away.
 
 Needs a repository checkout (it starts the test bed's Synapse, `tests/testbed/`) and the chat
 service. Everything runs on loopback with ephemeral ports in a temp dir.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import statistics
 import sys
@@ -159,7 +165,7 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
     from hub.config.model import HubConfig
     from hub.core import Hub
     from hub.sim.anthropic import create_app as anthropic_app
-    from hub.sim.serve import serve_app
+    from hub.sim.serve import AppServer, serve_app
     from hub.sim.sglang import create_app as sglang_app
     from tests.testbed.matrix_user import MatrixUserClient
     from tests.testbed.synapse import SynapseServer
@@ -168,12 +174,14 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
     synapse = SynapseServer(tmp / "synapse")
     await asyncio.to_thread(synapse.start)
     hub = bridge = human = echo_client = echo_task = None
+    cloud = AppServer(anthropic_app())
     try:
         bot = synapse.register(f"bench{uuid.uuid4().hex[:6]}")
         person = synapse.register(f"person{uuid.uuid4().hex[:6]}")
         echo_user = synapse.register(f"echo{uuid.uuid4().hex[:6]}")
         echo_client, echo_task = await _echo_bot(synapse.url, echo_user, tmp / "echo", encrypted)
-        async with serve_app(sglang_app()) as local_url, serve_app(anthropic_app()) as cloud_url:
+        cloud_url = await cloud.start()
+        async with serve_app(sglang_app()) as local_url:
             config = HubConfig.model_validate({
                 "storage": {"data_dir": str(tmp / "data")},
                 "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id,
@@ -247,7 +255,22 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             for _ in range(rounds):
                 staggered.extend(await asyncio.gather(*(later(i, r) for i, r in enumerate(many[1:]))))
             inside = list(bridge.timings)[mark:]  # the staggered answers: the bot's part vs the homeserver's
-            stuck_done = stuck.done()
+            stall_held = not stuck.done()
+            # 3. The stalled backend goes away (its stream is cut): the room it held is answered.
+            gone = time.perf_counter()
+            uvicorn_log = logging.getLogger("uvicorn.error")
+            level = uvicorn_log.level
+            uvicorn_log.setLevel(logging.CRITICAL)  # the stand-in's cut stream is the point, not news
+            try:
+                await cloud.stop()
+            finally:
+                uvicorn_log.setLevel(level)
+            try:
+                await asyncio.wait_for(asyncio.shield(stuck), 120)
+                stalled_answer_ms: float | None = _ms(time.perf_counter() - gone)
+            except Exception:
+                stalled_answer_ms = None
+            said = [s.content.get("body", "") for s in human.from_user(bot.user_id, stalled)]
             stuck.cancel()
             with contextlib.suppress(BaseException):
                 await stuck
@@ -293,7 +316,10 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             "bench_process_cpu_during_burst": round(own_busy, 2),
             "cpus": os.cpu_count(),
             "p95_ratio_goal": 1.2,
-            "stalled_room_answered": stuck_done,
+            "stall_held": stall_held,
+            "stalled_room_answered": stalled_answer_ms is not None,
+            "stalled_room_answer_ms": stalled_answer_ms,
+            "stalled_room_answer": said[-1][:200] if said else None,
             "undecryptable": bridge_metrics.get("undecryptable", 0),
         }
     finally:
@@ -307,6 +333,7 @@ async def run(rooms: int = 50, samples: int = 20, rounds: int = 3, gap_ms: float
             await bridge.stop()
         if hub is not None:
             await hub.stop()
+        await cloud.stop()
         await asyncio.to_thread(synapse.stop)
         import shutil
 
