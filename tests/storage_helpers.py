@@ -13,53 +13,63 @@ from contextlib import asynccontextmanager
 from hub.store import Store
 
 UNCAPPED = 1073741823  # SQLite's default max_page_count
-
-
-def _cap_writer(store: Store, pages: int) -> None:
-    if store.writer is not None:
-        store.writer._conn.execute(f"PRAGMA max_page_count = {pages}")
-
-
 FILLER = "filler-"
+
+
+async def _cap(store: Store, pages: int) -> None:
+    """The cap on both of the store's connections: `store.db` and the write connection."""
+    await store.db.execute_fetchall(f"PRAGMA max_page_count = {pages}")
+    async with store.transaction() as tx:
+        await tx.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def _other_connection(store: Store) -> sqlite3.Connection:
+    """Another writer on the same file (as another process would be), capped like the store."""
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
 
 
 def _pack_job_tables(store: Store) -> None:
     """Use up the free pages and the room left in the job tables' pages, so even a small job row fails."""
-    conn = store.writer._conn
+    conn = _other_connection(store)
+    conn.execute("PRAGMA max_page_count = 1")  # SQLite keeps it at least the current size
     n = 0
-    for size in (3000, 700, 150, 40, 8):
-        while True:
-            try:
-                conn.execute("INSERT INTO jobs(id, skill, params, status, context, origin, created_at) "
-                             "VALUES (?, 'filler', ?, 'filler', '{}', 'cli', 0)", (f"{FILLER}{n}", "x" * size))
-                conn.execute("INSERT INTO job_events(job_id, at, type, data) VALUES (?, 0, 'filler', ?)",
-                             (f"{FILLER}{n}", "x" * size))
-                n += 1
-            except sqlite3.OperationalError as exc:
-                if "full" not in str(exc):
-                    raise
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                break
+    try:
+        for size in (3000, 700, 150, 40, 8):
+            while True:
+                try:
+                    conn.execute("INSERT INTO jobs(id, skill, params, status, context, origin, created_at) "
+                                 "VALUES (?, 'filler', ?, 'filler', '{}', 'cli', 0)", (f"{FILLER}{n}", "x" * size))
+                    conn.execute("INSERT INTO job_events(job_id, at, type, data) VALUES (?, 0, 'filler', ?)",
+                                 (f"{FILLER}{n}", "x" * size))
+                    n += 1
+                except sqlite3.OperationalError as exc:
+                    if "full" not in str(exc):
+                        raise
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    break
+    finally:
+        conn.close()
 
 
 async def fill_disk(store: Store) -> None:
     """From now on every write needing a new page fails with SQLITE_FULL (job rows of any size too)."""
     await store.flush()
     await store.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-    await store.db.execute_fetchall("PRAGMA max_page_count = 1")  # SQLite keeps it at least the current size
-    _cap_writer(store, 1)
-    if store.writer is not None:
-        _pack_job_tables(store)
+    await _cap(store, 1)  # SQLite keeps it at least the current size
+    _pack_job_tables(store)
 
 
 async def free_disk(store: Store) -> None:
-    await store.db.execute_fetchall(f"PRAGMA max_page_count = {UNCAPPED}")
-    _cap_writer(store, UNCAPPED)
-    if store.writer is not None:
-        conn = store.writer._conn
+    await _cap(store, UNCAPPED)
+    conn = _other_connection(store)
+    try:
         conn.execute("DELETE FROM job_events WHERE job_id LIKE ?", (FILLER + "%",))
         conn.execute("DELETE FROM jobs WHERE id LIKE ?", (FILLER + "%",))
+    finally:
+        conn.close()
 
 
 @asynccontextmanager

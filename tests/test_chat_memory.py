@@ -109,11 +109,11 @@ def test_reading_only_the_newest_rows_that_can_fit_trims_to_the_same_prompt(rows
 async def test_a_turn_reads_the_newest_messages_from_sqlite_as_the_whole_history_would_trim(tmp_path):
     store = await Store.open(tmp_path / "hub.db")
     try:
-        memory = Memory(store.db)
+        memory = Memory(store)
         for i in range(60):
             await memory.append_turn(ROOM, f"question {i} " + "q" * (i * 7 % 90), f"answer {i} " + "a" * (i * 13 % 200),
                                      route="local", output_tokens=5, context_id=f"c{i}")
-        other = Memory(store.db)  # a fresh process: nothing cached
+        other = Memory(store)  # a fresh process: nothing cached
         summary, everything = await other.load(ROOM)
         assert len(everything) == 120 and everything[0].content.startswith("question 0")
         for budget in (0, 50, 333, 1200, 100000):

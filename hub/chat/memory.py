@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from hub.chat.api import ConversationKey
 from hub.chat.budget import COST_INSERT
 from hub.llm.pricing import estimate_tokens
 from hub.llm.types import Message
-from hub.store.tx import atomically
+
+if TYPE_CHECKING:
+    from hub.store import Store
 
 MESSAGE_OVERHEAD = 4  # tokens of role markers per message, counted when trimming
 ACTIVE = ("SELECT id, summary FROM conversations WHERE bridge=? AND room=? AND thread=? AND active=1 "
@@ -23,20 +26,20 @@ ACTIVE = ("SELECT id, summary FROM conversations WHERE bridge=? AND room=? AND t
 
 
 class Memory:
-    def __init__(self, db) -> None:
-        self.db = db
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db  # reads and single-statement writes; a turn is one `store.transaction()`
         self._ids: dict[ConversationKey, int] = {}
 
     async def load(self, key: ConversationKey, budget_tokens: int | None = None) -> tuple[str | None, list[Message]]:
         """(summary, messages oldest first) of the active conversation; with `budget_tokens`, only the
         newest messages that `fit` could keep within that budget (all of them without).
 
-        One hop to the connection's thread for the lookup, the summary and the messages together:
+        One hop to the store's read thread (`store.read`) for the lookup, the summary and the messages together:
         each hop is a queue put, a thread wake-up and an event-loop wake-up (a turn made three of them).
         Reading only what can fit keeps a turn's reading bounded by the window, not by the length of
         the conversation (a turn used to read and wrap every message, also those `fit` then dropped)."""
-        cid, summary, rows = await self.db._execute(_read_active, self.db._conn, key, self._ids.get(key),
-                                                    budget_tokens)
+        cid, summary, rows = await self.store.read(_read_active, key, self._ids.get(key), budget_tokens)
         if cid is None:
             return None, []
         self._ids[key] = cid
@@ -51,7 +54,8 @@ class Memory:
         messages = [("user", user_text, now, None, estimate_tokens(user_text), context_id),
                     ("assistant", answer, now, route, output_tokens, context_id)]
         try:
-            self._ids[key] = await atomically(self.db, _write_turn, key, cid, messages, list(costs), extra)
+            async with self.store.transaction() as tx:
+                self._ids[key] = await tx.run(_write_turn, key, cid, messages, list(costs), extra)
         except BaseException:
             self._ids.pop(key, None)
             raise
@@ -65,14 +69,15 @@ class Memory:
         now = time.time()
         messages = [(m.role, m.content, now, None, estimate_tokens(m.content), None) for m in keep]
         self._ids.pop(key, None)
-        self._ids[key] = await atomically(self.db, _write_turn, key, None, messages, [], None, summary)
+        async with self.store.transaction() as tx:
+            self._ids[key] = await tx.run(_write_turn, key, None, messages, [], None, summary)
 
 
 def _write_turn(conn: sqlite3.Connection, key: ConversationKey, cid: int | None, messages: list[tuple],
                 costs: list[tuple], extra: tuple[str, tuple] | None, summary: str | None = None) -> int:
-    """Runs on the connection's thread: the active conversation when `cid` is None (a new one when there
-    is none, or when a summary replaces it, closing the old one), the messages, cost rows and `extra`;
-    returns the conversation id."""
+    """Runs on the store's write thread, inside the transaction: the active conversation when `cid` is
+    None (a new one when there is none, or when a summary replaces it, closing the old one), the
+    messages, cost rows and `extra`; returns the conversation id."""
     if cid is None and summary is None:
         row = conn.execute(ACTIVE, (key.bridge, key.room, key.thread or "")).fetchone()
         cid = row[0] if row else None
@@ -95,7 +100,7 @@ def _write_turn(conn: sqlite3.Connection, key: ConversationKey, cid: int | None,
 
 def _read_active(conn: sqlite3.Connection, key: ConversationKey, cid: int | None,
                  budget_tokens: int | None = None) -> tuple[int | None, str | None, list]:
-    """Runs on the connection's thread: (id, summary, [(role, content)...] oldest first) of the active
+    """Runs on the store's read thread: (id, summary, [(role, content)...] oldest first) of the active
     conversation (of `cid` when it is known), or (None, None, []) when there is none."""
     if cid is None:
         row = conn.execute(ACTIVE, (key.bridge, key.room, key.thread or "")).fetchone()

@@ -86,7 +86,7 @@ class ChatService:
         self.config = hub.config
         self.local = local
         self.cloud = cloud
-        self.memory = Memory(hub.store.db)
+        self.memory = Memory(hub.store)
         self.ledger = Ledger(hub.store.db, self.config.routing.budget)
         self.health = health or Health()
         self.gate = gate or getattr(cloud, "gate", None) or PrivacyGate.from_config(self.config)

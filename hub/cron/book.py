@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,6 @@ from hub.cron.model import RUN_OPEN, Schedule, ScheduleRun
 from hub.cron.triggers import ScheduleError, TriggerSpec, as_epoch, build, from_fields
 from hub.errors import InvalidParams, UnknownSkill
 from hub.registry import Permission, SkillRegistry
-from hub.store.tx import atomically
 
 if TYPE_CHECKING:
     from hub.config.schedules import ScheduleConfig
@@ -264,18 +262,15 @@ class ScheduleBook:
         a missed slot), a crash after leaves a run whose job id names the job the restart must start.
         """
         now = time.time()
-
-        def write(conn: sqlite3.Connection) -> int:
-            conn.execute("UPDATE schedules SET last_run_at = ?, next_run_at = ? WHERE id = ?",
-                         (at, next_run_at, schedule_id))
-            cur = conn.execute(
+        async with self.store.transaction() as tx:
+            await tx.execute("UPDATE schedules SET last_run_at = ?, next_run_at = ? WHERE id = ?",
+                             (at, next_run_at, schedule_id))
+            run = await tx.execute(
                 "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
                 " scheduled_for) VALUES (?, ?, ?, NULL, 'queued', NULL, ?, ?)",
                 (schedule_id, job_id, now, context_id, scheduled_for))
-            conn.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
-            return int(cur.lastrowid)
-
-        return await atomically(self.db, write)
+            await tx.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
+        return int(run.lastrowid)
 
     async def all_open_runs(self) -> list[ScheduleRun]:
         rows = await self.db.execute_fetchall(

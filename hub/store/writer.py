@@ -1,4 +1,4 @@
-"""Write-behind for bookkeeping rows (jobs and their events): one transaction per batch.
+"""Write-behind for bookkeeping rows (jobs and their events): one `store.transaction()` per batch.
 
 A skill call used to pay a thread hop and a commit per job row and per event; batching them in
 one background transaction keeps the one path (`hub.run_skill`) cheap for fast tools. Readers call
@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
 from hub.store.health import StorageHealth, describe, is_transient
+from hub.store.tx import Writes
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,11 @@ Row = tuple[str, tuple[Any, ...]]
 
 
 class BatchWriter:
-    def __init__(self, path: Path, health: StorageHealth | None = None) -> None:
-        self.path = path
+    def __init__(self, writes: Writes, name: str, health: StorageHealth | None = None) -> None:
+        self.writes = writes
+        self.name = name  # the database file's name, for messages
         self.health = health if health is not None else StorageHealth()
         self._pending: list[Row] = []
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -74,7 +71,7 @@ class BatchWriter:
                 delay = min(RETRY_MAX_S, delay * 2)
                 self._wake.set()
             except Exception:
-                log.exception("writing job bookkeeping to %s failed", self.path)
+                log.exception("writing job bookkeeping to %s failed", self.name)
 
     async def flush(self) -> None:
         """Write every queued row; raises `StoreError` (rows kept) when SQLite cannot take them now."""
@@ -83,54 +80,27 @@ class BatchWriter:
                 return
             batch = list(self._pending)
             try:
-                dropped = await asyncio.to_thread(self._write, batch)
+                dropped = await self._write(batch)
             except sqlite3.Error as exc:
                 self.health.failed(exc, "writing job records")
-                raise StoreError(f"writing job records to {self.path.name} failed: {describe(exc)}") from exc
+                raise StoreError(f"writing job records to {self.name} failed: {describe(exc)}") from exc
             del self._pending[:len(batch)]  # rows added meanwhile stay behind, in order
             self.health.ok()
             for (sql, _), exc in dropped:
                 self.health.failed(exc, "writing job records")
                 log.error("a bookkeeping row was refused by SQLite and dropped (%s): %s", exc, sql.split("(")[0])
 
-    def _write(self, batch: list[Row]) -> list[tuple[Row, sqlite3.Error]]:
+    async def _write(self, batch: list[Row]) -> list[tuple[Row, sqlite3.Error]]:
         """One transaction; a transient failure raises (nothing written), a refused row is isolated."""
         try:
-            self._transaction(batch, isolate=False)
+            async with self.writes.transaction() as tx:
+                await tx.run(_rows, batch, False)
             return []
         except sqlite3.Error as exc:
             if is_transient(exc):
                 raise
-        return self._transaction(batch, isolate=True)
-
-    def _transaction(self, batch: list[Row], *, isolate: bool) -> list[tuple[Row, sqlite3.Error]]:
-        conn = self._conn
-        dropped: list[tuple[Row, sqlite3.Error]] = []
-        conn.execute("BEGIN")
-        try:
-            for row in batch:
-                if not isolate:
-                    conn.execute(*row)
-                    continue
-                conn.execute("SAVEPOINT row")
-                try:
-                    conn.execute(*row)
-                except sqlite3.Error as exc:
-                    if is_transient(exc):
-                        raise
-                    conn.execute("ROLLBACK TO row")
-                    dropped.append((row, exc))
-                conn.execute("RELEASE row")
-            conn.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT may already have ended the transaction; a second error here would hide the first.
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise
-        return dropped
+        async with self.writes.transaction() as tx:
+            return await tx.run(_rows, batch, True)
 
     async def close(self) -> None:
         try:
@@ -144,4 +114,23 @@ class BatchWriter:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._conn.close()
+
+
+def _rows(conn: sqlite3.Connection, batch: list[Row], isolate: bool) -> list[tuple[Row, sqlite3.Error]]:
+    """On the write thread, inside the transaction: every row, or (isolate) each row in its own
+    savepoint so that a row SQLite refuses for what it says is dropped alone."""
+    dropped: list[tuple[Row, sqlite3.Error]] = []
+    for row in batch:
+        if not isolate:
+            conn.execute(*row)
+            continue
+        conn.execute("SAVEPOINT row")
+        try:
+            conn.execute(*row)
+        except sqlite3.Error as exc:
+            if is_transient(exc):
+                raise
+            conn.execute("ROLLBACK TO row")
+            dropped.append((row, exc))
+        conn.execute("RELEASE row")
+    return dropped
