@@ -147,6 +147,15 @@ def test_a_declared_follow_up_keeps_its_place_on_its_node():
     assert place(ps, "comfyui", ["a", "b"], 3.0, owner="other").node == "b"
 
 
+def test_a_conversations_next_turn_follows_its_resident_not_a_node_that_evicted_it():
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {"sglang": Phase.ready}})
+    turn = Job("chat:0", "sglang", job_class="interactive", owner="chat", enqueued_at=0.0)
+    ps["b"] = R.finish(R.dispatch(R.submit(ps["b"], turn), "chat:0", 1.0), "chat:0", 2.0)  # kept for the next turn
+    assert place(ps, "sglang", ["a", "b"], 3.0, owner="chat").node == "b"
+    ps["b"] = R.stop_started(ps["b"], "sglang", 3.0)  # b made way for another server meanwhile
+    assert place(ps, "sglang", ["a", "b"], 4.0, owner="chat").node == "a"
+
+
 def test_the_default_has_one_home_where_it_is_loaded_else_an_idle_node():
     ps = pools({"a": {"comfyui": Phase.ready}, "b": {}})
     assert default_home(ps, "sglang", ["a", "b"]) == "b"
@@ -300,3 +309,14 @@ def test_the_node_stack_runs_only_the_model_servers_created_for_the_hub_to_start
     assert "127.0.0.1" in main["services"]["comfyui"]["command"]
     bound = interpolate((root / "compose.yaml").read_text(), {"MODEL_BIND": "0.0.0.0"})
     assert yaml.safe_load(bound)["services"]["comfyui"]["command"][3] == "0.0.0.0"
+
+
+def test_the_gpu_controls_describe_each_node_and_where_a_resident_is():
+    from hub.gpu.surfaces import describe
+
+    text = describe({"resident": "sglang", "state": "ready", "nodes": NODES_SNAPSHOT,
+                     "residents": {"sglang": {"phase": "ready", "default": True, "node": "local"},
+                                   "comfyui": {"phase": "stopped", "node": "spark2"}}})
+    assert "sglang (default): ready on local" in text and "comfyui: stopped on spark2" in text
+    assert "Node local: ready, sglang (ready)" in text
+    assert "Node spark2: down · node spark2 stopped answering (connection refused)" in text

@@ -16,10 +16,12 @@ import pytest
 
 from hub.config import load_config
 from hub.context import Context
+from hub.core import Hub
 from hub.events import EventBus
 from hub.gpu.model import Phase
 from hub.gpu.nodes import NodesScheduler
 from hub.gpu.runtime import GpuUnavailable
+from hub.registry import SkillRegistry
 from hub.sim.serve import free_port
 from tests.testbed.dockerd import REPO_ROOT, TEST_LABEL, DockerEngine, host_python_mounts
 
@@ -116,9 +118,14 @@ async def answers(url: str) -> int:
 async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_serving_chat(engines, tmp_path):
     a, b = engines
     events: list = []
-    s = scheduler(tmp_path, nodes_config({"local": a, "b": b}, {"sglang": ["local", "b"], "comfyui": ["b"],
-                                                                "tts": ["b", "local"]}), events)
-    await s.start()
+    cfg = nodes_config({"local": a, "b": b}, {"sglang": ["local", "b"], "comfyui": ["b"], "tts": ["b", "local"]})
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": cfg}, environ={})
+    hub = await Hub.start(config, components=("hub.gpu.component",), skills=SkillRegistry())
+    s = hub.gpu  # the component chose the multi-node scheduler for this config
+    assert isinstance(s, NodesScheduler)
+    hub.bus.listen("*", lambda e: events.append((e.type, e.data)))
+    for node in s.nodes.values():
+        node.scheduler.probe_poll_s = 0.1
     try:
         await wait_for(lambda: phase(s, "local", "sglang") == Phase.ready)  # the default's home loads it
         async with s.lease("comfyui", job_id="hero", context=CTX, est_seconds=1) as lease:
@@ -156,8 +163,12 @@ async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_
         assert snap.nodes["local"]["residents"]["sglang"] == "ready" and snap.nodes["b"]["residents"]["tts"] == "ready"
         assert snap.residents["tts"]["node"] == "b"
         assert not [w for w in snap.swaps if w["node"] == "local" and w["resident"] == "sglang" and w["phase"] == "out"]
+        await s._publish()
+        stored = await hub.store.kv_get("gpu.snapshot", {})  # what `sovhub status` reads
+        assert stored["nodes"]["b"]["endpoint"] == b.base_url and stored["nodes"]["b"]["host"] == "127.0.0.2"
+        assert stored["nodes"]["local"]["residents"]["sglang"] == "ready"
     finally:
-        await s.close()
+        await hub.stop()
 
 
 async def test_an_engine_stopped_mid_job_moves_its_waiting_jobs_and_is_adopted_when_back(engines, tmp_path):

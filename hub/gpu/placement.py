@@ -60,7 +60,8 @@ def place(pools: Mapping[str, SchedState], resident: str, allowed: Sequence[str]
           down: Mapping[str, str] | None = None) -> Placement:
     """The node a new lease for `resident` waits on, among `allowed` (in order of preference):
 
-    1. the node holding a declared follow-up's reservation for this owner (the pipeline keeps its place);
+    1. the node holding a declared follow-up's reservation for this owner (the pipeline keeps its
+       place), or a conversation's while its resident is still loaded there (the next turn);
     2. a node where the resident is loaded (ready or starting), least backlog first;
     3. a node where leases for it already wait (its load is coming there), least backlog first;
     4. else the node whose swap costs least (the swap, other work queued there, and the default's
@@ -79,6 +80,7 @@ def place(pools: Mapping[str, SchedState], resident: str, allowed: Sequence[str]
     if owner is not None:
         for n in cands:
             if any(r.owner == owner and r.resident == resident and r.expires_at > now
+                   and (not r.conversation or pools[n].phase(resident) in LOADED)
                    for r in pools[n].reservations):
                 return Placement(n, f"the follow-up of {owner} keeps its place on {n}")
     loaded = [n for n in cands if pools[n].phase(resident) in LOADED]

@@ -67,7 +67,8 @@ def describe(snapshot: dict[str, Any], now: float | None = None) -> str:
     if busy:
         lines.append("Busy with: " + ", ".join(str(b) for b in busy))
     for name, info in residents.items():
-        bits = [f"{name}{' (default)' if info.get('default') else ''}: {info.get('phase')}"]
+        bits = [f"{name}{' (default)' if info.get('default') else ''}: {info.get('phase')}"
+                + (f" on {info['node']}" if info.get("node") else "")]
         pin = info.get("pinned")
         if pin:
             left = pin.get("left_s")
@@ -83,6 +84,10 @@ def describe(snapshot: dict[str, Any], now: float | None = None) -> str:
         if info.get("error"):
             bits.append(f"last start failed: {str(info['error']).splitlines()[0][:120]}")
         lines.append(" · ".join(bits))
+    for name, node in (snapshot.get("nodes") or {}).items():  # several nodes: each one's state
+        loaded = ", ".join(f"{r} ({p})" for r, p in (node.get("residents") or {}).items() if p != "stopped")
+        lines.append(f"Node {name}: {node.get('state')}" + (f", {loaded}" if loaded else "")
+                     + (f" · {node['error']}" if node.get("error") else ""))
     queue = snapshot.get("queue") or []
     if queue:
         lines.append("Queue:")
