@@ -126,7 +126,8 @@ def create_app(gw: Gateway) -> Starlette:
                 pump.emit(sse(error_body(str(exc), exc.kind)))
                 return None
             if stream:
-                pump.emit(DONE)  # the client has its answer; the bookkeeping follows
+                if not outcome.done_sent:  # (the local model's own `[DONE]` was relayed)
+                    pump.emit(DONE)  # the client has its answer; the bookkeeping follows
             gw.count(caller.name, target, "ok" if outcome.ok else "failed",
                      outcome.wait_s if target == "local" else None)
             if target == "local":

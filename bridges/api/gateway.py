@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ from bridges.api.wire import (
     to_messages,
     to_tools,
 )
-from bridges.mcp.access import Caller, RoleTokenVerifier
+from bridges.mcp.access import Caller
 from hub.chat.budget import BudgetExceeded, Ledger, estimate_usd, prompt_tokens_bound
 from hub.chat.router import decide
 from hub.context import Context
@@ -79,13 +80,17 @@ class Outcome:
     usd: float = 0.0
     wait_s: float = 0.0
     ok: bool = True
+    done_sent: bool = False  # the upstream stream's own `data: [DONE]` went to the client
 
 
 class Gateway:
     def __init__(self, hub) -> None:
         self.hub = hub
         self.config = hub.config.api
-        self.verifier = RoleTokenVerifier(self.config.tokens) if self.config.tokens else None
+        # the MCP verifier's rule (a constant-time compare with every configured secret), with each
+        # token's Caller made once rather than per request
+        self._callers = [(t.token.get_secret_value().encode(),
+                          Caller(name=t.name, role=t.role, policy=t.policy)) for t in self.config.tokens]
         self.anonymous = Caller(name="anonymous", role=self.config.anonymous_role, via="anonymous")
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), limits=httpx.Limits(
             max_connections=64, max_keepalive_connections=16))
@@ -108,17 +113,18 @@ class Gateway:
     # ---- who and what ---------------------------------------------------------------------------
     async def caller(self, headers) -> Caller | None:
         """The caller from `Authorization: Bearer` or `x-api-key` (Claude Code sends either)."""
-        if self.verifier is None:
+        if not self._callers:
             return self.anonymous
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "").strip()
         if not token:
             return None
-        found = await self.verifier.verify_token(token)
-        if found is None:
-            return None
-        claims = found.claims or {}
-        return Caller(name=str(claims.get("name")), role=str(claims.get("role") or "read"), policy=claims.get("policy"))
+        given = token.encode()
+        found = None
+        for secret, caller in self._callers:  # every secret compared, in constant time each
+            if hmac.compare_digest(secret, given):
+                found = caller
+        return found
 
     def target(self, model: Any) -> str:
         """local | cloud | auto for a model name; Refused(404) for a name the hub does not serve."""
@@ -252,6 +258,8 @@ class Gateway:
                                         outcome.usage = _openai_usage(data.get("usage"))
                                         if not client_usage and not data.get("choices"):
                                             continue
+                                elif event == DONE:
+                                    outcome.done_sent = True
                                 out.append(event)
                             if out:
                                 yield b"".join(out)
