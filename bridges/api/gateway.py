@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from bridges.api.pump import Pump
+from bridges.api.upstream import Upstream, UpstreamError
 from bridges.api.wire import (
     DONE,
     BadInput,
@@ -94,6 +95,7 @@ class Gateway:
         self.anonymous = Caller(name="anonymous", role=self.config.anonymous_role, via="anonymous")
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), limits=httpx.Limits(
             max_connections=64, max_keepalive_connections=16))
+        self.upstream = Upstream()  # the local model server's hop (the hot path)
         self.waiting = 0  # requests whose lease is pending
         self.stats: dict[str, ClientStats] = {}
         self._later: set[asyncio.Task] = set()
@@ -102,6 +104,7 @@ class Gateway:
     async def close(self) -> None:
         if self._later:
             await asyncio.gather(*self._later, return_exceptions=True)
+        await self.upstream.aclose()
         await self.http.aclose()
 
     def later(self, coro) -> None:
@@ -228,7 +231,7 @@ class Gateway:
             return self._fail(pump, stream, 503, f"the GPU scheduler cannot serve the local model: {exc}")
         ok = False
         try:
-            async with self.http.stream("POST", url, content=json.dumps(wire).encode(), headers=headers) as resp:
+            async with self._local_post(url, json.dumps(wire).encode(), headers) as resp:
                 if resp.status_code != 200:
                     data = await resp.aread()
                     outcome.ok = False
@@ -265,7 +268,7 @@ class Gateway:
                                 yield b"".join(out)
                         if buf:
                             yield buf
-                    except httpx.HTTPError as exc:
+                    except (httpx.HTTPError, UpstreamError) as exc:
                         outcome.ok = False
                         yield sse(error_body(f"the local model failed mid-answer ({type(exc).__name__})",
                                              "server_error"))
@@ -273,7 +276,7 @@ class Gateway:
                 await pump.relay(relay())
                 ok = outcome.ok
                 return None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, UpstreamError) as exc:
             outcome.ok = False
             return self._fail(pump, stream, 502, f"the local model failed ({type(exc).__name__})")
         finally:
@@ -282,6 +285,12 @@ class Gateway:
             else:  # the lease records a failed job, not a finished one
                 early = RuntimeError("the request ended early")
                 await lease.__aexit__(RuntimeError, early, None)
+
+    def _local_post(self, url: str, body: bytes, headers: dict[str, str]):
+        """The lean client for plain HTTP (the model server on the box), httpx for anything else."""
+        if url.startswith("http://"):
+            return self.upstream.post(url, body, headers)
+        return self.http.stream("POST", url, content=body, headers=headers)
 
     @staticmethod
     def _fail(pump: Pump, stream: bool, status: int, message: str):
