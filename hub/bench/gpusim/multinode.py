@@ -28,6 +28,7 @@ from hub.gpu.model import (
     SchedState,
     Unload,
     WakeAt,
+    Yield,
 )
 from hub.gpu.placement import default_home, place, with_default
 from hub.stats import percentile
@@ -59,6 +60,8 @@ class MultiSimulation:
         self.m = _Metrics()
         self.actual: dict[str, float] = {}
         self.placed: dict[str, str] = {}  # job id -> node
+        self.step_of: dict[str, tuple[str, int]] = {}  # job id (a resumed lease too) -> (session, step)
+        self.chunks: dict[str, int] = {}  # chunks of a lease with checkpoints still to render
         self.sessions = {s.id: s for s in trace.sessions}
         self.wakes: set[tuple[str, float]] = set()
         self.swaps_by_node = {n: 0 for n in self.node_names}
@@ -136,12 +139,15 @@ class MultiSimulation:
             return
         nxt = s.steps[k + 1].resident if k + 1 < len(s.steps) and s.declares_next else None
         job = Job(id=f"{sid}:{k}", resident=step.resident, job_class=s.job_class, priority=s.priority,
-                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind)
+                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind,
+                  checkpoint_s=step.est_s / step.chunks if step.chunks > 1 else None)
         p = place(self.states, step.resident, self.allowed[step.resident], self.now, owner=sid, default=self.default)
         if p.node is None:
             self.m.failed += 1
             return
         self.actual[job.id] = step.actual_s
+        self.step_of[job.id] = (sid, k)
+        self.chunks[job.id] = step.chunks
         self.placed[job.id] = p.node
         self.states[p.node] = R.submit(self.states[p.node], job)
         self.m.submitted += 1
@@ -166,10 +172,27 @@ class MultiSimulation:
         self._next_step(job_id)
 
     def _next_step(self, job_id: str) -> None:
-        sid, k = job_id.rsplit(":", 1)
+        sid, k = self.step_of.get(job_id) or (job_id.rsplit(":", 1)[0], int(job_id.rsplit(":", 1)[1]))
         s = self.sessions[sid]
-        if int(k) + 1 < len(s.steps):
-            self.push(self.now + s.steps[int(k) + 1].think_s, "submit", (sid, int(k) + 1))
+        if k + 1 < len(s.steps):
+            self.push(self.now + s.steps[k + 1].think_s, "submit", (sid, k + 1))
+
+    def _on_checkpoint(self, arg) -> None:
+        """A lease asked to yield reached a checkpoint: the rest of its chunks wait again on the same
+        node (a lease is never moved; finished chunks are not redone)."""
+        job_id, done = arg
+        n = self.placed[job_id]
+        job = next((j for j in self.states[n].running if j.id == job_id), None)
+        if job is None:
+            return
+        total = self.chunks[job_id]
+        rest_id = f"{job_id}+{job.slices + 1}"
+        self.states[n] = R.yielded(self.states[n], job_id, self.now, rest_id, done / total)
+        self.actual[rest_id] = self.actual[job_id] * (total - done) / total
+        self.chunks[rest_id] = total - done
+        self.step_of[rest_id] = self.step_of[job_id]
+        self.placed[rest_id] = n
+        self.m.yields += 1
 
     def _on_ready(self, arg) -> None:
         n, name = arg
@@ -208,6 +231,17 @@ class MultiSimulation:
             self.m.history.append((self.now, "dispatch", f"{job.resident}@{n}"))
             self.since_dispatch[n] = 0
             self.push(self.now + self.actual[job.id], "finish", job.id)
+            return True
+        if isinstance(a, Yield):
+            job = next((j for j in st.running if j.id == a.job_id), None)
+            if job is None or job.yield_asked:
+                return False
+            self.states[n] = R.ask_yield(st, a.job_id)
+            total = self.chunks.get(job.id, 1)
+            per = self.actual[job.id] / total
+            done = int((self.now - job.started_at) / per + 1e-9) + 1  # the chunk under way is finished
+            if done < total:
+                self.push(job.started_at + done * per, "checkpoint", (job.id, done))
             return True
         if isinstance(a, Load):
             if st.phase(a.resident) != Phase.stopped:
@@ -269,6 +303,7 @@ class MultiSimulation:
             "cloud_turns": m.cloud,
             "loads_for_work": m.loads_for_work,
             "unloads_unserved": m.unloads_unserved,
+            "yields": m.yields,
             "stalled": self.stalled,
         }
         out["wait_p50_s"] = {c: round(percentile(w, 0.5), 1) for c, w in waits.items()}
