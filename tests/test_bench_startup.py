@@ -8,9 +8,10 @@ from hub.bench.startup import run
 
 
 @pytest.mark.slow
-def test_bench_startup_reports_ready_time_idle_rss_and_mcp_initialize_beside_a_python_baseline():
+def test_bench_startup_reports_ready_time_cpu_idle_rss_and_mcp_initialize_beside_a_python_baseline():
     out = run(rounds=1, idle_s=0.5, timeout_s=120)
     assert out["run_ready_s"] > out["baseline_python_s"] > 0
     assert 20 < out["run_idle_rss_mb"] < 2000
     assert out["mcp_initialize_s"] > 0
+    assert 0 < out["run_ready_cpu_s"] < 60 and 0 < out["mcp_initialize_cpu_s"] < 60
     assert isinstance(out["meets_goal"], bool) and out["goal"] == {"ready_s": 2.0, "idle_rss_mb": 150.0}

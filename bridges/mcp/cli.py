@@ -164,26 +164,23 @@ def http(
 async def serve_http(config: HubConfig, registry: SkillRegistry | None) -> None:
     import signal
 
+    from bridges.mcp import component
     from bridges.mcp.access import check_bind
-    from bridges.mcp.bridge import MCPBridge
-    from hub.core import Hub
+    from hub.core import COMPONENTS, Hub
     from hub.heap import settle_after_startup
 
     check_bind(config.mcp)
+    config = config.model_copy(update={"mcp": config.mcp.model_copy(update={"enabled": True})})  # asked for
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    hub = await Hub.start(config, skills=registry)
-    bridge = MCPBridge(hub)
+    hub = await Hub.start(config, skills=registry, components=(*COMPONENTS, component))  # the hub's, then MCP
     try:
-        await bridge.start()
-        hub.extras["mcp"] = bridge
         settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
-        print(f"MCP server on {bridge.url}", file=sys.stderr, flush=True)
+        print(f"MCP server on {hub.extras[component.MCP].url}", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
-        await bridge.stop()
         await hub.stop()
 
 

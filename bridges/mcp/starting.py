@@ -37,6 +37,7 @@ class StartingHub:
     def begin(self, **start_kw: Any) -> None:
         """Start the hub in the background (call once the transport serves)."""
         from hub.core import COMPONENTS, Hub, load_component
+        from hub.heap import settle_after_startup
 
         async def start() -> Hub:
             # Import the components in a worker thread: the event loop keeps answering the client.
@@ -45,6 +46,7 @@ class StartingHub:
             hub = await Hub.start(self.config, skills=self.skills, **start_kw)
             hub.extras.update(self.extras)
             self._hub = hub
+            settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
             return hub
 
         self._task = asyncio.get_running_loop().create_task(start(), name="hub-start")

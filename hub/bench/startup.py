@@ -5,6 +5,9 @@ status page answers; run_idle_rss_mb: its resident memory after `idle_s` of quie
 process). mcp_initialize_s: `sovhub mcp` (stdio) from spawn until it answers `initialize`.
 baseline_python_s: a bare `python -c pass` in the same run, so the figures compare across machines
 (ratios *_vs_python). Medians of `rounds`; the machine's load average is reported beside them.
+run_ready_cpu_s and mcp_initialize_cpu_s are the process's own CPU time (user + system) at that
+moment: on a shared, loaded machine the wall figures mostly measure the neighbours, the CPU time
+what start-up itself costs (on an idle machine the wall time is close to it).
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -70,7 +79,7 @@ def _baseline() -> float:
     return time.perf_counter() - t0
 
 
-def _run_once(idle_s: float, timeout_s: float) -> tuple[float, float]:
+def _run_once(idle_s: float, timeout_s: float) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="sovhub-bench-startup-") as tmp:
         status_port = free_port()
         config = _config(Path(tmp), free_port(), status_port)
@@ -85,6 +94,7 @@ def _run_once(idle_s: float, timeout_s: float) -> tuple[float, float]:
                 try:
                     if httpx.get(f"http://127.0.0.1:{status_port}/", timeout=1.0).status_code < 500:
                         ready = time.perf_counter() - t0
+                        cpu = _cpu_s(proc.pid)
                         break
                 except httpx.HTTPError:
                     pass
@@ -92,12 +102,12 @@ def _run_once(idle_s: float, timeout_s: float) -> tuple[float, float]:
             if ready is None:
                 raise RuntimeError(f"sovhub run was not ready within {timeout_s:g} s")
             time.sleep(idle_s)
-            return ready, _rss_mb(proc.pid)
+            return ready, cpu, _rss_mb(proc.pid)
         finally:
             _stop(proc)
 
 
-def _mcp_once(timeout_s: float) -> float:
+def _mcp_once(timeout_s: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="sovhub-bench-mcp-") as tmp:
         config = _config(Path(tmp), free_port(), free_port())
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -112,11 +122,12 @@ def _mcp_once(timeout_s: float) -> float:
             proc.stdin.flush()
             line = proc.stdout.readline()  # the first line on stdout is the answer
             elapsed = time.perf_counter() - t0
+            cpu = _cpu_s(proc.pid)
             if not line or json.loads(line).get("id") != 1:
                 raise RuntimeError(f"sovhub mcp did not answer initialize: {line[:200]!r}")
             if elapsed > timeout_s:
                 raise RuntimeError(f"sovhub mcp answered after {elapsed:.1f} s")
-            return elapsed
+            return elapsed, cpu
         finally:
             if proc.stdin is not None:
                 proc.stdin.close()
@@ -127,15 +138,17 @@ def run(rounds: int = 3, idle_s: float = 3.0, timeout_s: float = 60.0) -> dict[s
     base = statistics.median(_baseline() for _ in range(rounds))
     runs = [_run_once(idle_s, timeout_s) for _ in range(rounds)]
     mcp = [_mcp_once(timeout_s) for _ in range(rounds)]
-    ready = statistics.median(r for r, _ in runs)
-    rss = statistics.median(m for _, m in runs)
-    init = statistics.median(mcp)
+    ready = statistics.median(r for r, _, _ in runs)
+    rss = statistics.median(m for _, _, m in runs)
+    init = statistics.median(w for w, _ in mcp)
     return {
         "rounds": rounds, "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
         "baseline_python_s": round(base, 3),
         "run_ready_s": round(ready, 3), "run_ready_vs_python": round(ready / base, 1),
+        "run_ready_cpu_s": round(statistics.median(c for _, c, _ in runs), 3),
         "run_idle_rss_mb": round(rss, 1),
         "mcp_initialize_s": round(init, 3), "mcp_initialize_vs_python": round(init / base, 1),
+        "mcp_initialize_cpu_s": round(statistics.median(c for _, c in mcp), 3),
         "goal": {"ready_s": GOAL_READY_S, "idle_rss_mb": GOAL_IDLE_RSS_MB},
         "meets_goal": ready <= GOAL_READY_S and rss <= GOAL_IDLE_RSS_MB,
     }

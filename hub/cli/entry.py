@@ -22,6 +22,9 @@ def plugin_group(name: str) -> Any | None:
 
 
 def main() -> None:
+    from hub.heap import while_starting
+
+    while_starting()  # the collector waits until start-up's objects are in place (hub.heap)
     args = sys.argv[1:]
     group = plugin_group(args[0]) if args and not args[0].startswith("-") else None
     import typer
