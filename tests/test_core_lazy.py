@@ -63,3 +63,23 @@ def test_disabled_bridges_are_not_imported_and_enabled_ones_import_their_sdk_onl
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "['mcp', 'status'] []"
+
+
+def test_sovhub_run_with_mcp_and_the_status_page_imports_no_model_docker_or_matrix_sdk():
+    code = ("import sys, asyncio, tempfile\n"
+            "from hub.config import load_config\n"
+            "from hub.serve import run_forever\n"
+            "async def main():\n"
+            "    with tempfile.TemporaryDirectory() as d:\n"
+            "        cfg = load_config(None, environ={}, overrides={'storage': {'data_dir': d},\n"
+            "            'mcp': {'enabled': True, 'port': 0}, 'status': {'enabled': True, 'port': 0},\n"
+            "            'matrix': {'enabled': False}, 'api': {'enabled': False}})\n"
+            "        stop = asyncio.Event()\n"
+            "        stop.set()  # started in full, then stopped at once\n"
+            "        await run_forever(cfg, stop)\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in ('anthropic', 'openai', 'docker', 'nio', 'aiohttp', 'bridges.api.app')\n"
+            "             if m in sys.modules), 'bridges.mcp.bridge' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[] True"  # the MCP server ran, without those
