@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from hub.config.model import HubConfig
-from hub.config.skills_ops import OpsSkillsConfig
 from hub.context import Context
 from hub.core import Hub
 from hub.errors import ConfigError
@@ -21,6 +20,7 @@ from hub.registry import Permission, SkillRegistry
 from hub.sim import sglang
 from hub.sim.serve import free_port, serve_app
 from skills.ops import assess, flags, prom, signatures
+from skills.ops.config import OpsSkillsConfig
 from skills.ops.diagnose import sglang_url
 
 # A log as SGLang writes it on a bad day: every known signature, among ordinary lines.

@@ -1,19 +1,21 @@
-"""`skills:` which skills are enabled, and their own settings."""
+"""`skills:` which skills are enabled, plugins' settings, and one section per skill family.
+
+The families' sections are not defined here: each lives beside its skills and registers itself
+(`hub/config/sections.py`); this module makes them fields of `skills:`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from hub.config.base import Section
-from hub.config.skills_content import ContentSkillsConfig
-from hub.config.skills_ops import OpsSkillsConfig
-from hub.config.skills_web import WebSkillsConfig
+from hub.config.sections import skill_sections
 
 
-class SkillsConfig(Section):
+class SkillsBase(Section):
     enabled: list[str] | None = Field(None, description="None = every discovered skill")
     paths: list[Path] = Field(default_factory=list, description=(
         "folders of skill plugins: each `name.py` or `name/` package in them is one plugin "
@@ -21,6 +23,12 @@ class SkillsConfig(Section):
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
         "plugins' own settings, by plugin name (read as run.config.skills.settings['name']); "
         "`key_env:` / `key_file:` give secrets"))
-    content: ContentSkillsConfig = Field(default_factory=ContentSkillsConfig)
-    ops: OpsSkillsConfig = Field(default_factory=OpsSkillsConfig)
-    web: WebSkillsConfig = Field(default_factory=WebSkillsConfig)
+
+
+def skills_model(sections: dict[str, type[Section]]) -> type[SkillsBase]:
+    """`skills:` with one field per registered section, each defaulting to its model's defaults."""
+    fields: dict[str, Any] = {name: (model, Field(default_factory=model)) for name, model in sections.items()}
+    return create_model("SkillsConfig", __base__=SkillsBase, __module__=__name__, **fields)
+
+
+SkillsConfig = skills_model(skill_sections())

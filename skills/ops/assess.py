@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.config.skills_ops import FlagRule
 from hub.gpu.api import GpuSnapshot
 from skills.ops import flags, prom, signatures
+from skills.ops.config import FlagRule
 from skills.ops.dockerctl import ContainerInfo
 from skills.ops.findings import SEVERITY_RANK, Finding, worst
 from skills.ops.sglang_probe import HttpProbe

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub.config.skills_ops import FlagRule
+from skills.ops.config import FlagRule
 from skills.ops.findings import Finding
 
 TRUTHY = {"1", "true", "yes", "on"}

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from hub.config.skills_ops import McpTarget
 from hub.errors import BackendDown, HubError
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from skills.ops import dockerctl
+from skills.ops.config import McpTarget
 
 if TYPE_CHECKING:
     from hub.core import Hub

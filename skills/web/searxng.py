@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, Field
 
-from hub.config.skills_web import WebSkillsConfig
 from hub.errors import HubError
+from skills.web.config import WebSkillsConfig
 
 MAX_TITLE = 300
 MAX_SNIPPET = 600

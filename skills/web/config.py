@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hub.config.base import Section
+from hub.config.sections import skill_config
 
 
+@skill_config("web")
 class WebSkillsConfig(Section):
     searxng_url: str = Field("http://127.0.0.1:8888", description=(
         "the local SearXNG (its settings.yml must list json under search.formats); every web query "

@@ -8,10 +8,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from hub.config.base import Section
+from hub.config.sections import skill_config
 
 SLOWEST_SPEECH_CHARS_PER_S = 10.0  # a slow reader; typical TTS speech is 14-16
 
 
+@skill_config("content")
 class ContentSkillsConfig(Section):
     blog_dir: Path | None = Field(None, description="the Astro site checkout")
     notes_dir: Path | None = Field(

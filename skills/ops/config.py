@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from hub.config.base import Section
+from hub.config.sections import skill_config
 
 
 class FlagRule(Section):
@@ -65,6 +66,7 @@ class McpTarget(Section):
         return self
 
 
+@skill_config("ops")
 class OpsSkillsConfig(Section):
     log_lines: int = Field(50, gt=0, description="container log lines shown in a diagnosis")
     log_scan_lines: int = Field(2000, gt=0, description="log lines scanned for failure signatures")
