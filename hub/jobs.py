@@ -254,9 +254,9 @@ class JobManager:
             run = SkillRun(self.hub, skill, handle.id, ctx, handle)
             if skill.resident:
                 async with run.use_resident(skill.resident):
-                    result = await self._execute(run, params, handle)
+                    result = await self._run_handler(run, params, handle)
             else:
-                result = await self._execute(run, params, handle)
+                result = await self._run_handler(run, params, handle)
         except asyncio.CancelledError:
             if self._stopping and handle.status == "queued":
                 return  # stays queued in SQLite: it runs again after the restart
@@ -285,7 +285,7 @@ class JobManager:
         await self._complete(handle, "succeeded", result=result)
         handle._done.set_result(result)
 
-    async def _execute(self, run: SkillRun, params: BaseModel, handle: JobHandle) -> BaseModel:
+    async def _run_handler(self, run: SkillRun, params: BaseModel, handle: JobHandle) -> BaseModel:
         skill = run.skill
         handle.status = "running"
         now = time.time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -132,9 +133,14 @@ class ScheduleBook:
         schedule = await self.get(name)
         if schedule.source == "config":
             raise ScheduleError(f"schedule {name!r} is defined in the config file; remove it there (or pause it)")
-        await self.db.execute("DELETE FROM schedules WHERE id = ?", (schedule.id,))
-        await self.db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule.id,))
+        await self._delete(schedule.id)
         return schedule
+
+    async def _delete(self, schedule_id: str) -> None:
+        """A schedule and its run history go together."""
+        async with self.store.transaction() as tx:
+            await tx.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+            await tx.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
 
     async def set_enabled(self, name: str, enabled: bool) -> Schedule:
         schedule = await self.get(name)
@@ -199,8 +205,7 @@ class ScheduleBook:
                 changes.append(f"updated {name}")
         for name, old in current.items():
             if old.source == "config" and name not in wanted:
-                await self.db.execute("DELETE FROM schedules WHERE id = ?", (old.id,))
-                await self.db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (old.id,))
+                await self._delete(old.id)
                 changes.append(f"removed {name}")
         return changes
 
@@ -245,14 +250,15 @@ class ScheduleBook:
                          scheduled_for: float | None = None, error: str | None = None,
                          finished: bool = False) -> int:
         now = time.time()
-        cur = await self.db.execute(
-            "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
-            " scheduled_for) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
-            (schedule_id, now, now if finished else None, status, error, context_id, scheduled_for))
-        if finished:
-            await self.db.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, schedule_id))
-        await self.db.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
-        return int(cur.lastrowid)
+        async with self.store.transaction() as tx:
+            run = await tx.execute(
+                "INSERT INTO schedule_runs(schedule_id, job_id, started_at, finished_at, status, error, context_id,"
+                " scheduled_for) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+                (schedule_id, now, now if finished else None, status, error, context_id, scheduled_for))
+            if finished:
+                await tx.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, schedule_id))
+            await tx.execute(TRIM_RUNS, (schedule_id, schedule_id, HISTORY_KEEP))
+        return int(run.lastrowid)
 
     async def take_slot(self, schedule_id: str, *, at: float, next_run_at: float | None, context_id: str,
                         job_id: str, scheduled_for: float | None) -> int:
@@ -283,18 +289,24 @@ class ScheduleBook:
 
     async def finish_run(self, *, context_id: str | None = None, run_id: int | None = None, status: str,
                          error: str | None = None, job_id: str | None = None) -> ScheduleRun | None:
-        """Close an open run; None when it was already closed (so it is announced once)."""
+        """Close an open run and set its schedule's last status, in one transaction; None when the run
+        was already closed (so it is announced once)."""
         key, value = ("context_id", context_id) if context_id is not None else ("id", run_id)
         now = time.time()
-        cur = await self.db.execute(
-            f"UPDATE schedule_runs SET status = ?, error = ?, finished_at = ?, job_id = COALESCE(?, job_id) "
-            f"WHERE {key} = ? AND status IN ('queued', 'running')", (status, error, now, job_id, value))
-        if cur.rowcount == 0:
-            return None
-        rows = await self.db.execute_fetchall(f"SELECT * FROM schedule_runs WHERE {key} = ?", (value,))
-        run = ScheduleRun.from_row(rows[0])
-        await self.db.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, run.schedule_id))
-        return run
+
+        def close(conn: sqlite3.Connection) -> ScheduleRun | None:
+            cur = conn.execute(
+                f"UPDATE schedule_runs SET status = ?, error = ?, finished_at = ?, job_id = COALESCE(?, job_id) "
+                f"WHERE {key} = ? AND status IN ('queued', 'running')", (status, error, now, job_id, value))
+            if cur.rowcount == 0:
+                return None
+            row = conn.execute(f"SELECT * FROM schedule_runs WHERE {key} = ?", (value,)).fetchone()
+            run = ScheduleRun.from_row(row)
+            conn.execute("UPDATE schedules SET last_status = ? WHERE id = ?", (status, run.schedule_id))
+            return run
+
+        async with self.store.transaction() as tx:
+            return await tx.run(close)
 
     async def open_runs(self, schedule_id: str) -> list[ScheduleRun]:
         rows = await self.db.execute_fetchall(
