@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 Origin = Literal["matrix", "mcp", "cron", "cli", "http"]
@@ -49,8 +49,13 @@ class Context:
         return replace(self, privacy="local-only")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # every field is a str, float or None: no deep copy needed (`dataclasses.asdict` recursed
+        # into and deep-copied each value, on every job row and event)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Context:
-        return cls(**{k: data[k] for k in ("origin", "user", "parent_id", "id", "created_at", "privacy") if k in data})
+        return cls(**{k: data[k] for k in _FIELDS if k in data})
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -66,11 +67,13 @@ async def test_stdio_serves_the_registry_and_logs_only_to_stderr(tmp_path):
 
 @pytest.mark.slow
 async def test_stdio_role_owner_may_call_destructive_tools(tmp_path):
-    client, _ = stdio_client(tmp_path, "  stdio_role: owner\n")
+    client, stderr = stdio_client(tmp_path, "  stdio_role: owner\nlogging:\n  level: DEBUG\n")
     async with client:
         assert (await client.call_tool("wipe", {})).structured_content == {"wiped": True}
         jobs = (await client.call_tool("list_jobs", {})).structured_content["jobs"]
         assert [(j["skill"], j["origin"], j["user"]) for j in jobs] == [("wipe", "mcp", "stdio")]
+    # once the hub behind stdio is up, start-up's objects are frozen out of the collector (hub.heap)
+    assert re.search(r"start-up done: [1-9]\d* objects frozen", stderr.read_text())
 
 
 @pytest.mark.slow

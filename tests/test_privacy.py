@@ -224,3 +224,17 @@ async def test_sovhub_mcp_over_stdio_refuses_cloud_when_local_only(tmp_path, mod
             await client.call_tool("ask", {"prompt": "secret", "route": "cloud"})
         assert (await client.call_tool("ask", {"prompt": "hi"})).structured_content["route"] == "local"
     assert await _cloud_requests(cloud) == 0
+
+
+optional = st.none() | st.text(max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["matrix", "mcp", "cron", "cli", "http"]), optional, optional, st.text(max_size=20),
+       st.floats(allow_nan=False), st.sampled_from([None, LOCAL_ONLY]))
+def test_a_context_stored_as_a_dict_comes_back_equal_with_its_privacy_mark(origin, user, parent, id_, at, privacy):
+    import dataclasses
+
+    ctx = Context(origin=origin, user=user, parent_id=parent, id=id_, created_at=at, privacy=privacy)
+    assert ctx.as_dict() == dataclasses.asdict(ctx)
+    assert Context.from_dict(ctx.as_dict()) == ctx

@@ -64,6 +64,7 @@ async def _serve_http(kind: str, data_dir: str) -> None:
     from bridges.mcp.bridge import MCPBridge
     from hub.config import load_config
     from hub.core import Hub
+    from hub.heap import settle_after_startup
     from hub.net import QuietServer, bind_tcp
 
     if kind == "hub":
@@ -71,6 +72,7 @@ async def _serve_http(kind: str, data_dir: str) -> None:
         hub = await Hub.start(config, skills=bench_registry())
         bridge = MCPBridge(hub)
         await bridge.start()
+        settle_after_startup()  # as `sovhub mcp http` and `sovhub run` do once they serve (hub.heap)
         print(f"READY {bridge.url}", flush=True)
         try:
             await asyncio.Event().wait()
@@ -122,6 +124,17 @@ def _stdio_transport(kind: str, data_dir: str):
                           env=env, log_file=Path(os.devnull))
 
 
+def _cpu_ms(pid: int | None) -> float:
+    """CPU time (user + system, all threads) a server process has used so far, in ms (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 async def _batch(client, n: int, into: list[float]) -> float:
     start = time.perf_counter()
     for i in range(n):
@@ -149,12 +162,14 @@ async def _run(calls: int, rounds: int, warmup: int, transport: str) -> dict[str
         results: list[dict[str, Any]] = []
         try:
             targets: dict[str, Any] = {}
+            pids: dict[str, int] = {}  # the server processes (HTTP): their CPU per call is measured
             for kind in ("bare", "hub"):
                 data_dir = str(Path(tmp) / kind)
                 Path(data_dir).mkdir()
                 if transport == "http":
                     proc, url = await _spawn_http(kind, data_dir)
                     procs.append(proc)
+                    pids[kind] = proc.pid
                     targets[kind] = url
                 else:
                     targets[kind] = _stdio_transport(kind, data_dir)
@@ -167,11 +182,14 @@ async def _run(calls: int, rounds: int, warmup: int, transport: str) -> dict[str
                     # within a round, alternate short batches so drift on a shared machine hits both alike
                     latencies: dict[str, list[float]] = {"bare": [], "hub": []}
                     elapsed = {"bare": 0.0, "hub": 0.0}
+                    cpu = {"bare": 0.0, "hub": 0.0}
                     step = max(1, per // 8)
                     for b in range(0, per, step):
                         for kind in (("bare", "hub") if (b // step) % 2 == 0 else ("hub", "bare")):
+                            before = _cpu_ms(pids.get(kind))
                             elapsed[kind] += await _batch(clients[kind], min(step, per - b), latencies[kind])
-                    results.append(_round(latencies, elapsed))
+                            cpu[kind] += _cpu_ms(pids.get(kind)) - before
+                    results.append(_round(latencies, elapsed, cpu if pids else None))
         finally:
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError):
@@ -188,15 +206,20 @@ async def _run(calls: int, rounds: int, warmup: int, transport: str) -> dict[str
     return out
 
 
-def _round(latencies: dict[str, list[float]], elapsed: dict[str, float]) -> dict[str, Any]:
+def _round(latencies: dict[str, list[float]], elapsed: dict[str, float],
+           cpu: dict[str, float] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in ("bare", "hub"):
         lat = sorted(latencies[kind])
         out[f"{kind}_calls_per_s"] = round(len(lat) / elapsed[kind], 1)
         out[f"{kind}_p50_ms"] = round(statistics.median(lat) * 1000, 3)
         out[f"{kind}_p90_ms"] = round(lat[max(0, int(len(lat) * 0.9) - 1)] * 1000, 3)
+        if cpu is not None:  # the server process's CPU per call: what other load does not inflate
+            out[f"{kind}_server_cpu_ms"] = round(cpu[kind] / len(lat), 3)
     out["ratio"] = round(out["hub_calls_per_s"] / out["bare_calls_per_s"], 3)
     out["hub_extra_p50_ms"] = round(out["hub_p50_ms"] - out["bare_p50_ms"], 3)
+    if cpu is not None and cpu["hub"] > 0:
+        out["server_cpu_ratio"] = round(out["bare_server_cpu_ms"] / out["hub_server_cpu_ms"], 3)
     return out
 
 

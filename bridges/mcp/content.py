@@ -79,14 +79,24 @@ def _named_paths(value: Any) -> Iterator[Path]:
             return
 
 
-def artifacts_in(result: Any, root: Path) -> list[tuple[str, Path]]:
-    """(job id, file) for every value of `result` that is a file directly inside a job's artifact dir."""
+def named_paths(result: Any) -> list[Path]:
+    """The absolute paths a result names, resolved, each once. A result that names none (most do)
+    costs no filesystem call: the artifact root used to be resolved (an lstat per path component)
+    on every tool call."""
+    return list(dict.fromkeys(_named_paths(result)))
+
+
+def artifacts_in(paths: list[Path], root: Path) -> list[tuple[str, Path]]:
+    """(job id, file) for every one of `paths` (from `named_paths`) that is a file directly inside a
+    job's artifact dir."""
+    if not paths:
+        return []
     base = root.resolve()
-    found: dict[Path, str] = {}
-    for path in _named_paths(result):
+    found: list[tuple[str, Path]] = []
+    for path in paths:
         if path.is_relative_to(base) and len(path.relative_to(base).parts) == 2 and path.is_file():
-            found.setdefault(path, path.relative_to(base).parts[0])
-    return [(job, path) for path, job in found.items()]
+            found.append((path.relative_to(base).parts[0], path))
+    return found
 
 
 def published_roots(config: Any) -> list[Path]:
@@ -97,15 +107,11 @@ def published_roots(config: Any) -> list[Path]:
     return [(content.blog_dir.expanduser() / content.podcast_subdir).resolve()]
 
 
-def published_in(result: Any, roots: list[Path]) -> list[Path]:
-    """Files directly inside one of `roots` that a result value names."""
-    found: list[Path] = []
+def published_in(paths: list[Path], roots: list[Path]) -> list[Path]:
+    """The ones of `paths` (from `named_paths`) that are files directly inside one of `roots`."""
     if not roots:
-        return found
-    for path in _named_paths(result):
-        if any(path.parent == root for root in roots) and path.is_file() and path not in found:
-            found.append(path)
-    return found
+        return []
+    return [path for path in paths if any(path.parent == root for root in roots) and path.is_file()]
 
 
 def adopt(path: Path, job_dir: Path) -> Path:

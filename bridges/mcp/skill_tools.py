@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from bridges.mcp.access import Caller, annotations_for, current_caller
 from bridges.mcp.approval import plan_for
-from bridges.mcp.content import adopt, artifacts_in, blocks_for, published_in, published_roots
+from bridges.mcp.content import adopt, artifacts_in, blocks_for, named_paths, published_in, published_roots
 from hub.context import Context
 from hub.errors import HubError, PermissionDenied
 from hub.jobs import JobHandle, Progress
@@ -84,9 +84,12 @@ def pending_result(handle: JobHandle, waited_s: float) -> ToolResult:
 
 async def result_content(hub: Any, structured: dict[str, Any], job_id: str) -> list[Any] | None:
     """The result as JSON text plus its artifacts as images, audio and resource links (None: none)."""
+    paths = named_paths(structured)
+    if not paths:
+        return None  # FastMCP renders the structured result as text, as for any tool
     root = hub.config.storage.artifacts_dir
-    found = artifacts_in(structured, root)
-    published = published_in(structured, published_roots(hub.config))
+    found = artifacts_in(paths, root)
+    published = published_in(paths, published_roots(hub.config))
     if not found and not published:
         return None  # FastMCP renders the structured result as text, as for any tool
 

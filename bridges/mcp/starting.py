@@ -16,6 +16,7 @@ from fastmcp.server.middleware import Middleware
 
 from hub.config import HubConfig
 from hub.errors import HubError
+from hub.heap import settle_after_startup
 from hub.registry import SkillRegistry
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ class StartingHub:
                 await asyncio.to_thread(load_component, name)
             hub = await Hub.start(self.config, skills=self.skills, **start_kw)
             hub.extras.update(self.extras)
+            # as `sovhub run` and `sovhub mcp http` do once up: start-up's objects leave the
+            # collector's full passes, which otherwise land on whichever tool call allocates (hub.heap)
+            frozen = settle_after_startup()
+            log.debug("start-up done: %d objects frozen out of garbage collection", frozen)
             self._hub = hub
             settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
             return hub
