@@ -16,7 +16,6 @@ from fastmcp.server.middleware import Middleware
 
 from hub.config import HubConfig
 from hub.errors import HubError
-from hub.heap import settle_after_startup
 from hub.registry import SkillRegistry
 
 if TYPE_CHECKING:
@@ -46,12 +45,9 @@ class StartingHub:
                 await asyncio.to_thread(load_component, name)
             hub = await Hub.start(self.config, skills=self.skills, **start_kw)
             hub.extras.update(self.extras)
-            # as `sovhub run` and `sovhub mcp http` do once up: start-up's objects leave the
-            # collector's full passes, which otherwise land on whichever tool call allocates (hub.heap)
-            frozen = settle_after_startup()
-            log.debug("start-up done: %d objects frozen out of garbage collection", frozen)
             self._hub = hub
-            settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
+            frozen = settle_after_startup()  # start-up's objects leave the collector's full passes (hub.heap)
+            log.debug("start-up done: %d objects frozen out of garbage collection", frozen)
             return hub
 
         self._task = asyncio.get_running_loop().create_task(start(), name="hub-start")
