@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from hub.store import Store
 
 WEIGHTS = (10.0, 4.0, 1.0)  # bm25 weights of the FTS columns title, tags, body
 EXTENSIONS = (".md", ".mdx")
@@ -125,40 +129,55 @@ def _read(root: Path, rel_paths: list[str]) -> list[Article]:
     return out
 
 
-async def sync(db, root: Path) -> SyncStats:
-    """Bring the index of `root` up to date with the files on disk (one sync at a time per DB)."""
-    lock = _locks.setdefault(db, asyncio.Lock())
+async def sync(store: Store, root: Path) -> SyncStats:
+    """Bring the index of `root` up to date with the files on disk (one sync at a time per store).
+
+    Every change is written in one `store.transaction()`: a doc row and its full-text row never
+    part (a crash between them would leave a post whose unchanged file is never indexed again)."""
+    lock = _locks.setdefault(store, asyncio.Lock())
     async with lock:
         key = str(root)
         on_disk = await asyncio.to_thread(_scan, root)
-        rows = await db.execute_fetchall("SELECT id, path, mtime_ns, size FROM blog_docs WHERE root = ?", (key,))
+        rows = await store.db.execute_fetchall("SELECT id, path, mtime_ns, size FROM blog_docs WHERE root = ?",
+                                               (key,))
         indexed = {r[1]: (r[0], r[2], r[3]) for r in rows}
         changed = [p for p, stat in on_disk.items() if p not in indexed or indexed[p][1:] != stat]
         removed = [indexed[p][0] for p in indexed if p not in on_disk]
-        for doc_id in removed:
-            await db.execute("DELETE FROM blog_fts WHERE rowid = ?", (doc_id,))
-            await db.execute("DELETE FROM blog_docs WHERE id = ?", (doc_id,))
-        added = updated = 0
-        for art in await asyncio.to_thread(_read, root, changed):
-            mtime_ns, size = on_disk[art.path]
-            values = (art.slug, mtime_ns, size, art.title, ", ".join(art.tags), art.date, art.description,
-                      int(art.draft), art.body, time.time())
-            if art.path in indexed:
-                doc_id = indexed[art.path][0]
-                await db.execute(
-                    "UPDATE blog_docs SET slug=?, mtime_ns=?, size=?, title=?, tags=?, date=?, description=?, "
-                    "draft=?, body=?, indexed_at=? WHERE id=?", (*values, doc_id))
-                await db.execute("DELETE FROM blog_fts WHERE rowid = ?", (doc_id,))
-                updated += 1
-            else:
-                cur = await db.execute(
-                    "INSERT INTO blog_docs(slug, mtime_ns, size, title, tags, date, description, draft, body, "
-                    "indexed_at, root, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, key, art.path))
-                doc_id = cur.lastrowid
-                added += 1
-            await db.execute("INSERT INTO blog_fts(rowid, title, tags, body) VALUES (?, ?, ?, ?)",
-                             (doc_id, art.title, " ".join(art.tags), art.body))
+        articles = await asyncio.to_thread(_read, root, changed)
+        if not removed and not articles:
+            return SyncStats(added=0, updated=0, removed=0, total=len(on_disk))
+        async with store.transaction() as tx:
+            added, updated = await tx.run(_write, key, indexed, on_disk, removed, articles)
         return SyncStats(added=added, updated=updated, removed=len(removed), total=len(on_disk))
+
+
+def _write(conn: sqlite3.Connection, key: str, indexed: dict[str, tuple], on_disk: dict[str, tuple[int, int]],
+           removed: list[int], articles: list[Article]) -> tuple[int, int]:
+    """On the store's write thread, inside the transaction: (added, updated)."""
+    for doc_id in removed:
+        conn.execute("DELETE FROM blog_fts WHERE rowid = ?", (doc_id,))
+        conn.execute("DELETE FROM blog_docs WHERE id = ?", (doc_id,))
+    added = updated = 0
+    for art in articles:
+        mtime_ns, size = on_disk[art.path]
+        values = (art.slug, mtime_ns, size, art.title, ", ".join(art.tags), art.date, art.description,
+                  int(art.draft), art.body, time.time())
+        if art.path in indexed:
+            doc_id = indexed[art.path][0]
+            conn.execute(
+                "UPDATE blog_docs SET slug=?, mtime_ns=?, size=?, title=?, tags=?, date=?, description=?, "
+                "draft=?, body=?, indexed_at=? WHERE id=?", (*values, doc_id))
+            conn.execute("DELETE FROM blog_fts WHERE rowid = ?", (doc_id,))
+            updated += 1
+        else:
+            doc_id = conn.execute(
+                "INSERT INTO blog_docs(slug, mtime_ns, size, title, tags, date, description, draft, body, "
+                "indexed_at, root, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, key, art.path)).lastrowid
+            added += 1
+        conn.execute("INSERT INTO blog_fts(rowid, title, tags, body) VALUES (?, ?, ?, ?)",
+                     (doc_id, art.title, " ".join(art.tags), art.body))
+    return added, updated
 
 
 def fts_query(text: str, mode: str = "AND") -> str | None:

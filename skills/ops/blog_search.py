@@ -73,7 +73,7 @@ class ArticleResult(PostMeta):
 async def search_blog(run: SkillRun, params: SearchParams) -> SearchResult:
     root = content_dir(run.config)
     db = run.hub.store.db
-    stats = await blog_index.sync(db, root)
+    stats = await blog_index.sync(run.hub.store, root)
     hits = await blog_index.search(db, root, params.query, params.limit)
     return SearchResult(query=params.query, hits=[BlogHit(**h) for h in hits], indexed=stats.total)
 
@@ -84,7 +84,7 @@ async def search_blog(run: SkillRun, params: SearchParams) -> SearchResult:
 async def get_article(run: SkillRun, params: ArticleParams) -> ArticleResult:
     root = content_dir(run.config)
     db = run.hub.store.db
-    await blog_index.sync(db, root)
+    await blog_index.sync(run.hub.store, root)
     found = await blog_index.get(db, root, params.slug)
     if found is None:
         known = await blog_index.slugs(db, root)
