@@ -108,8 +108,8 @@ class _Gen:
     def podcast(self, at: float, chunks: int, job_class: str = "skill", kind: str = "podcast") -> None:
         """The script on the LLM, then one TTS lease that renders every chunk (about 15 s each) and
         declares a checkpoint after each, as `skills/content/podcast.py` does."""
-        tts = self.step("tts", 15 * chunks, spread=0.2, chunks=chunks)
-        self.add(kind, at, job_class, [self.step("sglang", 150), tts])
+        script = self.step("sglang", 150)
+        self.add(kind, at, job_class, [script, self.step("tts", 15 * chunks, spread=0.2, chunks=chunks)])
 
     def images(self, at: float, n: int, job_class: str = "skill", kind: str = "image") -> None:
         self.add(kind, at, job_class, [self.step("comfyui", 20) for _ in range(n)])
