@@ -121,13 +121,15 @@ class SkillRun:
 
     @contextlib.asynccontextmanager
     async def use_resident(self, name: str, est_seconds: float | None = None,
-                           then: str | None = None) -> AsyncIterator[Lease]:
-        """Hold the GPU resident `name` for a step of this job (queues behind swaps)."""
+                           then: str | None = None, checkpoint_s: float | None = None) -> AsyncIterator[Lease]:
+        """Hold the GPU resident `name` for a step of this job (queues behind swaps). With
+        `checkpoint_s`, the step calls `lease.checkpoint()` after each piece of work and may be asked
+        to give the GPU away there for a while (it resumes where it stopped)."""
         await self.hub.jobs.add_event(self.job_id, "lease_wait", {"resident": name})
         async with self.hub.gpu.lease(
             name, job_id=self.job_id, context=self.context, job_class=self._handle.job_class,
             priority=self._handle.priority, est_seconds=est_seconds or self.skill.est_seconds, then=then,
-            label=self.skill.name,
+            label=self.skill.name, **({"checkpoint_s": checkpoint_s} if checkpoint_s else {}),
         ) as lease:
             await self.hub.jobs.add_event(self.job_id, "lease_granted", {"resident": name})
             outer, self.lease = self.lease, lease

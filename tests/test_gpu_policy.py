@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from hub.bench.gpusim.simulator import simulate
@@ -18,6 +19,7 @@ from hub.gpu.model import (
     ResidentSpec,
     Unload,
     WakeAt,
+    Yield,
 )
 from hub.gpu.policy import decide, eta_by_job
 
@@ -473,3 +475,57 @@ def test_a_declared_follow_up_goes_before_a_younger_job_even_before_it_is_asked_
     s = R.stopped(s, "llm", 40.0)
     acts = decide(s, 40.0)
     assert kinds(acts, Load)[0].resident == "tts"  # prefetched for the pipeline, not for x
+
+
+def _gb10_trace(sessions):
+    specs = gb10_residents()
+    return Trace("t", 0, 3600.0, tuple(sessions), specs, {s.name: s.swap_in_s for s in specs},
+                 {s.name: s.swap_out_s for s in specs})
+
+
+def test_a_chat_behind_a_podcast_lease_gets_the_llm_within_its_bound_and_no_chunk_is_rendered_twice():
+    # a 26-chunk TTS lease of 390 s is longer than the 300 s interactive bound: the lease yields at
+    # a checkpoint, the chat is served, the rest of the chunks follow (without the yield the chat
+    # waited for the whole lease, the TTS stop and the LLM load)
+    pod = Session("pod", 0.0, "skill", (Step("tts", 390, 390, chunks=26),))
+    chat = Session("chat", 150.0, "interactive", (Step("sglang", 15, 15),))
+    mine = simulate(_gb10_trace([pod, chat]), "sovhub")
+    assert mine["yields"] == 1 and mine["jobs_done"] == 2 and mine["jobs_left"] == 0
+    assert mine["wait_max_s"]["interactive"] <= 300
+    assert mine["bound_violations"] == {"interactive": 0, "skill": 0, "scheduled": 0}
+    unyielding = simulate(_gb10_trace([replace(pod, steps=(Step("tts", 390, 390),)), chat]), "sovhub")
+    assert unyielding["yields"] == 0 and unyielding["bound_violations"]["interactive"] == 1
+
+
+def test_each_slice_of_a_yielded_lease_renders_new_chunks_and_none_twice():
+    from hub.bench.gpusim.baselines import POLICIES
+    from hub.bench.gpusim.simulator import Simulation
+
+    pod = Session("pod", 0.0, "skill", (Step("tts", 390, 390, chunks=26),))
+    chats = [Session(f"c{i}", 150.0 + 400 * i, "interactive", (Step("sglang", 15, 15),)) for i in range(3)]
+    sim = Simulation(_gb10_trace([pod, *chats]), POLICIES["sovhub"])
+    out = sim.run()
+    slices = [k for k in sim.actual if k.startswith("pod:")]
+    assert out["yields"] == len(slices) - 1 >= 1 and out["jobs_left"] == 0
+    left = [sim.chunks[k] for k in slices]  # chunks still to render when each slice began
+    assert left[0] == 26 and all(a > b for a, b in itertools.pairwise(left))  # every slice rendered some
+    assert all(abs(sim.actual[k] - 15 * sim.chunks[k]) < 1e-6 for k in slices)  # only the rest is rendered
+    assert out["bound_violations"]["interactive"] == 0
+
+
+def test_a_lease_with_checkpoints_is_asked_to_yield_only_after_its_min_slice_and_only_for_a_higher_class():
+    s = R.initial_state(gb10_residents(), PolicyParams(min_slice_s=30.0), 0.0, {"tts": Phase.ready})
+    s = R.submit(s, Job("pod", "tts", "skill", est_seconds=390, checkpoint_s=15, enqueued_at=0.0))
+    s = R.dispatch(s, "pod", 0.0)
+    s = R.submit(s, Job("chat", "sglang", "interactive", est_seconds=15, enqueued_at=-200.0))  # already pressing
+    assert not kinds(decide(s, 10.0), Yield)  # inside its min slice: a wake-up at its end, no yield
+    assert min(a.at for a in kinds(decide(s, 10.0), WakeAt)) == 30.0
+    assert kinds(decide(s, 31.0), Yield) == [Yield("pod", "chat near its max wait")]
+    asked = R.ask_yield(s, "pod")
+    assert not kinds(decide(asked, 32.0), Yield)  # asked once per slice
+    peer = R.submit(R.remove(s, "chat"), Job("img", "comfyui", "skill", est_seconds=20, enqueued_at=0.0))
+    assert not kinds(decide(peer, 1700.0), Yield)  # never to its own class
+    after = R.yielded(asked, "pod", 40.0, "pod+2", done_share=3 / 26)
+    rest = next(j for j in after.queue if j.id == "pod+2")
+    assert rest.slices == 2 and rest.checkpoint_s == 15 and rest.age_origin == 0.0
+    assert abs(rest.est_seconds - 390 * 23 / 26) < 1e-9 and not after.running

@@ -59,11 +59,11 @@ def residents(draw):
     return specs, load, unload
 
 
-def step(draw, resident=None, *, est=None, think=None):
+def step(draw, resident=None, *, est=None, think=None, chunks=1):
     r = resident or draw(st.sampled_from(NAMES))
     e = est if est is not None else draw(st.floats(1, 300))
     actual = draw(st.floats(0.5, 3 * e + 1))
-    return Step(r, e, actual, think if think is not None else draw(st.floats(0, 60)))
+    return Step(r, e, actual, think if think is not None else draw(st.floats(0, 60)), chunks)
 
 
 def session(draw, i, at, cls=None, steps=None, **kw):
@@ -138,8 +138,9 @@ def assert_progress(sim, out):
     m = sim.m
     assert m.done + m.failed + m.cancelled == m.submitted
     assert out["unloads_unserved"] == 0, m.history[-12:]
-    assert out["loads_for_work"] <= m.done + m.failed + m.cancelled
-    assert out["swaps"] <= 2 * m.submitted + 2 * (m.submitted == 0) + 1
+    # a lease that yielded is queued again for the rest of its work: one more load at most
+    assert out["loads_for_work"] <= m.done + m.failed + m.cancelled + m.yields
+    assert out["swaps"] <= 2 * (m.submitted + m.yields) + 2 * (m.submitted == 0) + 1
     # idle with work waiting only while a finished job's hold keeps its resident (a conversation's
     # next turn, a pipeline's declared next step): at most one hold per finished job
     p = sim.state.params
@@ -266,3 +267,98 @@ def test_preloading_never_starts_while_a_conversation_or_any_work_is_under_way(r
     out = Simulation(trace, spy, PolicyParams(), preload=True).run()
     assert out["stalled"] is None
     assert all(s == (False, False, False) for s in seen), seen
+
+
+# -- leases with checkpoints (a podcast's TTS chunks) that may yield to a higher class ----------
+
+
+@st.composite
+def chunked_leases_under_chat(draw):
+    """Long leases made of chunks (skill or scheduled) on the TTS or image server while chats
+    arrive on the LLM: the chats need the chunked lease to yield, the leases need to finish."""
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(2, 40))
+        out.append(session(draw, len(out), draw(st.floats(0, 1800)), draw(st.sampled_from(["skill", "scheduled"])),
+                           [step(draw, draw(st.sampled_from(NAMES[1:])), est=15.0 * n, think=0.0, chunks=n)]))
+    gap = draw(st.floats(5, 400))
+    for i in range(draw(st.integers(1, 30))):
+        turns = [step(draw, "sglang", est=15.0, think=0.0 if k == 0 else draw(st.floats(5, 240)))
+                 for k in range(draw(st.integers(1, 4)))]
+        out.append(session(draw, len(out), i * gap, draw(st.sampled_from(CLASSES)), turns, declares_next=False))
+    for _ in range(draw(st.integers(0, 6))):  # other work in between
+        out.append(session(draw, len(out), draw(st.floats(0, 3600)), steps=[step(draw, think=0.0)]))
+    return out
+
+
+def yield_spy(seen):
+    def spy(state, now):
+        from hub.gpu.model import Yield
+
+        acts = checked_decide(state, now)
+        for a in acts:
+            if isinstance(a, Yield):
+                job = next(j for j in state.running if j.id == a.job_id)
+                higher = [w for w in state.queue if state.params.rank(w.job_class) > state.params.rank(job.job_class)]
+                seen.append((now - job.started_at, job.checkpoint_s is not None, bool(higher), job.yield_asked))
+        return acts
+    return spy
+
+
+@CHECK
+@given(residents(), chunked_leases_under_chat(), st.floats(0, 120))
+def test_a_lease_with_checkpoints_yields_only_to_a_higher_class_after_its_min_slice_and_always_finishes(
+        res, sessions, min_slice):
+    """The yield rule: only a lease that declared checkpoints is asked, only once per slice, only
+    after it ran `min_slice_s`, only while a higher-class job waits; every slice does work (the
+    chunk under way finishes), every job ends, and no resident is loaded and unloaded unserved."""
+    seen: list = []
+    specs, load, unload = res
+    srt = tuple(sorted(sessions, key=lambda s: (s.arrival, s.id)))
+    trace = Trace("prop", 0, max(s.arrival for s in srt) + 60, srt, specs, load, unload)
+    sim = Simulation(trace, yield_spy(seen), PolicyParams(min_slice_s=min_slice))
+    out = sim.run()
+    assert_progress(sim, out)
+    for ran, chunked, higher, asked in seen:
+        assert chunked and higher and not asked
+        assert ran >= min_slice - 1e-3
+    assert out["yields"] <= len(seen)
+    # no thrash: a lease of n chunks yields at most n - 1 times (each slice renders a chunk)
+    assert out["yields"] <= sum(st.chunks - 1 for s in srt for st in s.steps)
+
+
+@st.composite
+def long_unpreemptible_interactive_jobs(draw):
+    """Interactive jobs longer than the interactive bound on the image or TTS server (they cannot
+    yield) and chats on the LLM close behind: some chats are proven unservable in time."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.floats(0, 3600))
+        out.append(session(draw, len(out), at, "interactive",
+                           [step(draw, draw(st.sampled_from(NAMES[1:])), est=draw(st.floats(300, 1200)), think=0.0)]))
+        for _ in range(draw(st.integers(0, 3))):
+            out.append(session(draw, len(out), at + draw(st.floats(0, 900)), "interactive",
+                               [step(draw, "sglang", est=15.0, think=0.0)]))
+    return out
+
+
+@CHECK
+@given(long_unpreemptible_interactive_jobs(), st.sampled_from(["sovhub", "llama_swap", "fifo", "ollama"]))
+def test_a_step_proven_unavoidable_is_missed_by_every_policy(sessions, policy):
+    """Soundness evidence for `bound.unavoidable_steps`: when it proves a step unservable within
+    the bounds, no policy keeps every bound on that trace, and the simulator never counts more
+    unavoidable violations than violations."""
+    from hub.bench.gpusim.bound import unavoidable_steps
+    from hub.bench.gpusim.simulator import simulate
+
+    srt = tuple(sorted(sessions, key=lambda s: (s.arrival, s.id)))
+    specs = gb10_residents()
+    trace = Trace("prop", 0, max(s.arrival for s in srt) + 60, srt, specs,
+                  {s.name: s.swap_in_s for s in specs}, {s.name: s.swap_out_s for s in specs})
+    out = simulate(trace, policy)
+    proven = unavoidable_steps(trace)
+    total = sum(out["bound_violations"].values())
+    if proven:
+        assert total >= 1
+    assert 0 <= out["violations_unavoidable"] <= total
+    assert out["violations_unavoidable"] + out["violations_avoidable"] == total

@@ -543,3 +543,53 @@ async def test_a_pipeline_keeps_its_steps_adjacent_through_the_hub(tmp_path):
         await hub.stop()
         for d in drivers.values():
             await d.stop(5)
+
+
+async def test_a_lease_with_checkpoints_yields_to_a_chat_and_resumes_without_redoing_a_chunk(tmp_path):
+    """The yield rule through the real shell and stand-in servers: a long TTS lease that calls
+    `checkpoint()` after every chunk gives the GPU to an interactive lease that would otherwise miss
+    its bound, is granted again afterwards and renders every chunk exactly once."""
+    events: list = []
+    s = make_scheduler(tmp_path, events=events, min_slice_s=0.3, urgency_margin_s=1.0, conversation_s=0.0,
+                       max_wait_s={"interactive": 8.0, "skill": 600.0, "scheduled": 600.0})
+    await s.start()
+    rendered: list[int] = []
+    chat_at: list[int] = []
+    try:
+        async def podcast():
+            async with s.lease("tts", job_id="pod", context=CTX, est_seconds=8, checkpoint_s=0.2) as lease:
+                for i in range(40):
+                    await asyncio.sleep(0.2)  # one speech chunk
+                    rendered.append(i)
+                    assert await running(s) == ["tts"]  # never rendered while another server holds the GPU
+                    if i < 39:
+                        await lease.checkpoint((i + 1) / 40)
+
+        pod = asyncio.create_task(podcast())
+        for _ in range(200):
+            if rendered:
+                break
+            await asyncio.sleep(0.05)
+        async with s.lease("comfyui", job_id="chat", context=CTX, job_class="interactive", est_seconds=0.5):
+            chat_at.append(len(rendered))
+            assert await running(s) == ["comfyui"]
+        await asyncio.wait_for(pod, 60)
+    finally:
+        await s.close()
+        for d in s.drivers.values():
+            await d.stop(5)
+    assert rendered == list(range(40))  # every chunk once, in order
+    assert 0 < chat_at[0] < 40  # the chat ran in the middle of the episode
+    kinds = [k for k, _ in events]
+    assert "gpu_yield_asked" in kinds and "gpu_yielded" in kinds
+    finished = [d for k, d in events if k == "gpu_finished" and d["job_id"] == "pod"]
+    assert finished == [{"job_id": "pod", "resident": "tts", "ok": True}]
+    waited = [d for k, d in events if k == "gpu_wait_exceeded"]
+    assert not waited
+
+
+async def test_a_lease_without_checkpoints_is_never_asked_to_yield(sched):
+    await sched.start()
+    async with sched.lease("tts", job_id="plain", context=CTX, est_seconds=1) as lease:
+        assert lease.yield_point is None
+        await lease.checkpoint(0.5)  # a no-op for a lease that declared no checkpoints

@@ -149,8 +149,8 @@ class NodeConfig(Section):
 
 class ResidentsConfig(Section):
     """`pool`, `max_wait_s`, `min_residency_s`, `lookahead`, `busy_timeout_s`, `anticipation_s`,
-    `monitor_interval_s`, `pin_max_s`, `preload_margin_s` and `memory_guard` are settings; every other
-    key names a resident."""
+    `conversation_s`, `min_slice_s`, `monitor_interval_s`, `pin_max_s`, `preload_margin_s`, `memory_guard`
+    and `nodes` are settings; every other key names a resident."""
 
     model_config = ConfigDict(extra="allow", validate_default=True)
     __pydantic_extra__: dict[str, ResidentConfig] = Field(init=False)
@@ -162,6 +162,10 @@ class ResidentsConfig(Section):
     lookahead: int = Field(6, ge=0, description="jobs that may overtake a queued swap")
     busy_timeout_s: float = Field(600, gt=0, description="past a job's estimate: the server counts as hung")
     anticipation_s: float = Field(15, ge=0, description="how long a pipeline's declared next step keeps its place")
+    conversation_s: float = Field(120, ge=0, description="after a chat answer, its resident is kept this long "
+                                  "for the conversation's next turn (against lower classes; 0: never)")
+    min_slice_s: float = Field(30, ge=0, description="a lease with checkpoints (a podcast's speech) runs at "
+                               "least this long before it may be asked to yield to a chat")
     monitor_interval_s: float = Field(5, gt=0, description="how often a ready resident is checked for life")
     pin_max_s: float = Field(4 * 3600, gt=0, description="the longest an operator may pin a resident")
     preload_margin_s: float = Field(30, ge=0, description="a scheduled job's resident is preloaded to be "
@@ -207,6 +211,7 @@ class ResidentsConfig(Section):
                     and r.memory_gb > self.pool.memory_gb - self.pool.reserve_gb:
                 raise ValueError(f"{name}: memory_gb {r.memory_gb} exceeds the pool budget")
         self._check_nodes()
+        self._check_holds()
         pinned = [name for name, r in self.servers.items() if r.pinned]
         for name, r in self.servers.items():
             others = [p for p in pinned if p != name]
@@ -214,6 +219,20 @@ class ResidentsConfig(Section):
                 raise ValueError(f"{name} is exclusive but {', '.join(others)} is pinned: "
                                  f"{name} could never be loaded")
         return self
+
+    def _check_holds(self) -> None:
+        """A conversation hold must end before the bound of the work it holds back (else every skill
+        or scheduled job behind a chat waited its whole bound), and a lease's minimum slice must leave
+        a chat behind it time to be served."""
+        chat = self.max_wait_s.get("interactive")
+        lower = {c: w for c, w in self.max_wait_s.items() if c != "interactive"}
+        if lower and self.conversation_s >= min(lower.values()):
+            c = min(lower, key=lower.get)
+            raise ValueError(f"conversation_s {self.conversation_s:g} must be shorter than max_wait_s.{c} "
+                             f"({lower[c]:g}): a conversation would hold back {c} jobs for their whole bound")
+        if chat is not None and self.min_slice_s >= chat:
+            raise ValueError(f"min_slice_s {self.min_slice_s:g} must be shorter than max_wait_s.interactive "
+                             f"({chat:g}): a chat behind a podcast could never be served in time")
 
     def _check_nodes(self) -> None:
         """Each resident's nodes exist, it fits each one's pool, and what must run on the hub's

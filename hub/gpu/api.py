@@ -7,7 +7,7 @@ it. Without configured residents the DirectArbiter grants every lease at once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,18 @@ from hub.context import Context
 class Lease:
     resident: str
     base_url: str | None = None
+    yield_point: Callable[[float | None], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+
+    async def checkpoint(self, done_share: float | None = None) -> None:
+        """A point between two pieces of work (a podcast's speech chunks) where the holder could give
+        the GPU away and pick up where it stopped. Returns at once unless the scheduler asked this
+        lease to yield (a higher-class job would otherwise miss its bound); then the lease is
+        released, queued again for the rest of the work (`done_share`: the part already done, for
+        the estimate) and this call returns when it is granted again. Finished work is kept by the
+        caller: nothing is redone. A lease that declared `checkpoint_s` should call it after every
+        piece but the last."""
+        if self.yield_point is not None:
+            await self.yield_point(done_share)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class GpuArbiter(Protocol):
         est_seconds: float = 5.0,
         then: str | None = None,
         label: str = "",
+        checkpoint_s: float | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Lease]: ...
 
     def snapshot(self) -> GpuSnapshot: ...

@@ -263,7 +263,7 @@ class NodesScheduler:
     @contextlib.asynccontextmanager
     async def lease(self, resident: str, *, job_id: str, context: Context, job_class: str = "skill",
                     priority: int = 0, est_seconds: float = 5.0, then: str | None = None,
-                    label: str = "") -> AsyncIterator[Lease]:
+                    label: str = "", checkpoint_s: float | None = None) -> AsyncIterator[Lease]:
         """Place the lease (`placement.place`) and wait on that node; a node that goes down before the
         lease is granted hands it back (`NodeDown`) and it is placed again, on another allowed node
         or failed with every node's reason. A granted lease is never moved: its job runs once."""
@@ -286,7 +286,7 @@ class NodesScheduler:
                 try:
                     lease = await stack.enter_async_context(node.scheduler.lease(
                         resident, job_id=job_id, context=context, job_class=job_class, priority=priority,
-                        est_seconds=est_seconds, then=then, label=label))
+                        est_seconds=est_seconds, then=then, label=label, checkpoint_s=checkpoint_s))
                 except NodeDown as exc:
                     lost[p.node] = str(exc)
                     continue

@@ -59,7 +59,7 @@ def ranked(jobs: Iterable[Job], params: PolicyParams, now: float) -> list[Job]:
 
 
 def remaining(job: Job, now: float) -> float:
-    return max(0.0, (job.started_at or now) + job.est_seconds - now)
+    return max(0.0, (now if job.started_at is None else job.started_at) + job.est_seconds - now)
 
 
 def can_yield(job: Job, for_class: str | None, params: PolicyParams) -> bool:
@@ -75,7 +75,7 @@ def drain_left(job: Job, params: PolicyParams, now: float, for_class: str | None
     rem = remaining(job, now)
     if not can_yield(job, for_class, params):
         return rem
-    slice_left = max(0.0, (job.started_at or now) + params.min_slice_s - now)
+    slice_left = max(0.0, (now if job.started_at is None else job.started_at) + params.min_slice_s - now)
     step = float(job.checkpoint_s or 0.0)
     return min(max(rem, step), slice_left + step)  # past its estimate, a chunk may still be under way
 
@@ -366,7 +366,7 @@ def _yields(state: SchedState, victims: set[str], forced: Job, now: float, wakes
         for j in state.running_on(v):
             if j.yield_asked or not can_yield(j, forced.job_class, p):
                 continue
-            at = (j.started_at or now) + p.min_slice_s
+            at = (now if j.started_at is None else j.started_at) + p.min_slice_s
             if now + EPS_S >= at:
                 out.append(Yield(j.id, f"{forced.id} near its max wait"))
             else:

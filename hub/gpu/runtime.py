@@ -40,6 +40,7 @@ from hub.gpu.model import (
     ResidentSpec,
     Unload,
     WakeAt,
+    Yield,
 )
 from hub.gpu.placement import lose_node, rejoin
 from hub.gpu.policy import decide, eta_by_job, ranked, swap_eta
@@ -154,7 +155,8 @@ class ResidentScheduler:
         params = PolicyParams(
             memory_gb=cfg.pool.memory_gb, reserve_gb=cfg.pool.reserve_gb, max_wait_s=dict(cfg.max_wait_s),
             min_residency_s=cfg.min_residency_s, lookahead=cfg.lookahead, busy_timeout_s=cfg.busy_timeout_s,
-            anticipation_s=cfg.anticipation_s, pin_max_s=cfg.pin_max_s, preload_margin_s=cfg.preload_margin_s)
+            anticipation_s=cfg.anticipation_s, pin_max_s=cfg.pin_max_s, preload_margin_s=cfg.preload_margin_s,
+            conversation_s=cfg.conversation_s, min_slice_s=cfg.min_slice_s)
         g = cfg.memory_guard
         guard = MemoryGuard(enabled=g.enabled, meminfo=g.meminfo, command=g.command, timeout_s=g.timeout_s,
                             poll_s=g.poll_s, drop_caches=g.drop_caches)
@@ -252,7 +254,10 @@ class ResidentScheduler:
     @contextlib.asynccontextmanager
     async def lease(self, resident: str, *, job_id: str, context: Context, job_class: str = "skill",
                     priority: int = 0, est_seconds: float = 5.0, then: str | None = None,
-                    label: str = "") -> AsyncIterator[Lease]:
+                    label: str = "", checkpoint_s: float | None = None) -> AsyncIterator[Lease]:
+        """Wait for `resident` and hold it. With `checkpoint_s` (the work between two checkpoints)
+        the holder promises to call `Lease.checkpoint()` that often; the policy may then ask it to
+        yield there to a higher-class job about to miss its bound (hub/gpu/DESIGN.md, the yield rule)."""
         if self._closed:
             raise GpuUnavailable("the hub is stopping")
         if self.down is not None:
@@ -261,7 +266,8 @@ class ResidentScheduler:
             raise GpuUnavailable(f"unknown resident {resident!r} (configured: {', '.join(self.state.specs)})")
         lease_id = f"{job_id}#{next(self._ids)}"
         job = Job(id=lease_id, resident=resident, job_class=job_class, priority=float(priority),
-                  est_seconds=float(est_seconds), enqueued_at=self.clock(), owner=job_id, then=then, label=label)
+                  est_seconds=float(est_seconds), enqueued_at=self.clock(), owner=job_id, then=then, label=label,
+                  checkpoint_s=float(checkpoint_s) if checkpoint_s else None)
         if (full := admit(self.state, job, self.clock())) is not None:
             await self._fire("gpu_queue_full", {"job_id": job_id, "resident": resident, "error": full}, context)
             raise GpuQueueFull(full, retry_after(full))
@@ -280,16 +286,41 @@ class ResidentScheduler:
             self.state = R.remove(self.state, lease_id)
             self._kick()
             raise
+        current = lease_id  # a lease that yielded is granted again under a new id
+
+        async def yield_point(done_share: float | None) -> None:
+            nonlocal current
+            held = next((j for j in self.state.running if j.id == current), None)
+            if held is None or not held.yield_asked:
+                return
+            rest_id = f"{job_id}#{next(self._ids)}"
+            again: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._waiters[rest_id] = again
+            self._contexts[rest_id] = context
+            self._contexts.pop(current, None)
+            self.state = R.yielded(self.state, current, self.clock(), rest_id, done_share or 0.0)
+            current = rest_id
+            await self._fire("gpu_yielded", {"job_id": job_id, "resident": resident, "slice": held.slices,
+                                             "done_share": done_share}, context)
+            self._kick()
+            try:
+                await again
+            except BaseException:
+                self._waiters.pop(rest_id, None)
+                self.state = R.remove(self.state, rest_id)
+                self._kick()
+                raise
+
         ok = False
         try:
-            yield lease
+            yield replace(lease, yield_point=yield_point) if checkpoint_s else lease
             ok = True
         finally:
-            self._contexts.pop(lease_id, None)
-            revoked = self._revoked.pop(lease_id, None)
-            if any(j.id == lease_id for j in self.state.running):
-                self.state = (R.finish(self.state, lease_id, self.clock()) if ok
-                              else R.remove(self.state, lease_id))
+            self._contexts.pop(current, None)
+            revoked = self._revoked.pop(current, None)
+            if any(j.id == current for j in self.state.running):
+                self.state = (R.finish(self.state, current, self.clock()) if ok
+                              else R.remove(self.state, current))
             await self._fire("gpu_finished", {"job_id": job_id, "resident": resident, "ok": ok and not revoked,
                                               **({"error": revoked} if revoked else {})}, context)
             self._kick()
@@ -473,6 +504,14 @@ class ResidentScheduler:
                 fut.set_exception(GpuUnavailable(action.reason))
             await self._fire("gpu_job_failed", {"job_id": job.owner if job else action.job_id,
                                                 "error": action.reason}, self._contexts.get(action.job_id))
+            return True
+        if isinstance(action, Yield):
+            job = next((j for j in st.running if j.id == action.job_id), None)
+            if job is None or job.yield_asked:
+                return False
+            self.state = R.ask_yield(st, action.job_id)  # the lease gives way at its next checkpoint
+            await self._fire("gpu_yield_asked", {"job_id": job.owner, "resident": job.resident,
+                                                 "reason": action.reason}, self._contexts.get(job.id))
             return True
         if isinstance(action, Load):
             if st.phase(action.resident) != Phase.stopped:

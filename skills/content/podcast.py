@@ -1,7 +1,10 @@
 """render_podcast: article -> spoken script (local LLM) -> speech chunks (TTS) -> tagged mp3/opus.
 
 The LLM step and the TTS step form one pipeline: the script step declares `then="vllm-omni"` so the
-scheduler keeps the two leases adjacent on the GPU.
+scheduler keeps the two leases adjacent on the GPU. The TTS lease renders every chunk and declares a
+checkpoint after each: when a chat would otherwise miss its bound behind a long episode, the
+scheduler asks the lease to yield there, and the rendering resumes with the next chunk once the
+TTS server is back (finished chunks are kept, never spoken twice).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from skills.content.slugs import slugify
 log = logging.getLogger(__name__)
 
 TTS_RESIDENT = "vllm-omni"
+TTS_CHUNK_EST_S = 2.0  # the declared work of one speech chunk (the lease's estimate and checkpoint spacing)
 
 
 class PodcastParams(BaseModel):
@@ -175,7 +179,7 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
 
     pcm_parts: list[bytes] = []
 
-    async def speak_all() -> None:
+    async def speak_all(lease=None) -> None:
         await engine.check_voice()
         for i, chunk in enumerate(chunks, 1):
             parts = await synth_checked(engine, chunk, f"{i}/{len(chunks)}")
@@ -183,12 +187,16 @@ async def render_podcast(run: SkillRun, params: PodcastParams) -> PodcastResult:
                 await run.log("speech chunk came back cut; spoken again in parts", chunk=i, parts=len(parts))
             pcm_parts.extend(parts)
             await run.progress(i, len(chunks) + 1, f"speech: chunk {i}/{len(chunks)}")
+            if lease is not None and i < len(chunks):
+                await lease.checkpoint(i / len(chunks))  # may give the GPU to a chat and come back
 
     if use_gpu_tts:
-        async with run.use_resident(TTS_RESIDENT, est_seconds=10 + 2 * len(chunks)) as lease:
+        per_chunk = TTS_CHUNK_EST_S
+        async with run.use_resident(TTS_RESIDENT, est_seconds=10 + per_chunk * len(chunks),
+                                    checkpoint_s=per_chunk) as lease:
             if lease.base_url:
                 engine.base_url = lease.base_url.rstrip("/")
-            await speak_all()
+            await speak_all(lease)
     else:
         await speak_all()
 

@@ -14,6 +14,18 @@ chain starts away from the resident loaded at t=0. The longest such chain (a dyn
 over windows sorted by start) is a lower bound. It ignores load times, concurrency and every
 overlapping request, so it is loose; it is never above the true optimum. Turns of `auto` rooms and
 cancellable requests are left out (a schedule may serve or lose them without the GPU).
+
+`unavoidable_steps` is the per-step counterpart: the steps that *no* schedule can start within
+their bound while it keeps the bounds of the steps before them and of one other step. Proof
+sketch. Let X be a step that cannot yield (one chunk) on resident r', with window [lo_X, hi_X] as
+above and true length d_X. Any schedule that keeps X's bound starts X at some s in [lo_X, hi_X]
+and runs it to s + d_X >= lo_X + d_X, so r' is loaded during all of [hi_X, lo_X + d_X]; on a pool
+where every pair of residents excludes the other, another resident r can be ready only after X
+ended, r' stopped and r started: not before lo_X + d_X + unload(r') + load(r) (true times). A
+step j on r != r' whose window [lo_j, hi_j] lies in [hi_X, that moment) must start inside it to
+keep its bound, when r cannot be ready. So every schedule misses j's bound or X's (or one before
+them): such a violation is one the lower-bound schedule makes too. The test is sound, not
+complete: it proves only these violations unavoidable, so `avoidable` is an upper bound.
 """
 
 from __future__ import annotations
@@ -71,3 +83,39 @@ def lower_bound_loads(trace: Trace, params: PolicyParams | None = None) -> int |
         heapq.heappush(pending, (hi, v, r))
         top = max(top, v)
     return top
+
+
+def step_windows(trace: Trace, params: PolicyParams) -> list[tuple[str, int, float, float, str, float, int]]:
+    """(session, step, earliest start, latest start within the bounds, resident, true length, chunks)."""
+    out = []
+    for s in trace.sessions:
+        if s.auto or s.cancel_after_s is not None:
+            continue
+        lo = hi = s.arrival
+        for k, step in enumerate(s.steps):
+            if k:
+                prev = s.steps[k - 1]
+                lo += prev.actual_s
+                hi += prev.actual_s
+            lo += step.think_s
+            hi += step.think_s + params.max_wait(s.job_class)
+            out.append((s.id, k, lo, hi, step.resident, step.actual_s, step.chunks))
+    return out
+
+
+def unavoidable_steps(trace: Trace, params: PolicyParams | None = None) -> set[tuple[str, int]]:
+    """Steps no schedule can start within their bound while keeping another step's (proof above).
+    Empty when residents may share the pool (the premise fails)."""
+    params = params or PolicyParams()
+    if not all_exclusive(trace, params):
+        return set()
+    steps = step_windows(trace, params)
+    # must-run stretches of steps that cannot yield: [hi_X, end of X + its stop), resident r'
+    blocks = [(hi, lo + d + trace.unload_s.get(r, 0.0), r) for _, _, lo, hi, r, d, n in steps
+              if n <= 1 and hi < lo + d]
+    out: set[tuple[str, int]] = set()
+    for sid, k, lo, hi, r, _, _ in steps:
+        load = trace.load_s.get(r, 0.0)
+        if any(r2 != r and b_start <= lo and hi < b_end + load for b_start, b_end, r2 in blocks):
+            out.add((sid, k))
+    return out
