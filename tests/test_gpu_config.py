@@ -73,9 +73,9 @@ def test_the_conversation_hold_and_the_min_slice_are_configurable_and_checked(tm
     sched = _scheduler(ResidentsConfig.model_validate({**base, "conversation_s": 45, "min_slice_s": 20}), tmp_path)
     assert sched.state.params.conversation_s == 45 and sched.state.params.min_slice_s == 20
     assert _scheduler(_residents("hub.gb10.yaml"), tmp_path).state.params.conversation_s == 120
-    with pytest.raises(ValueError, match="conversation_s 2000 must be shorter than max_wait_s.skill"):
+    with pytest.raises(ValueError, match=r"conversation_s 2000 must be shorter than max_wait_s\.skill"):
         ResidentsConfig.model_validate({**base, "conversation_s": 2000})
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         ResidentsConfig.model_validate({**base, "conversation_s": -1})
-    with pytest.raises(ValueError, match="min_slice_s 300 must be shorter than max_wait_s.interactive"):
+    with pytest.raises(ValueError, match=r"min_slice_s 300 must be shorter than max_wait_s\.interactive"):
         ResidentsConfig.model_validate({**base, "min_slice_s": 300})
