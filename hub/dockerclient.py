@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import docker
 
 
+MIN_API = "1.24"  # the oldest Docker API the SDK speaks: good enough to ask the engine for its own
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """Client certificates for a tcp:// engine (`dockerd --tlsverify`)."""
@@ -38,5 +41,20 @@ def connect(url: str | None, timeout: float = 30, *, tls: TlsFiles | None = None
                                              verify=tls.ca_cert if tls.verify else False)
         if url.startswith("ssh://"):
             kw["use_ssh_client"] = use_ssh_client
-        return docker.DockerClient(base_url=url, timeout=int(timeout), **kw)
+        if tls is None:
+            return docker.DockerClient(base_url=url, timeout=int(timeout), **kw)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA file (`verify`
+        # is merged from the environment on every request): the engine's CA must win, from the first
+        # request on (the SDK asks the server's API version while it is constructed)
+        probe = docker.DockerClient(base_url=url, timeout=int(timeout), version=MIN_API, **kw)
+        probe.api.trust_env = False
+        try:
+            version = probe.api.version(api_version=False)["ApiVersion"]
+        except Exception as exc:
+            raise docker.errors.DockerException(f"Error while fetching server API version: {exc}") from exc
+        finally:
+            probe.close()
+        client = docker.DockerClient(base_url=url, timeout=int(timeout), version=version, **kw)
+        client.api.trust_env = False
+        return client
     return docker.from_env(timeout=int(timeout))

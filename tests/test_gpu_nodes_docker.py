@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,10 +33,35 @@ HOSTS = {"local": "127.0.0.1", "b": "127.0.0.2"}
 CTX = Context.new("cli")
 
 
+def make_certs(d: Path) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "1", "-subj", "/CN=sovhub-test-ca")
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                     ("client", "extendedKeyUsage=clientAuth\n")):
+        (d / f"{who}.ext").write_text(ext)
+        run("req", *key, "-keyout", f"{who}-key.pem", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-out", f"{who}-cert.pem", "-days", "1", "-extfile", f"{who}.ext")
+    return {"ca_cert": str(d / "ca.pem"), "client_cert": str(d / "client-cert.pem"),
+            "client_key": str(d / "client-key.pem")}
+
+
 @pytest.fixture(scope="module")
-def engine_b(dockerd):  # started after the session engine (it checks the host prerequisites)
-    engine = DockerEngine(extra_args=["--live-restore"])
+def engine_b(dockerd, tmp_path_factory):  # started after the session engine (it checks the host prerequisites)
+    """Node b's engine: a unix socket, and tcp:// with `--tlsverify` (client certificates) as a
+    second box would offer it; `--live-restore` keeps its containers running while it is down."""
+    certs = tmp_path_factory.mktemp("tls")
+    tls = make_certs(certs)
+    port = free_port()
+    engine = DockerEngine(extra_args=["--live-restore", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                                      "--tlscacert", tls["ca_cert"], "--tlscert", str(certs / "server-cert.pem"),
+                                      "--tlskey", str(certs / "server-key.pem")])
     engine.start()
+    engine.tcp_url, engine.tls = f"tcp://127.0.0.1:{port}", tls
     try:
         yield engine
     finally:
@@ -62,10 +89,13 @@ def stand_in(name: str, port: int, host: str) -> list[str]:
     return ["-c", code]
 
 
-def nodes_config(engines: dict[str, DockerEngine], allowed: dict[str, list[str]]) -> dict:
+def nodes_config(engines: dict[str, DockerEngine], allowed: dict[str, list[str]], *, tls: bool = False) -> dict:
+    """Two nodes; with `tls`, node b's engine is reached over tcp:// with client certificates."""
     node = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "check_interval_s": 0.3, "down_after_s": 1.0}
     cfg: dict = {"memory_guard": {"enabled": False}, "monitor_interval_s": 0.3, "min_residency_s": 0,
                  "nodes": {n: {**node, "docker_host": e.base_url, "host": HOSTS[n]} for n, e in engines.items()}}
+    if tls:
+        cfg["nodes"]["b"].update(docker_host=engines["b"].tcp_url, tls=engines["b"].tls)
     for name, on in allowed.items():
         port = free_port()
         cname = f"sovhub-test-{name}-{port}"
@@ -118,7 +148,8 @@ async def answers(url: str) -> int:
 async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_serving_chat(engines, tmp_path):
     a, b = engines
     events: list = []
-    cfg = nodes_config({"local": a, "b": b}, {"sglang": ["local", "b"], "comfyui": ["b"], "tts": ["b", "local"]})
+    cfg = nodes_config({"local": a, "b": b}, {"sglang": ["local", "b"], "comfyui": ["b"], "tts": ["b", "local"]},
+                       tls=True)  # node b through tcp:// with TLS client certificates
     config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": cfg}, environ={})
     hub = await Hub.start(config, components=("hub.gpu.component",), skills=SkillRegistry())
     s = hub.gpu  # the component chose the multi-node scheduler for this config
@@ -165,7 +196,7 @@ async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_
         assert not [w for w in snap.swaps if w["node"] == "local" and w["resident"] == "sglang" and w["phase"] == "out"]
         await s._publish()
         stored = await hub.store.kv_get("gpu.snapshot", {})  # what `sovhub status` reads
-        assert stored["nodes"]["b"]["endpoint"] == b.base_url and stored["nodes"]["b"]["host"] == "127.0.0.2"
+        assert stored["nodes"]["b"]["endpoint"] == b.tcp_url and stored["nodes"]["b"]["host"] == "127.0.0.2"
         assert stored["nodes"]["local"]["residents"]["sglang"] == "ready"
     finally:
         await hub.stop()
