@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from hub.component import GPU
-from hub.gpu.model import Expected
-from hub.gpu.nodes import NodesScheduler
-from hub.gpu.runtime import ResidentScheduler
+
+if TYPE_CHECKING:  # imported by `setup` when residents are configured: a hub without any never loads them
+    from hub.gpu.model import Expected
+    from hub.gpu.nodes import NodesScheduler
+    from hub.gpu.runtime import ResidentScheduler
 
 log = logging.getLogger(__name__)
 PROVIDES = (GPU,)  # reads hub.cron lazily (preloading), so it needs nothing at start
@@ -21,6 +24,8 @@ async def expected_arrivals(hub, horizon_s: float = EXPECT_HORIZON_S) -> list[Ex
     """The next fire time of each enabled schedule whose skill needs a resident (within the horizon):
     what the policy preloads for."""
     import time
+
+    from hub.gpu.model import Expected
 
     service = getattr(hub, "cron", None)
     if service is None:
@@ -55,6 +60,9 @@ async def setup(hub) -> None:
     cfg = hub.config.residents
     if not cfg.servers:
         return  # no residents: the core's DirectArbiter grants every lease at once
+    from hub.gpu.nodes import NodesScheduler
+    from hub.gpu.runtime import ResidentScheduler
+
     kind = NodesScheduler if cfg.multi_node else ResidentScheduler  # one pool: exactly as before
     scheduler = kind.from_config(cfg, state_dir=hub.config.storage.root / "residents", bus=hub.bus, store=hub.store)
     await scheduler.start()
@@ -65,7 +73,7 @@ async def setup(hub) -> None:
 
 async def teardown(hub) -> None:
     scheduler = hub.extras.pop("gpu_scheduler", None)
-    if isinstance(scheduler, ResidentScheduler | NodesScheduler):
+    if scheduler is not None:  # set by `setup` only
         task = getattr(scheduler, "_expect_task", None)
         if task is not None:
             task.cancel()
