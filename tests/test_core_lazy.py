@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import threading
@@ -32,54 +33,51 @@ def test_a_missing_package_fails_at_import_time():
         lazy_import("no_such_package_xyz")
 
 
-def test_starting_the_mcp_server_and_the_hub_does_not_import_the_model_or_docker_sdks():
-    code = ("import sys, asyncio, tempfile\n"
-            "from hub.config import load_config\n"
-            "from hub.core import Hub\n"
-            "import bridges.mcp.server, bridges.mcp.cli\n"
-            "async def main():\n"
-            "    with tempfile.TemporaryDirectory() as d:\n"
-            "        cfg = load_config(None, overrides={'storage': {'data_dir': d}}, environ={})\n"
-            "        hub = await Hub.start(cfg)\n"
-            "        await hub.stop()\n"
-            "asyncio.run(main())\n"
-            "print(sorted(m for m in ('anthropic', 'openai', 'docker') if m in sys.modules))\n")
+SDKS = ("anthropic", "openai", "docker", "nio", "aiohttp", "fastmcp", "uvicorn", "bridges.api.app",
+        "bridges.mcp.bridge")
+HUB_IN = ("import asyncio, tempfile\n"
+          "from hub.config import load_config\n"
+          "def config(d, **parts):\n"
+          "    off = {'matrix': {'enabled': False}, 'api': {'enabled': False}, 'mcp': {'enabled': False},\n"
+          "           'status': {'enabled': False}}\n"
+          "    return load_config(None, overrides={**off, 'storage': {'data_dir': d}, **parts}, environ={})\n")
+
+
+def imported_after(script: str) -> set[str]:
+    """Which of SDKS a fresh interpreter holds after running `script` (HUB_IN's helpers in scope)."""
+    code = HUB_IN + script + f"\nimport sys\nprint(sorted(m for m in {SDKS!r} if m in sys.modules))\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    return set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+
+
+def test_starting_the_mcp_server_and_the_hub_does_not_import_the_model_or_docker_sdks():
+    loaded = imported_after("from hub.core import Hub\n"
+                            "import bridges.mcp.server, bridges.mcp.cli\n"
+                            "async def main():\n"
+                            "    with tempfile.TemporaryDirectory() as d:\n"
+                            "        await (await Hub.start(config(d))).stop()\n"
+                            "asyncio.run(main())\n")
+    assert not loaded & {"anthropic", "openai", "docker"}
 
 
 def test_disabled_bridges_are_not_imported_and_enabled_ones_import_their_sdk_only_when_started():
-    code = ("import sys, tempfile\n"
-            "from hub.config import load_config\n"
-            "from hub.serve import bridge_modules\n"
-            "with tempfile.TemporaryDirectory() as d:\n"
-            "    off = {'storage': {'data_dir': d}, 'matrix': {'enabled': False}, 'api': {'enabled': False},\n"
-            "           'mcp': {'enabled': False}, 'status': {'enabled': False}}\n"
-            "    assert bridge_modules(load_config(None, overrides=off, environ={})) == []\n"
-            "    on = {**off, 'mcp': {'enabled': True}, 'status': {'enabled': True}}\n"
-            "    names = [n for n, _ in bridge_modules(load_config(None, overrides=on, environ={}))]\n"
-            "print(names, sorted(m for m in ('nio', 'fastmcp', 'uvicorn', 'bridges.api.app') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "['mcp', 'status'] []"
+    loaded = imported_after("from hub.serve import bridge_modules\n"
+                            "with tempfile.TemporaryDirectory() as d:\n"
+                            "    assert bridge_modules(config(d)) == []\n"
+                            "    on = bridge_modules(config(d, mcp={'enabled': True}, status={'enabled': True}))\n"
+                            "    assert [n for n, _ in on] == ['mcp', 'status'], on\n")
+    assert not loaded & {"nio", "fastmcp", "uvicorn", "bridges.api.app"}
 
 
 def test_sovhub_run_with_mcp_and_the_status_page_imports_no_model_docker_or_matrix_sdk():
-    code = ("import sys, asyncio, tempfile\n"
-            "from hub.config import load_config\n"
-            "from hub.serve import run_forever\n"
-            "async def main():\n"
-            "    with tempfile.TemporaryDirectory() as d:\n"
-            "        cfg = load_config(None, environ={}, overrides={'storage': {'data_dir': d},\n"
-            "            'mcp': {'enabled': True, 'port': 0}, 'status': {'enabled': True, 'port': 0},\n"
-            "            'matrix': {'enabled': False}, 'api': {'enabled': False}})\n"
-            "        stop = asyncio.Event()\n"
-            "        stop.set()  # started in full, then stopped at once\n"
-            "        await run_forever(cfg, stop)\n"
-            "asyncio.run(main())\n"
-            "print(sorted(m for m in ('anthropic', 'openai', 'docker', 'nio', 'aiohttp', 'bridges.api.app')\n"
-            "             if m in sys.modules), 'bridges.mcp.bridge' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[] True"  # the MCP server ran, without those
+    loaded = imported_after("from hub.serve import run_forever\n"
+                            "async def main():\n"
+                            "    with tempfile.TemporaryDirectory() as d:\n"
+                            "        stop = asyncio.Event()\n"
+                            "        stop.set()  # started in full, then stopped at once\n"
+                            "        await run_forever(config(d, mcp={'enabled': True, 'port': 0},\n"
+                            "                                 status={'enabled': True, 'port': 0}), stop)\n"
+                            "asyncio.run(main())\n")
+    assert "bridges.mcp.bridge" in loaded  # the MCP server ran, without the rest
+    assert not loaded & {"anthropic", "openai", "docker", "nio", "aiohttp", "bridges.api.app"}
