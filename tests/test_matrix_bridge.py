@@ -219,6 +219,15 @@ async def test_image_command_arrives_as_downloadable_m_image_with_job_reactions(
     assert keys[0] == "⏳"
     done = next(i for i, s in enumerate(guest.seen) if s.type == "m.reaction" and s.relates.get("key") == "✅")
     assert guest.seen.index(image) < done  # ✅ lands once the image is there
+    # The progress line ends with the job's final state, not at its last step.
+    line = next(s for s in guest.from_user(rig.bot.user_id, room) if s.content.get("body", "").startswith("⚙️"))
+    await guest.wait_for(lambda s: s.is_edit and s.relates["event_id"] == line.event_id
+                         and s.content["m.new_content"]["body"].startswith("✅ paint · done in"))
+    await guest.settle(0.3)
+    edits = [s for s in guest.from_user(rig.bot.user_id, room, edits=True) if s.relates["event_id"] == line.event_id]
+    assert edits[-1].content["m.new_content"]["body"].startswith("✅ paint · done in")
+    texts = _bodies(guest.from_user(rig.bot.user_id, room))
+    assert not [t for t in texts if "size_bytes" in t or "node" in t], texts  # what a person cares about
 
 
 async def test_approval_by_owner_reaction_runs_destructive_skill(rig):

@@ -241,3 +241,79 @@ async def test_a_question_replying_to_someone_else_carries_the_replied_to_messag
     await human.send(room, "is that realistic?", reply_to=earlier, mention=bot.user_id)
     await human.wait_for(_answer_to(
         bot, f"You said: [In reply to {human.client.user_id}: The deploy is on Friday.]\n\nis that realistic?"))
+
+
+async def _send_raw(human, room: str, content: dict) -> str:
+    from nio import RoomSendResponse
+
+    resp = await human.client.room_send(room, "m.room.message", content, ignore_unverified_devices=True)
+    assert isinstance(resp, RoomSendResponse), resp
+    return resp.event_id
+
+
+async def test_pills_and_m_mentions_on_real_events_address_the_bot_and_mentions_of_others_do_not(convo):
+    """The forms real clients send: an `m.mentions` list, a matrix.to pill (percent-encoded) and a
+    `matrix:u/` pill, each with a body that never names the bot; a pill to a friend is not for it."""
+    bridge, human, bot, friend = convo
+    room = await human.create_room([bot.user_id, friend.user_id], name="pills", wait_join=bot.user_id)
+    encoded = bot.user_id.replace("@", "%40").replace(":", "%3A")
+    asked = {
+        "pill": await _send_raw(human, room, {
+            "msgtype": "m.text", "body": "the helper: first one", "format": "org.matrix.custom.html",
+            "formatted_body": f'<a href="https://matrix.to/#/{encoded}">the helper</a>: first one'}),
+        "uri": await _send_raw(human, room, {
+            "msgtype": "m.text", "body": "assistant second one", "format": "org.matrix.custom.html",
+            "formatted_body": f"<a href='matrix:u/{bot.user_id[1:]}?action=chat'>assistant</a> second one"}),
+        "mentions": await _send_raw(human, room, {"msgtype": "m.text", "body": "third one",
+                                                  "m.mentions": {"user_ids": [bot.user_id]}}),
+    }
+    await _send_raw(human, room, {
+        "msgtype": "m.text", "body": "pal: not for the bot", "format": "org.matrix.custom.html",
+        "formatted_body": f'<a href="https://matrix.to/#/{friend.user_id}">pal</a>: not for the bot',
+        "m.mentions": {"user_ids": [friend.user_id]}})
+    for event_id in asked.values():
+        await human.wait_for(lambda s, e=event_id: s.sender == bot.user_id and not s.is_edit
+                             and s.relates.get("m.in_reply_to", {}).get("event_id") == e, timeout=30)
+    await human.wait_for(_answer_to(bot, "You said: third one"))
+    await human.settle(1.0)
+    answered = [m.relates["m.in_reply_to"]["event_id"] for m in human.from_user(bot.user_id, room)]
+    assert sorted(answered) == sorted(asked.values())  # the friend's pill got nothing
+    assert bridge.metrics["skipped"] >= 1
+
+
+async def test_why_speaks_of_this_conversation_after_new_and_a_quiet_room_gets_notices(convo):
+    _bridge, human, bot, _ = convo
+    room = await human.create_room([bot.user_id], name="why", wait_join=bot.user_id)
+
+    async def command(text: str) -> str:
+        mark = len(human.seen)
+        await human.send(room, text)
+        reply = await human.wait_for(lambda s: s.sender == bot.user_id and s.type == "m.room.message"
+                                     and not s.is_edit, after=mark)
+        return reply.content["body"]
+
+    await human.send(room, "hello")
+    answer = await human.wait_for(_answer_to(bot, "You said: hello"))
+    assert answer.content["msgtype"] == "m.text"
+    why = await command("/why")
+    assert why.startswith("local model") and "No turn" not in why, why
+    assert (await command("/new")).startswith("New conversation started")
+    assert await command("/why") == "No turn has been routed here yet."  # not the previous conversation's
+    assert "notify = **off**" in await command("/settings notify off")
+    mark = len(human.seen)
+    await human.send(room, "quietly")
+    quiet = await human.wait_for(_answer_to(bot, "You said: quietly"), after=mark)
+    assert quiet.content["msgtype"] == "m.notice" and "m.mentions" not in quiet.content  # push rules skip it
+
+
+async def test_an_encrypted_thread_root_the_inbox_never_held_is_fetched_and_decrypted_for_the_turn(convo):
+    """The root is a notice (never a question, so not in the inbox): the bridge reads it from the
+    homeserver and decrypts it, so the first answer in the thread still sees what is discussed."""
+    bridge, human, bot, friend = convo
+    room = await human.create_room([bot.user_id, friend.user_id], name="secret-thread", encrypted=True,
+                                   wait_join=bot.user_id)
+    root = await _send_raw(human, room, {"msgtype": "m.notice", "body": "Build 41 failed on the ARM runner"})
+    await human.send(room, f"{bot.user_id} why?", thread_root=root)
+    await human.wait_for(_answer_to(bot, f"You said: [The thread started with {human.client.user_id} writing: "
+                                         "Build 41 failed on the ARM runner]\n\nwhy?"), timeout=30)
+    assert bridge.metrics["undecryptable"] == 0

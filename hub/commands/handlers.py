@@ -312,14 +312,6 @@ async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
     unlisten = None
     told_started: list[asyncio.Task] = []  # the bus does not wait for it: awaited before the final state
     if long:
-        if _needs_approval(env, skill) and handle.status in ("queued", "waiting_approval"):
-            def on_started(event) -> None:
-                if event.data.get("job_id") == handle.id:
-                    told_started.append(asyncio.ensure_future(env.io.job_state("started")))
-
-            unlisten = env.hub.bus.listen("job_started", on_started)
-        else:
-            await env.io.job_state("started")
         last = [0.0]
 
         async def on_progress(p) -> None:
@@ -331,7 +323,16 @@ async def _follow(env: CommandEnv, skill: Skill, handle) -> None:
             frac = f" {p.done:g}/{p.total:g}" if p.total else ""
             await env.io.progress(f"⚙️ {skill.name}{frac} · {p.message}".rstrip(" ·"))
 
+        # Listening before the ⏳ goes out: a step reported while it is on its way is not lost.
         handle.on_progress(on_progress)
+        if _needs_approval(env, skill) and handle.status in ("queued", "waiting_approval"):
+            def on_started(event) -> None:
+                if event.data.get("job_id") == handle.id:
+                    told_started.append(asyncio.ensure_future(env.io.job_state("started")))
+
+            unlisten = env.hub.bus.listen("job_started", on_started)
+        else:
+            await env.io.job_state("started")
         ticker = asyncio.create_task(_queue_ticker(env, skill, handle, shown))
     started = time.monotonic()
     try:
