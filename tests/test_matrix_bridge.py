@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import httpx
@@ -165,7 +166,9 @@ async def test_commands_answer_inside_the_thread(rig):
                                      after=mark)
         assert reply.relates["rel_type"] == "m.thread" and reply.relates["event_id"] == root, command
     assert "usage: /image <prompt>" in reply.content["body"]
-    assert "undecryptable" in _bodies(owner.from_user(rig.bot.user_id, room))[0]  # /status shows E2EE health
+    status = _bodies(owner.from_user(rig.bot.user_id, room))[0]
+    assert "undecryptable" in status  # /status shows E2EE health...
+    assert not re.search(r"\b(True|False|None)\b", status), status  # ...in words, not Python values
 
 
 async def test_disallowed_user_gets_no_join_and_no_answer(rig):
