@@ -52,6 +52,53 @@ def test_read_then_write_transactions_on_two_connections_never_lose_an_update(tm
     asyncio.run(scenario())
 
 
+def _add_whole(conn: sqlite3.Connection, key: str, amount: int) -> None:
+    rows = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchall()
+    value = int(rows[0][0]) + amount if rows else amount
+    conn.execute("INSERT INTO kv(key, value, updated_at) VALUES (?, ?, 0) ON CONFLICT(key) DO UPDATE "
+                 "SET value = excluded.value", (key, str(value)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(amounts=st.lists(st.tuples(st.integers(1, 9), st.integers(0, 3)), min_size=1, max_size=16))
+def test_one_hop_writes_and_block_transactions_on_two_connections_never_lose_an_update(tmp_path_factory, amounts):
+    """`store.write(fn)` (BEGIN IMMEDIATE, fn, COMMIT in one hop) mixed with `store.transaction()`
+    blocks, on two stores of one file: every read-modify-write counts."""
+
+    async def scenario() -> None:
+        path = tmp_path_factory.mktemp("tx") / "hub.db"
+        stores = [await Store.open(path), await Store.open(path)]
+        try:
+            await asyncio.gather(*(stores[how % 2].write(_add_whole, "n", amount) if how < 2
+                                   else _add(stores[how % 2], "n", amount) for amount, how in amounts))
+            assert await _kv(stores[0], "n") == sum(a for a, _ in amounts)
+        finally:
+            for store in stores:
+                await store.close()
+
+    asyncio.run(scenario())
+
+
+async def test_a_one_hop_write_that_raises_writes_nothing_and_one_that_returns_writes_all(tmp_path):
+    store = await Store.open(tmp_path / "hub.db")
+
+    def two_then_fail(conn: sqlite3.Connection, fail: bool) -> int:
+        conn.execute("INSERT INTO kv(key, value, updated_at) VALUES ('a', '1', 0)")
+        conn.execute("INSERT INTO kv(key, value, updated_at) VALUES ('b', '2', 0)")
+        if fail:
+            raise RuntimeError("changed my mind")
+        return 2
+
+    try:
+        with pytest.raises(RuntimeError, match="changed my mind"):
+            await store.write(two_then_fail, True)
+        assert await store.kv_get("a") is None and await store.kv_get("b") is None
+        assert await store.write(two_then_fail, False) == 2
+        assert (await store.kv_get("a"), await store.kv_get("b")) == (1, 2)
+    finally:
+        await store.close()
+
+
 async def test_a_block_that_raises_writes_nothing_and_the_next_transaction_runs(tmp_path):
     store = await Store.open(tmp_path / "hub.db")
     try:

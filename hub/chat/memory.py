@@ -54,8 +54,7 @@ class Memory:
         messages = [("user", user_text, now, None, estimate_tokens(user_text), context_id),
                     ("assistant", answer, now, route, output_tokens, context_id)]
         try:
-            async with self.store.transaction() as tx:
-                self._ids[key] = await tx.run(_write_turn, key, cid, messages, list(costs), extra)
+            self._ids[key] = await self.store.write(_write_turn, key, cid, messages, list(costs), extra)
         except BaseException:
             self._ids.pop(key, None)
             raise

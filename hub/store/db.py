@@ -98,6 +98,13 @@ class Store:
         async with self.writes.transaction() as tx:
             yield tx
 
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(sqlite3_connection, *args)` as one transaction in one hop to the write thread
+        (`Writes.run`): for writes that need no await between their statements."""
+        if self.writes is None:
+            raise StoreError("the store is closed")
+        return await self.writes.run(fn, *args)
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(sqlite3_connection, *args)` on the store's read thread, from one snapshot of what is
         committed: several reads (a lookup and what it finds) in one hop."""

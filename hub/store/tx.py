@@ -94,6 +94,16 @@ class Transaction:
             self._rollback()
             raise
 
+    def _whole(self, fn: Callable[..., T], *args: Any) -> T:
+        """BEGIN IMMEDIATE, `fn`, COMMIT, all on the write thread (`Writes.run`)."""
+        try:
+            result = self._step(fn, *args)
+        except BaseException:
+            self._rollback()
+            raise
+        self._commit()
+        return result
+
     def _rollback(self) -> None:
         conn = self._writes.sqlite
         if conn.in_transaction:
@@ -208,6 +218,16 @@ class Writes(Connection):
                 await self._finish(tx._rollback)
                 raise
             await self._finish(tx._commit)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(sqlite3_connection, *args)` as one whole transaction in ONE hop: BEGIN IMMEDIATE, `fn`,
+        COMMIT (ROLLBACK when `fn` raises). `transaction()` needs a hop per `tx.run` and one for the
+        COMMIT; a write that needs no await in between (a chat turn) saves one. Once queued it runs
+        to its end even if the caller is cancelled meanwhile (nothing half-done either way)."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        async with self._lock:
+            return await asyncio.shield(self.call(Transaction(self)._whole, fn, *args))
 
     async def close(self) -> None:
         async with self._lock:
