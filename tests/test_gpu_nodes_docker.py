@@ -255,3 +255,32 @@ async def test_an_engine_stopped_mid_job_moves_its_waiting_jobs_and_is_adopted_w
     finally:
         release.set()
         await s.close()
+
+
+async def test_a_start_that_fails_because_the_engine_is_gone_moves_the_job_instead_of_failing_it(engines, tmp_path):
+    a, b = engines
+    events: list = []
+    cfg = nodes_config({"local": a, "b": b}, {"sglang": ["local"], "tts": ["b", "local"]})
+    cfg["nodes"]["b"]["down_after_s"] = 600  # the watcher would not notice for ten minutes
+    s = scheduler(tmp_path, cfg, events)
+    await s.start()
+    try:
+        await wait_for(lambda: phase(s, "local", "sglang") == Phase.ready)
+        b.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(b.proc.wait, 20)
+        b.client.close()
+        runs = []
+        async with s.lease("tts", job_id="podcast", context=CTX, est_seconds=1) as lease:
+            runs.append(lease.base_url)
+        assert len(runs) == 1 and runs[0].startswith("http://127.0.0.1:")  # ran once, on local
+        placed = [d["node"] for t, d in events if t == "gpu_placed" and d["job_id"] == "podcast"]
+        assert placed == ["b", "local"]  # b was the cheaper swap; its start found no engine
+        (failed,) = [d for t, d in events if t == "gpu_start_failed"]
+        assert failed["resident"] == "tts" and "Docker is not reachable" in failed["error"]
+        assert s.nodes["b"].scheduler.down.startswith("node b stopped answering")
+        moved = [d["moved_from"] for t, d in events if t == "gpu_placed" and d["node"] == "local"]
+        assert moved == [["b"]]
+        finished = [d for t, d in events if t == "gpu_finished" and d["job_id"] == "podcast"]
+        assert [d["ok"] for d in finished] == [True]
+    finally:
+        await s.close()
