@@ -1,7 +1,7 @@
 """`sovhub bench api`: what the gateway adds to a streamed turn, against calling SGLang directly.
 
-The SGLang stand-in and the hub (chat + the `api` bridge, a bearer token, no scheduler: the lease
-is granted at once) run as their own processes; this process is the client (httpx, streamed, as
+The SGLang stand-in and the hub (chat + the `api` bridge, a bearer token; without `--scheduler`
+no scheduler: the lease is granted at once) run as their own processes; this process is the client (httpx, streamed, as
 an SDK reads it). Turns alternate between the hub and the stand-in, so drift on a shared machine
 hits both alike, in rounds (hub/bench/rounds.py: the median round is judged, the spread shown).
 
@@ -38,7 +38,8 @@ async def serve_hub(options):
     from hub.config import load_config
     from hub.core import Hub
     from hub.serve import start_bridges, stop_bridges
-    hub = await Hub.start(load_config(None, environ={}, overrides=options), components=("hub.chat.component",))
+    components = ("hub.gpu.component", "hub.chat.component") if options.get("residents") else ("hub.chat.component",)
+    hub = await Hub.start(load_config(None, environ={}, overrides=options), components=components)
     started = await start_bridges(hub, only={"api"})
     async def stop():
         await stop_bridges(hub, started)
@@ -154,7 +155,7 @@ async def _round(client: httpx.AsyncClient, hub: Child, sim: Child, targets: dic
 
 
 async def _run(turns: int, rounds: int, tokens: int, tokens_per_s: float, first_token_delay: float,
-               warmup: int) -> dict[str, Any]:
+               warmup: int, scheduler: bool = False) -> dict[str, Any]:
     clock = Clock()
     rounds = max(1, rounds)
     per = max(1, turns // rounds)
@@ -167,7 +168,14 @@ async def _run(turns: int, rounds: int, tokens: int, tokens_per_s: float, first_
             direct = sim.url + "/v1"
             overrides = {"storage": {"data_dir": tmp}, "matrix": {"enabled": False},
                          "api": {"port": 0, "tokens": [{"name": "bench", "token": TOKEN, "role": "write"}]},
-                         "llm": {"local": {"base_url": direct, "max_retries": 0}, "cloud": {"enabled": False}}}
+                         "llm": {"local": {"base_url": direct, "max_retries": 0, "resident": "sglang"},
+                                 "cloud": {"enabled": False}}}
+            if scheduler:  # the real GPU scheduler, which adopts the running stand-in as its resident
+                overrides["residents"] = {
+                    "pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
+                    "sglang": {"kind": "llm", "memory_gb": 90, "base_url": sim.url, "default": True,
+                               "driver": {"type": "http_release", "release": "sglang"},
+                               "ready": {"url": sim.url + "/health"}}}
             hub = await Child.start("hub", overrides)
             children.append(hub)
             targets = {"hub": (hub.url + "/v1", {"authorization": f"Bearer {TOKEN}"}), "direct": (direct, {})}
@@ -180,13 +188,14 @@ async def _run(turns: int, rounds: int, tokens: int, tokens_per_s: float, first_
         finally:
             for child in reversed(children):
                 await child.stop()
-    return {"bench": "api", "benchmark": "api", "turns_each_round": per, "tokens_per_turn": tokens,
-            "tokens_per_s": tokens_per_s, "first_token_delay_s": first_token_delay,
+    return {"bench": "api", "benchmark": "api", "scheduler": scheduler, "turns_each_round": per,
+            "tokens_per_turn": tokens, "tokens_per_s": tokens_per_s, "first_token_delay_s": first_token_delay,
             **summarise(results, rank="added_p50_ms", goals=GOALS), **load(), **clock.figures()}
 
 
 def run(turns: int = 60, rounds: int = 3, tokens: int = 64, tokens_per_s: float = 100.0,
-        first_token_delay: float = 0.2, warmup: int = 5) -> dict[str, Any]:
+        first_token_delay: float = 0.2, warmup: int = 5, scheduler: bool = False) -> dict[str, Any]:
     """Streamed turns of `tokens` tokens at SGLang-like pacing through the hub and directly, alternating,
-    `turns` of each split over `rounds` rounds."""
-    return asyncio.run(_run(turns, rounds, tokens, tokens_per_s, first_token_delay, warmup))
+    `turns` of each split over `rounds` rounds. `--scheduler true`: each hub turn also takes a lease
+    from the real GPU scheduler (the stand-in adopted as the ready `sglang` resident), as on the box."""
+    return asyncio.run(_run(turns, rounds, tokens, tokens_per_s, first_token_delay, warmup, scheduler))
