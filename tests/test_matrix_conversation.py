@@ -320,3 +320,52 @@ async def test_an_encrypted_thread_root_the_inbox_never_held_is_fetched_and_decr
     await human.wait_for(_answer_to(bot, f"You said: [The thread started with {human.client.user_id} writing: "
                                          "Build 41 failed on the ARM runner]\n\nwhy?"), timeout=30)
     assert bridge.metrics["undecryptable"] == 0
+
+
+async def test_a_failover_mid_answer_reads_as_words_and_ends_with_the_complete_answer(synapse, tmp_path):
+    """The local model's stream breaks mid-answer: the room reads one plain sentence about it (no
+    exception chain) and the one message ends as Claude's complete answer."""
+    from hub.sim.anthropic import create_app as anthropic_app
+
+    bot = synapse.register(f"fbot{_uid()}")
+    person = synapse.register(f"fperson{_uid()}")
+    async with serve_app(create_app(tokens_per_s=40)) as local, serve_app(anthropic_app()) as cloud:
+        config = HubConfig.model_validate({
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id,
+                       "password": bot.password, "allowed_users": [person.user_id], "edit_interval_s": 0.25,
+                       "sync_timeout_ms": 1000},
+            "llm": {"local": {"base_url": f"{local}/v1"}, "cloud": {"base_url": cloud, "api_key": "sk-test"}},
+            "routing": {"default_policy": "auto"},
+        })
+        hub = await Hub.start(config, skills=test_registry(), components=("hub.chat.component",))
+        bridge = MatrixBridge(hub)
+        human = None
+        try:
+            await bridge.start()
+            await bridge.synced.wait()
+            human = await MatrixUserClient(synapse.url, person, tmp_path / "human").start()
+            room = await human.create_room([bot.user_id], name="failover", wait_join=bot.user_id)
+            async with httpx.AsyncClient() as http:
+                resp = await http.post(f"{local}/_sim/faults",
+                                       json={"add": [{"kind": "disconnect", "after_tokens": 2}]})
+                assert resp.status_code == 200, resp.text
+            asked = await human.send(room, "one two three")
+            await human.wait_for(_answer_to(bot, "You said: one two three"), timeout=30)
+            await human.settle(0.5)
+            said = [(s.content.get("m.new_content") or s.content).get("body", "")
+                    for s in human.seen if s.sender == bot.user_id and s.type == "m.room.message"]
+            notes = [t.split("\n\n")[-1].strip("_") for t in said]  # the note follows what had streamed
+            assert any(n.startswith("The local model failed (") and n.endswith("; answering with Claude instead.")
+                       for n in notes), said
+            assert not [t for t in said if "Error" in t or "Traceback" in t or "the Claude" in t], said
+            originals = human.from_user(bot.user_id, room)
+            assert [m.relates["m.in_reply_to"]["event_id"] for m in originals] == [asked]
+            edits = human.from_user(bot.user_id, room, edits=True)
+            newest = max(edits, key=lambda e: (e.source["origin_server_ts"], e.event_id)) if edits else originals[0]
+            assert (newest.content.get("m.new_content") or newest.content)["body"] == "You said: one two three"
+        finally:
+            if human is not None:
+                await human.close()
+            await bridge.stop()
+            await hub.stop()
