@@ -191,3 +191,51 @@ async def test_podcast_pipeline_through_the_real_scheduler_swaps_llm_then_tts(tm
     ]
     ready = [r for kind, r in swaps if kind == "gpu_ready"]
     assert ready[-1] == "vllm-omni" and ("gpu_stopped", "sglang") in swaps  # one resident at a time
+
+
+async def test_a_chat_gets_the_gpu_in_the_middle_of_a_podcast_and_no_chunk_is_spoken_twice(tmp_path):
+    """The yield rule end to end: the podcast's TTS lease checkpoints after every chunk; a chat
+    that would miss its bound behind the episode gets the LLM in the middle of it, and the
+    rendering resumes on the TTS server where it stopped (every chunk once in the episode)."""
+    import asyncio
+
+    from hub.sim.serve import free_port
+    from tests.helpers_content import process_residents, sim_process
+
+    ports = {"sglang": free_port(), "vllm-omni": free_port()}
+    urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    config = content_config(tmp_path, tts_engine="vllm-omni", blog_dir=str(tmp_path / "blog"))
+    config["llm"]["local"]["base_url"] = urls["sglang"] + "/v1"
+    config["residents"] = process_residents({
+        "sglang": ("llm", urls["sglang"], "/health", sim_process("sglang", ports["sglang"])),
+        "vllm-omni": ("tts", urls["vllm-omni"], "/v1/models", sim_process("tts", ports["vllm-omni"], rtf=0.04)),
+    })
+    config["residents"].update(max_wait_s={"interactive": 10, "skill": 600, "scheduled": 600},
+                               min_slice_s=0.5, conversation_s=0)
+    article = long_article(30)
+    events: list[tuple[str, dict]] = []
+    async with content_hub(config, components=("hub.gpu.component",)) as hub:
+        hub.bus.listen("*", lambda e: events.append((e.type, dict(e.data))) if e.type.startswith("gpu_") else None)
+        try:
+            pod = asyncio.create_task(hub.run_skill("render_podcast", {"article": article, "rewrite": False},
+                                                    Context.new("cron")))
+            for _ in range(600):  # until the episode is being spoken
+                if any(k == "gpu_started" and d.get("resident") == "vllm-omni" for k, d in events):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            async with hub.gpu.lease("sglang", job_id="chat", context=Context.new("matrix"),
+                                     job_class="interactive", est_seconds=1):
+                during = not pod.done()
+            result = await asyncio.wait_for(pod, 120)
+        finally:
+            for driver in hub.gpu.drivers.values():
+                await driver.stop(5)
+    assert during  # the chat ran while the episode was still being rendered
+    kinds = [k for k, _ in events]
+    assert "gpu_yield_asked" in kinds and "gpu_yielded" in kinds
+    assert kinds.index("gpu_yielded") < max(i for i, (k, d) in enumerate(events)
+                                            if k == "gpu_started" and d.get("resident") == "vllm-omni")
+    chunks = chunk_script(clean_script(article), hub.config.skills.content.tts_chunk_chars)
+    assert result.chunks == len(chunks) and result.duration_s > 1  # each chunk spoken once
+    assert abs(result.duration_s - sum(result.chunk_seconds)) < 0.25
