@@ -12,20 +12,19 @@ import sys
 async def _run(config_path: str | None, skills=None) -> None:
     from bridges.matrix import component
     from hub.config import load_config
-    from hub.core import Hub
+    from hub.core import COMPONENTS, Hub
 
     config = load_config(config_path)
+    config = config.model_copy(update={"matrix": config.matrix.model_copy(update={"enabled": True})})  # asked for
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    hub = await Hub.start(config, skills=skills)
+    hub = await Hub.start(config, skills=skills, components=(*COMPONENTS, component))  # the hub's, then Matrix
     try:
-        await component.setup(hub)
         print("matrix bridge running", flush=True)
         await stop.wait()
     finally:
-        await component.teardown(hub)
         await hub.stop()
 
 
