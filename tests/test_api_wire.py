@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridges.api.messages import UsageReader
-from bridges.api.wire import BadInput, completion_body, to_messages, to_tool_choice, to_tools
+from bridges.api.wire import BadInput, LocalEvents, completion_body, to_messages, to_tool_choice, to_tools
 from hub.llm.cloud import tool_choice_wire
 from hub.llm.types import Completion, Image, ToolCall, Usage
 
@@ -129,3 +129,43 @@ def test_tool_choice_maps_to_anthropics_or_is_a_clear_400_never_a_crash_or_a_dan
     named = {"required": "any", "auto": "auto", "none": "none", None: "auto"}
     expected = "tool" if isinstance(raw, dict) else named[raw]
     assert wire["type"] == expected
+
+
+def sglang_stream(pieces: list[str], prompt: int, usage_alone: bool) -> tuple[list[bytes], dict]:
+    """SGLang's events for a streamed answer: role, content, finish, usage (alone, or on the finish
+    chunk as some servers send it), [DONE]."""
+    usage = {"prompt_tokens": prompt, "completion_tokens": len(pieces), "total_tokens": prompt + len(pieces)}
+
+    def event(delta, finish=None, with_usage=None):
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return b"data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "choices": choices,
+                                       "usage": with_usage}).encode() + b"\n\n"
+
+    events = [event({"role": "assistant", "content": ""})] + [event({"content": p}) for p in pieces]
+    events.append(event({}, "stop", None if usage_alone else usage))
+    if usage_alone:
+        events.append(event(None, with_usage=usage))
+    return [*events, b"data: [DONE]\n\n"], usage
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=10), st.integers(0, 5000), st.booleans(), st.booleans(),
+       st.lists(st.integers(1, 90), max_size=50))
+def test_local_events_forward_every_event_unchanged_and_read_the_usage_however_the_bytes_are_cut(
+        pieces, prompt, usage_alone, show_usage, cuts):
+    """What the client gets is the model's events, byte for byte, less the usage-only event when it
+    did not ask for usage; the ledger's usage and the model's own [DONE] are seen whatever the cuts."""
+    events, usage = sglang_stream(pieces, prompt, usage_alone)
+    wire = b"".join(events)
+    relay, got, pos = LocalEvents(show_usage), [], 0
+    for cut in [*cuts, len(wire)]:
+        got.append(relay.feed(wire[pos:pos + cut]))
+        pos += cut
+        if pos >= len(wire):
+            break
+    got.append(relay.rest())
+    usage_only = b'"choices": [], "usage": {'
+    expected = [e for e in events if show_usage or usage_only not in e]
+    assert b"".join(got) == b"".join(expected)
+    assert (relay.usage.input_tokens, relay.usage.output_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert relay.done

@@ -31,6 +31,7 @@ from bridges.api.upstream import Upstream, UpstreamError
 from bridges.api.wire import (
     DONE,
     BadInput,
+    LocalEvents,
     chunk,
     completion_body,
     error_body,
@@ -248,26 +249,16 @@ class Gateway:
 
                 async def relay():
                     """The upstream events, read by the response itself (no hop through a queue)."""
-                    buf = b""
+                    events = LocalEvents(show_usage=client_usage)
                     try:
-                        async for raw in resp.aiter_raw():
-                            buf += raw
-                            out = []
-                            while (i := buf.find(b"\n\n")) >= 0:
-                                event, buf = buf[:i + 2], buf[i + 2:]
-                                if b'"usage":{' in event or b'"usage": {' in event:
-                                    with _quiet():
-                                        data = json.loads(event[5:])
-                                        outcome.usage = _openai_usage(data.get("usage"))
-                                        if not client_usage and not data.get("choices"):
-                                            continue
-                                elif event == DONE:
-                                    outcome.done_sent = True
-                                out.append(event)
-                            if out:
-                                yield b"".join(out)
-                        if buf:
-                            yield buf
+                        try:
+                            async for raw in resp.aiter_raw():
+                                if out := events.feed(raw):
+                                    yield out
+                            if rest := events.rest():
+                                yield rest
+                        finally:
+                            outcome.usage, outcome.done_sent = events.usage, events.done
                     except (httpx.HTTPError, UpstreamError) as exc:
                         outcome.ok = False
                         yield sse(error_body(f"the local model failed mid-answer ({type(exc).__name__})",

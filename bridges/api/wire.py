@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from hub.errors import HubError
-from hub.llm.types import Completion, Image, Message, ToolCall, ToolChoice, ToolSpec
+from hub.llm.types import Completion, Image, Message, ToolCall, ToolChoice, ToolSpec, Usage
 
 FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length"}
 
@@ -215,3 +215,66 @@ def error_body(message: str, kind: str = "invalid_request_error", code: str | No
 
 def anthropic_error(message: str, kind: str = "permission_error") -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+USAGE_MARKS = (b'"usage":{', b'"usage": {')
+
+
+class LocalEvents:
+    """The local model's SSE events on their way to the client, fed as the bytes arrive.
+
+    Whole events are forwarded as they complete (a piece of one waits for the rest), unchanged: only
+    an event that carries a usage object is parsed, for the ledger, and dropped when it has no
+    choices and the client did not ask for usage. The model's own `data: [DONE]` is noted, so no
+    second one is added. Bytes that hold only whole events and no usage pass as they are."""
+
+    __slots__ = ("_buf", "done", "show_usage", "usage")
+
+    def __init__(self, show_usage: bool) -> None:
+        self.show_usage = show_usage
+        self.usage = Usage()
+        self.done = False
+        self._buf = b""
+
+    def feed(self, raw: bytes) -> bytes:
+        buf = self._buf + raw if self._buf else raw
+        if buf.endswith(b"\n\n") and USAGE_MARKS[0] not in buf and USAGE_MARKS[1] not in buf:
+            self._buf = b""  # the common case: whole events, nothing to read
+            if buf == DONE or buf.endswith(b"\n" + DONE):
+                self.done = True
+            return buf
+        out = []
+        start = 0
+        while (i := buf.find(b"\n\n", start)) >= 0:
+            event = buf[start:i + 2]
+            start = i + 2
+            if USAGE_MARKS[0] in event or USAGE_MARKS[1] in event:
+                data = self._usage(event)
+                if data is not None and not self.show_usage and not data.get("choices"):
+                    continue
+            elif event == DONE:
+                self.done = True
+            out.append(event)
+        self._buf = buf[start:]
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        """What is left when the stream ends (an event without its blank line), forwarded as it is."""
+        rest, self._buf = self._buf, b""
+        return rest
+
+    def _usage(self, event: bytes) -> dict[str, Any] | None:
+        try:
+            data = json.loads(event[event.index(b"data:") + 5:])
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        raw = data.get("usage")
+        if isinstance(raw, dict):
+            try:
+                self.usage = Usage(input_tokens=int(raw.get("prompt_tokens") or 0),
+                                   output_tokens=int(raw.get("completion_tokens") or 0))
+            except (TypeError, ValueError):
+                pass
+        return data
