@@ -22,22 +22,23 @@ class Deadline:
         self.first_token_s = first_token_s
         self.stall_s = stall_s
         self.started = False
-        self._next = 0.0
+        self.due = 0.0  # `tick()` has work to do from this loop time on (`now() >= due`)
         self._cm: asyncio.Timeout | None = None
-        self._loop = asyncio.get_running_loop()
+        self.now = asyncio.get_running_loop().time
 
     def tick(self) -> None:
         """A token arrived: the stall window restarts from now.
 
         Rescheduling a timer per token is the costliest thing on the hot path, so the deadline is
         moved at most every tenth of the window, to 1.1 windows ahead: it fires after between 1
-        and 1.1 windows of silence, never earlier.
+        and 1.1 windows of silence, never earlier. A hot loop may test `now() >= due` itself and
+        call `tick()` only then (the same rule, without a call per token).
         """
-        now = self._loop.time()
-        if now >= self._next and self._cm is not None:
+        now = self.now()
+        if now >= self.due and self._cm is not None:
             self.started = True
             self._cm.reschedule(now + self.stall_s * 1.1)
-            self._next = now + self.stall_s * 0.1
+            self.due = now + self.stall_s * 0.1
 
     @contextlib.asynccontextmanager
     async def guard(self) -> AsyncIterator[Deadline]:

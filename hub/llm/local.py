@@ -196,29 +196,34 @@ class LocalProvider(Provider):
                 if response.status_code >= 400:
                     raise map_status(self.name, response.status_code, response.headers, await response.aread())
                 raw = response.aiter_raw()
+                loads, now = json.loads, deadline.now
+                # per event (a token each): the checks the common content chunk needs, in its order;
+                # the deadline and the leak guard are tested inline and called only when they act
                 async for data in sse_data(raw):
-                    chunk = json.loads(data.decode())  # str: skips json's per-call encoding detection
+                    chunk = loads(data.decode())  # str: skips json's per-call encoding detection
                     if not isinstance(chunk, dict):
                         continue
-                    if chunk.get("error") and not chunk.get("choices"):
-                        error = chunk["error"]
-                        raise ProviderUnavailable(self.name, "the server reported an error mid-stream: "
-                                                  + _message(json.dumps(error).encode())
-                                                  if isinstance(error, dict) else str(error)[:300])
-                    if chunk.get("usage"):
-                        u = chunk["usage"]
+                    u = chunk.get("usage")
+                    if u:
                         usage = Usage(input_tokens=u.get("prompt_tokens") or 0,
                                       output_tokens=u.get("completion_tokens") or 0)
                     choices = chunk.get("choices")
                     if not choices:
+                        error = chunk.get("error")
+                        if error:
+                            raise ProviderUnavailable(self.name, "the server reported an error mid-stream: "
+                                                      + _message(json.dumps(error).encode())
+                                                      if isinstance(error, dict) else str(error)[:300])
                         continue
                     choice = choices[0]
                     delta = choice.get("delta") or {}
                     content = delta.get("content")
                     if content:
-                        deadline.tick()
+                        if now() >= deadline.due:
+                            deadline.tick()
                         parts.append(content)
-                        safe = guard.feed(content)
+                        # LeakGuard.feed passes a piece through unchanged unless it holds text back
+                        safe = guard.feed(content) if guard.pending or guard.tripped or "[" in content else content
                         if safe:
                             shown.append(safe)
                             await on_text(safe)
