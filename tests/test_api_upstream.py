@@ -78,3 +78,48 @@ async def test_a_local_model_that_is_down_is_a_502(tmp_path):
             await client.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
         assert failed.value.status_code == 502 and "local model failed" in failed.value.message
         await client.close()
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_replaced_and_the_request_sent_once_more():
+    """A server that answers the first request of a connection and closes the connection on the next
+    one without answering (a keep-alive timeout racing the request): the client sends it again on a
+    fresh connection, once; and a connection idle past IDLE_S is not reused at all."""
+    import asyncio
+
+    from bridges.api import upstream as up
+
+    seen: list[int] = []  # requests answered
+    received: list[int] = []  # requests read, answered or not
+
+    async def serve(reader, writer):
+        served = 0
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            body = await reader.readexactly(length)
+            received.append(len(body))
+            if served:
+                writer.close()
+                return
+            served += 1
+            seen.append(len(body))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/completions"
+    client = up.Upstream()
+    try:
+        for _ in range(3):
+            async with client.post(url, b"{}", {"content-type": "application/json"}) as resp:
+                assert resp.status_code == 200 and await resp.aread() == b"ok"
+        assert len(seen) == 3 and len(received) == 5  # each reuse met a closed connection and went again
+        client._idle[("127.0.0.1", server.sockets[0].getsockname()[1])][0].idle_since -= up.IDLE_S
+        async with client.post(url, b"{}", {}) as resp:
+            assert await resp.aread() == b"ok"
+        assert len(seen) == 4 and len(received) == 6  # the old idle connection was not tried
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()

@@ -5,7 +5,9 @@ httpcore, anyio and h11 (object churn and state machines per event) before the g
 bytes. This client is an `asyncio.Protocol`: `data_received` appends to a buffer and wakes the
 one reader; the body is framed by `Content-Length`, chunked transfer coding (`ChunkedDecoder`,
 pure) or the connection's end. Connections are kept alive per (host, port) and reused only when a
-body was read to its end on a connection the server did not close; anything else closes it.
+body was read to its end on a connection the server did not close, for `IDLE_S` at most; anything
+else closes it. A reused connection that ends before any byte of the response (the server closed
+it as the request went out) is replaced and the request sent again, once.
 It speaks only what the gateway sends: one POST with a body, plain HTTP (a model server on the
 box or the LAN). Errors are `UpstreamError` (an `OSError`-like connection failure or a malformed
 response), which the gateway answers as 502 like any failure of the local model.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -23,6 +26,7 @@ from hub.errors import HubError
 MAX_HEAD = 64 * 1024
 HEX = b"0123456789abcdefABCDEF"
 IDLE_KEPT = 16  # idle connections kept per server
+IDLE_S = 2.0  # an idle connection older than this is not reused: uvicorn (SGLang's server) closes at 5 s
 
 
 class UpstreamError(HubError):
@@ -83,6 +87,10 @@ class ChunkedDecoder:
         return out
 
 
+class _Stale(Exception):
+    """A reused connection ended before any byte of the response: the request is sent again, once."""
+
+
 class _Conn(asyncio.Protocol):
     """One connection: bytes received wait in `buffer` until the reader takes them."""
 
@@ -92,6 +100,8 @@ class _Conn(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.waiter: asyncio.Future | None = None
+        self.idle_since = 0.0
+        self.reused = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -191,6 +201,7 @@ class Response:
     def release(self) -> None:
         """Back to the pool when the body was read to its end on a live connection; else closed."""
         if self._finished and self._keep and self._conn.reusable:
+            self._conn.idle_since = time.monotonic()
             self._client._idle.setdefault(self._key, []).append(self._conn)
             del self._client._idle[self._key][:-IDLE_KEPT]
         else:
@@ -205,11 +216,13 @@ class Upstream:
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._closed = False
 
-    async def _connect(self, key: tuple[str, int]) -> _Conn:
-        idle = self._idle.get(key)
+    async def _connect(self, key: tuple[str, int], fresh: bool = False) -> _Conn:
+        idle = None if fresh else self._idle.get(key)
+        now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if conn.reusable:
+            if conn.reusable and now - conn.idle_since < IDLE_S:
+                conn.reused = True
                 return conn
             conn.close()
         loop = asyncio.get_running_loop()
@@ -235,15 +248,23 @@ class Upstream:
         conn = await self._connect(key)
         response = None
         try:
-            assert conn.transport is not None
-            conn.transport.write(request)
-            response = await self._head(key, conn)
+            try:
+                response = await self._send(key, conn, request)
+            except _Stale:  # the server closed a kept-alive connection as it was reused: nothing was read
+                conn.close()
+                conn = await self._connect(key, fresh=True)
+                response = await self._send(key, conn, request)
             yield response
         finally:
             if response is None:
                 conn.close()
             else:
                 response.release()
+
+    async def _send(self, key: tuple[str, int], conn: _Conn, request: bytes) -> Response:
+        assert conn.transport is not None
+        conn.transport.write(request)
+        return await self._head(key, conn)
 
     async def _head(self, key: tuple[str, int], conn: _Conn) -> Response:
         data = b""
@@ -254,6 +275,9 @@ class Upstream:
             if len(data) > MAX_HEAD:
                 raise UpstreamError("the local model server's response head is too long")
             more = await conn.read()
+            if not more and conn.reused and not data:
+                conn.reused = False
+                raise _Stale()
             if not more:
                 raise UpstreamError(f"the connection to {key[0]}:{key[1]} closed before a response"
                                     + (f" ({type(conn.error).__name__})" if conn.error else ""))
