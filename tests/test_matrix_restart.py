@@ -21,8 +21,6 @@ from hub.sim.serve import serve_app
 from hub.sim.sglang import create_app
 from tests.testbed.matrix_user import MatrixUserClient
 
-pytest.importorskip("hub.chat.component", reason="needs the chat service")
-
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -289,7 +289,6 @@ async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lin
 
 # ---------------------------------------------------------------- with the resident scheduler
 async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(tmp_path):
-    pytest.importorskip("hub.gpu.component")
     port = free_port()
     config = HubConfig.model_validate({
         "storage": {"data_dir": str(tmp_path / "data")},
@@ -319,7 +318,6 @@ async def test_with_the_scheduler_it_is_not_resident_until_leased_then_healthy(t
 
 
 async def test_with_warnings_the_local_model_explains_and_never_the_cloud(sg, tmp_path):
-    pytest.importorskip("hub.chat.component")
     reply = "The KV cache is full under load; lower --max-running-requests first."
     await _sim(sg, "/_sim/faults", {"retractions": 2})
     await _sim(sg, "/_sim/script", {"responses": [{"text": reply}]})

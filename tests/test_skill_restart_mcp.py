@@ -138,7 +138,8 @@ async def test_restart_is_destructive_needs_the_grant_and_honours_approval(tmp_p
 
 
 async def test_restarting_the_hubs_own_mcp_bridge_lists_every_skill_again(tmp_path):
-    component = pytest.importorskip("bridges.mcp.component")
+    from bridges.mcp import component
+
     hub = await start_hub(tmp_path, {}, mcp={"port": 0, "tokens": [{"name": "ops", "token": TOKEN,
                                                                     "role": "owner"}]})
     try:
@@ -155,8 +156,9 @@ async def test_restarting_the_hubs_own_mcp_bridge_lists_every_skill_again(tmp_pa
 
 
 async def test_restart_of_the_hub_bridge_over_its_own_mcp_answers_first_then_restarts(tmp_path):
-    component = pytest.importorskip("bridges.mcp.component")
     from fastmcp import Client
+
+    from bridges.mcp import component
 
     hub = await start_hub(tmp_path, {}, mcp={"port": 0, "tokens": [{"name": "ops", "token": TOKEN,
                                                                     "role": "owner"}]})
