@@ -36,6 +36,7 @@ def _summary(runs: list[dict], bounds: list[int | None]) -> dict:
         "violations_unavoidable": sum(r["violations_unavoidable"] for r in runs),
         "violations_avoidable": sum(r["violations_avoidable"] for r in runs),
         "yields": sum(r.get("yields", 0) for r in runs),
+        "rejected_429": sum(r.get("rejected_429", 0) for r in runs),
         "idle_while_queued_s": _spread([r["idle_while_queued_s"] for r in runs]),
         "swap_s": _spread([r["swap_s"] for r in runs]),
         "jobs_left": sum(r["jobs_left"] for r in runs),

@@ -5,8 +5,10 @@
   priority per *model* (not per job class; none configured, as on a fresh install, so arrival
   order), a request for a ready model is served at once (the fast path), a swap starts as soon as
   nothing it would evict has requests in flight, the waiters of a finished swap are served first,
-  and a model is never evicted with requests in flight. Above a model's concurrency limit it
-  answers 429; the simulated client retries at once, which is the same as waiting for a slot.
+  and a model is never evicted with requests in flight. A request for a loaded model already at
+  its concurrency limit is answered 429 at once (`llama_swap.admit`); the simulated client
+  retries with exponential back-off (1, 2, 4, 8, 16, then every 30 s), and its wait counts from
+  its first try. A request for a model that is not loaded waits in the queue for the swap.
   No aging, no max wait: a busy model can starve a queued swap.
 - `ollama`: Ollama's scheduler with the default model kept loaded (`keep_alive=-1` on it, as a
   user of this box would set it) and the 5 min keep-alive on the others: one pending request at a
@@ -90,6 +92,16 @@ def llama_swap(state: SchedState, now: float, priority: Mapping[str, float] | No
                 and cap.get(j.resident, 0) > 0 and j.id not in {a.job_id for a in acts}:
             grant(j)
     return acts
+
+
+def _llama_swap_admits(state: SchedState, job: Job, now: float) -> bool:
+    """llama-swap's 429: a loaded model with every slot in use refuses the request at once."""
+    if state.phase(job.resident) != Phase.ready:
+        return True
+    return len(state.running_on(job.resident)) < state.specs[job.resident].concurrency
+
+
+llama_swap.admit = _llama_swap_admits  # type: ignore[attr-defined]
 
 
 def ollama(state: SchedState, now: float, keep_alive_s: float = 300.0) -> list[Action]:

@@ -50,6 +50,10 @@ class _Metrics:
     cloud: int = 0  # `auto` chat turns the router sent to Claude
     unloads_unserved: int = 0  # a resident unloaded with a job for it waiting and no dispatch since its load
     yields: int = 0  # leases that released the GPU at a checkpoint for a higher-class job
+    rejected: int = 0  # requests the policy refused (429) and the client tried again later
+
+
+RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # a client's waits before retrying a 429, capped
 
 
 class Stalled(Exception):
@@ -93,6 +97,8 @@ class Simulation:
         heapq.heappush(self.events, (at, next(self.seq), kind, arg))
 
     def run(self) -> dict:
+        # an operator pin may hold work back until it expires (the one documented wait past a bound)
+        self.max_time_s += max((pin.until for pin in self.state.pins), default=0.0)
         for s in self.trace.sessions:
             self.push(s.arrival + s.steps[0].think_s, "submit", (s.id, 0))
         handled = 0
@@ -145,18 +151,26 @@ class Simulation:
 
     # -- events ----------------------------------------------------------------------------
     def _on_submit(self, arg) -> None:
-        sid, k = arg
+        sid, k, *retry = arg  # a retry after a 429 carries (first attempt, attempts so far)
+        first, attempts = retry if retry else (self.now, 0)
         s = self.sessions[sid]
         step = s.steps[k]
-        if s.auto and self.state.phase(step.resident) != Phase.ready:
+        if not attempts and s.auto and self.state.phase(step.resident) != Phase.ready:
             # the router sends an `auto` room's turn to Claude while the LLM is not resident
             self.m.cloud += 1
             self.push(self.now + step.actual_s, "cloud_done", f"{sid}:{k}")
             return
         nxt = s.steps[k + 1].resident if k + 1 < len(s.steps) and s.declares_next else None
         job = Job(id=f"{sid}:{k}", resident=step.resident, job_class=s.job_class, priority=s.priority,
-                  est_seconds=step.est_s, enqueued_at=self.now, owner=sid, then=nxt, label=s.kind,
+                  est_seconds=step.est_s, enqueued_at=first, owner=sid, then=nxt, label=s.kind,
                   checkpoint_s=step.est_s / step.chunks if step.chunks > 1 else None)
+        admit = getattr(self.policy, "admit", None)
+        if admit is not None and not admit(self.state, job, self.now):
+            # refused (429): the client retries with exponential back-off; its wait counts from the first try
+            self.m.rejected += 1
+            self.push(self.now + RETRY_BACKOFF_S[min(attempts, len(RETRY_BACKOFF_S) - 1)], "submit",
+                      (sid, k, first, attempts + 1))
+            return
         self.actual[job.id] = step.actual_s
         self.step_of[job.id] = (sid, k)
         self.chunks[job.id] = step.chunks
@@ -300,6 +314,7 @@ class Simulation:
             "loads_for_work": m.loads_for_work,
             "unloads_unserved": m.unloads_unserved,
             "yields": m.yields,
+            "rejected_429": m.rejected,
             "stalled": self.stalled,
         }
         out["wait_p50_s"] = {c: round(percentile(w, 0.5), 1) for c, w in waits.items()}
