@@ -85,8 +85,9 @@ class Bed:
         return (await self.stats(self.sglang))["requests"]
 
     async def turn(self, text: str, *, room: str = "!room:x", policy: str = "auto", override: str | None = None,
-                   thread: str | None = None, **kw: Any) -> tuple[Any, RecordingSink]:
-        sink = RecordingSink()
+                   thread: str | None = None, sink: RecordingSink | None = None,
+                   **kw: Any) -> tuple[Any, RecordingSink]:
+        sink = sink if sink is not None else RecordingSink()
         req = TurnRequest(text=text, context=Context.new("matrix", user="@alice:x"),
                           conversation=ConversationKey("matrix", room, thread), room_policy=policy,
                           override=override, **kw)

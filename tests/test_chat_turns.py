@@ -9,7 +9,8 @@ import pytest
 from hub.chat.api import ConversationKey
 from hub.llm import ProviderUnavailable
 from hub.registry import Permission
-from tests.chat_helpers import HeldArbiter, chat_bed
+from tests.chat_helpers import HeldArbiter, RecordingSink, chat_bed
+from tests.waiting import wait_until
 
 ECHO = '[[call echo {"text": "hi", "times": 2}]]'
 
@@ -106,8 +107,7 @@ async def test_gpu_held_local_only_room_queues_with_an_eta_notice_then_answers_l
     arbiter = HeldArbiter("comfyui", eta_s=180)
     bed.hub.gpu = arbiter
     task = asyncio.create_task(bed.turn("hello", policy="local-only"))
-    while arbiter.waiting == 0:  # noqa: ASYNC110 - polling the stand-in arbiter's public counter
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: arbiter.waiting, what="the turn to wait for its lease")
     assert arbiter.leases[0]["resident"] == "sglang" and arbiter.leases[0]["job_class"] == "interactive"
     arbiter.released.set()
     outcome, sink = await task
@@ -194,18 +194,18 @@ async def test_task_class_rules_route_debugging_to_claude_and_why_says_so(bed):
 
 async def test_cancelling_a_turn_closes_the_stream_and_records_why(tmp_path):
     async with chat_bed(tmp_path, sglang_options={"tokens_per_s": 50}) as bed:
-        task = asyncio.create_task(bed.turn("[[tokens 500]]"))
-        while (await bed.stats(bed.sglang))["running"] == 0:  # noqa: ASYNC110 - polling the stand-in
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
+        sink = RecordingSink()
+        task = asyncio.create_task(bed.turn("[[tokens 500]]", sink=sink))
+        await wait_until(lambda: len(sink.of("delta")) >= 5, what="the answer to be streaming")
+        assert (await bed.stats(bed.sglang))["running"] == 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(100):
-            if (await bed.stats(bed.sglang))["running"] == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert (await bed.stats(bed.sglang))["running"] == 0
+
+        async def stream_closed() -> bool:
+            return (await bed.stats(bed.sglang))["running"] == 0
+
+        await wait_until(stream_closed, what="the stand-in to see the stream closed")
         assert bed.hub.chat.why(ConversationKey("matrix", "!room:x")).endswith("cancelled")
 
 

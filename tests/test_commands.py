@@ -17,6 +17,7 @@ from hub.core import Hub
 from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from tests.helpers_skills import test_registry
+from tests.waiting import wait_until
 
 
 class DrawParams(BaseModel):
@@ -351,8 +352,7 @@ async def test_a_front_end_that_stops_while_following_a_job_does_not_mark_it_fai
     env, io = make_env(hub)
     env.request_id = "test:stop-while-following"
     following = asyncio.create_task(dispatch(env, "/run nap seconds=1"))
-    while "started" not in io.states:  # noqa: ASYNC110 - polling the recording IO
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: "started" in io.states, what="the job to start")
     following.cancel()
     with pytest.raises(asyncio.CancelledError):
         await following

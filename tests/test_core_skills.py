@@ -105,7 +105,7 @@ async def test_queued_jobs_survive_a_restart_and_run_again(tmp_path):
     handle = await hub.start_skill("echo", {"text": "later"}, Context.new("cli"))
     handle._task.cancel()  # simulate a crash before it ran: the row stays queued
     hub.jobs._stopping = True
-    await asyncio.sleep(0.05)
+    await wait_until(handle._task.done, what="the interrupted run to end")
     await hub.stop()
     hub = await Hub.start(config, skills=test_registry(), components=())
     try:

@@ -18,6 +18,7 @@ from hub.cron.triggers import ScheduleError
 from hub.jobs import SkillRun
 from hub.registry import SkillRegistry, skill
 from tests.helpers_skills import test_registry
+from tests.waiting import wait_until
 
 COMPONENTS = ("hub.cron.component",)
 GATES: dict[str, asyncio.Event] = {}
@@ -50,17 +51,6 @@ def make_config(tmp_path, **extra: Any):
 
 async def start(tmp_path, **extra: Any) -> Hub:
     return await Hub.start(make_config(tmp_path, **extra), skills=registry(), components=COMPONENTS)
-
-
-async def wait_for(predicate, timeout: float = 5.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
 
 
 async def runs_of(hub: Hub, name: str, limit: int = 50):
@@ -123,8 +113,8 @@ async def test_three_slots_missed_while_down_give_exactly_one_catch_up_run_at_st
             runs = await runs_of(hub, "hourly")
             return runs if runs and runs[-1].status == "succeeded" else None
 
-        await wait_for(finished)
-        await asyncio.sleep(0.5)  # a second catch-up would have fired by now
+        await wait_until(finished, what="the caught-up run to finish")
+        await asyncio.sleep(0.5)  # the observation window of a negative claim: a second catch-up would have fired
         runs = await runs_of(hub, "hourly")
         assert [r.status for r in runs] == ["succeeded"]
         assert runs[0].scheduled_for == latest  # coalesced into the latest missed slot
@@ -152,18 +142,14 @@ async def test_a_slot_missed_by_more_than_its_grace_time_is_recorded_as_missed_a
     hub = await start(tmp_path)
     hub.bus.listen("announcement", lambda e: announced.append(e.data))
     try:
-        runs = await wait_for(lambda: runs_of(hub, "strict"))
+        runs = await wait_until(lambda: runs_of(hub, "strict"), what="a run of the schedule")
         assert [r.status for r in runs] == ["missed"]
         assert "missed by" in runs[0].error and "grace time 30.0 s" in runs[0].error
         assert not [j for j in await hub.jobs.list() if j.skill == "echo"]
-        await wait_for(lambda: _async(announced))
+        await wait_until(lambda: announced, what="the announcement")
         assert announced[0]["status"] == "missed" and announced[0]["room"] == "!r:localhost"
     finally:
         await hub.stop()
-
-
-async def _async(value):
-    return value
 
 
 async def test_a_run_still_going_makes_the_next_slots_skip_and_record_it(hub):
@@ -173,7 +159,7 @@ async def test_a_run_still_going_makes_the_next_slots_skip_and_record_it(hub):
         runs = await runs_of(hub, "busy")
         return runs if sum(r.status == "skipped" for r in runs) >= 2 else None
 
-    runs = await wait_for(skipped_twice)
+    runs = await wait_until(skipped_twice, what="two skipped slots")
     holds = [j for j in await hub.jobs.list() if j.skill == "hold"]
     assert len(holds) == 1, "a second instance started while the first still ran"
     assert runs[0].status == "running" and runs[0].job_id == holds[0].id
@@ -186,7 +172,8 @@ async def test_a_run_still_going_makes_the_next_slots_skip_and_record_it(hub):
         runs = await runs_of(hub, "busy")
         return runs[0].status == "succeeded" and len([j for j in await hub.jobs.list() if j.skill == "hold"]) >= 2
 
-    await wait_for(first_done)  # the next slot after the first run ended starts a new instance
+    # the next slot after the first run ended starts a new instance
+    await wait_until(first_done, what="the first run to end")
     await hub.cron.pause("busy")
 
 
@@ -228,7 +215,7 @@ async def test_a_run_is_a_cron_job_announced_to_its_room_with_its_result(hub):
     announced: list[Any] = []
     hub.bus.listen("announcement", lambda e: announced.append(e))
     await hub.cron.add("soon", "every 0.2s", "echo", {"text": "hello", "times": 2}, room="!room:localhost")
-    await wait_for(lambda: _async(announced))
+    await wait_until(lambda: announced, what="the announcement")
     await hub.cron.pause("soon")
     event = announced[0]
     assert event.context.origin == "cron" and event.context.user == "schedule:soon"
@@ -249,7 +236,7 @@ async def test_a_failed_run_is_announced_with_its_error_in_the_default_room(tmp_
     hub.bus.listen("announcement", lambda e: announced.append(e.data))
     try:
         await hub.cron.add("broken", "every 0.2s", "boom", {})
-        await wait_for(lambda: _async(announced))
+        await wait_until(lambda: announced, what="the announcement")
         await hub.cron.pause("broken")
         data = announced[0]
         assert data["room"] == "!ops:localhost" and data["status"] == "failed"
@@ -266,7 +253,8 @@ async def test_without_any_room_the_result_is_logged_and_left_to_the_rooms_that_
     hub.bus.listen("announcement", lambda e: announced.append(e.data))
     caplog.set_level(logging.INFO, logger="hub.cron.service")
     await hub.cron.add("quiet", "every 0.2s", "echo", {"text": "psst"})
-    await wait_for(lambda: _async([r for r in caplog.records if "no announcement room" in r.getMessage()]))
+    await wait_until(lambda: [r for r in caplog.records if "no announcement room" in r.getMessage()],
+                     what="the no-room warning")
     await hub.cron.pause("quiet")
     assert any("psst" in r.getMessage() for r in caplog.records)
     assert announced and announced[0]["room"] is None and announced[0]["text"].endswith(": psst")
@@ -282,7 +270,7 @@ async def test_a_one_shot_runs_once_and_is_then_done(hub):
         s = await hub.cron.get("once")
         return s.state == "done" and s.last_status == "succeeded"
 
-    await wait_for(done)
+    await wait_until(done, what="the run to end")
     assert hub.cron.next_run("once") is None
     with pytest.raises(ScheduleError, match="one-shot and has already run"):
         await hub.cron.resume("once")
@@ -416,7 +404,7 @@ async def test_a_change_written_by_the_cli_reaches_a_running_hub(tmp_path, monke
         async def loaded():
             return hub.cron.next_run("from_cli")
 
-        await wait_for(loaded, timeout=3)
+        await wait_until(loaded, timeout=3, what="the schedules to load")
     finally:
         await hub.stop()
 

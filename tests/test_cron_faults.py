@@ -21,7 +21,8 @@ from hub.cron.book import ScheduleBook
 from hub.jobs import SkillRun
 from hub.registry import Permission, SkillRegistry, skill
 from hub.store import Store
-from tests.test_cron import COMPONENTS, make_config, registry, runs_of, start, wait_for
+from tests.test_cron import COMPONENTS, make_config, registry, runs_of, start
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,14 +50,14 @@ async def test_a_store_locked_at_start_up_delays_the_schedules_until_it_recovers
         async def firing():
             return hub.cron.active
 
-        await wait_for(firing, timeout=10)
+        await wait_until(firing, timeout=10, what="the schedule to fire")
         await hub.cron.add("later", f"at {_soon(0.3)}", "echo", {"text": "still runs"})
 
         async def ran():
             runs = await runs_of(hub, "later")
             return runs and runs[-1].status == "succeeded"
 
-        await wait_for(ran)
+        await wait_until(ran, what="the run to succeed")
         status = await hub.status()
         assert "error" not in status["schedules"] and status["storage"]["state"] == "ok"
     finally:
@@ -125,7 +126,7 @@ def child_main() -> None:
 
     async def run() -> None:
         hub = await Hub.start(make_config(os.environ["DATA_DIR"]), skills=_registry(), components=COMPONENTS)
-        await asyncio.sleep(20)  # the kill comes long before
+        await asyncio.sleep(20)  # the hub keeps running until the kill, which comes long before
         await hub.stop()
 
     asyncio.run(run())
@@ -147,7 +148,7 @@ async def test_a_kill_at_any_step_of_a_slot_still_runs_it_exactly_once_after_the
         store = await Store.open(tmp_path / "sovhub.db")
         await store.db.execute("UPDATE schedules SET next_run_at = ? WHERE name = 'slot'", (time.time(),))
         await store.close()
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the wall clock is the condition: the one-shot slot (0.5 s ahead) comes due
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "KILL_AT": step, "DATA_DIR": str(tmp_path)}
     child = await asyncio.to_thread(
@@ -162,8 +163,8 @@ async def test_a_kill_at_any_step_of_a_slot_still_runs_it_exactly_once_after_the
             runs = await runs_of(hub, "slot")
             return runs if runs and all(r.status not in ("queued", "running") for r in runs) else None
 
-        runs = await wait_for(closed, timeout=10)
-        await asyncio.sleep(0.6)  # a second run would have started by now
+        runs = await wait_until(closed, timeout=10, what="every run to close")
+        await asyncio.sleep(0.6)  # the observation window of a negative claim: a second run would have started
         runs = await runs_of(hub, "slot")
         expected = "failed" if step == "in_skill" else "succeeded"
         assert [r.status for r in runs] == [expected], [(r.status, r.error) for r in runs]
@@ -190,7 +191,7 @@ async def test_a_slot_that_cannot_be_written_fires_once_the_store_can_write_agai
         async def failed_once():
             return hub.store.health.errors_total >= 1
 
-        await wait_for(failed_once, timeout=15)
+        await wait_until(failed_once, timeout=15, what="the first attempt to fail")
         assert not await runs_of(hub, "locked")
         blocker.execute("ROLLBACK")
 
@@ -198,8 +199,8 @@ async def test_a_slot_that_cannot_be_written_fires_once_the_store_can_write_agai
             runs = await runs_of(hub, "locked")
             return runs and runs[-1].status == "succeeded"
 
-        await wait_for(ran, timeout=15)
-        await asyncio.sleep(0.5)
+        await wait_until(ran, timeout=15, what="the run to succeed")
+        await asyncio.sleep(0.5)  # the observation window of a negative claim: no second run
         assert [r.status for r in await runs_of(hub, "locked")] == ["succeeded"]
         assert (await hub.cron.get("locked")).state == "done"
     finally:

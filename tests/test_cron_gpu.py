@@ -12,8 +12,9 @@ from hub.core import Hub
 from hub.jobs import SkillRun
 from hub.registry import SkillRegistry, skill
 from hub.sim.serve import free_port
-from tests.test_cron import runs_of, wait_for
+from tests.test_cron import runs_of
 from tests.test_gpu_runtime import sim_command
+from tests.waiting import wait_until
 
 GATE: dict[str, asyncio.Event] = {}
 
@@ -61,13 +62,13 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
     drivers = hub.gpu.drivers
     try:
         holder = await hub.start_skill("voice_hold", {}, Context.new("cli"))
-        await wait_for(lambda: _value(holder.status == "running"), timeout=20)
+        await wait_until(lambda: holder.status == "running", timeout=20, what="the holder to run")
         await hub.cron.add("voice", "every 0.5s", "voice_note", {})
 
         async def queued():
             return [q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]
 
-        [entry] = await wait_for(queued)
+        [entry] = await wait_until(queued, what="the run to queue for the GPU")
         job = await hub.jobs.get(entry.job_id)
         assert (job.skill, job.job_class, job.context.origin) == ("voice_note", "scheduled", "cron")
 
@@ -75,7 +76,7 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
             runs = await runs_of(hub, "voice")
             return runs if any(r.status == "skipped" for r in runs) else None
 
-        runs = await wait_for(skipped)
+        runs = await wait_until(skipped, what="the next slot to be skipped")
         assert runs[0].job_id == entry.job_id and runs[0].status == "queued"
         assert f"the previous run (job {entry.job_id}) is still queued" in runs[1].error
         assert len([q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]) == 1
@@ -85,17 +86,13 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
         async def succeeded():
             return (await runs_of(hub, "voice"))[0].status == "succeeded"
 
-        await wait_for(succeeded, timeout=10)
+        await wait_until(succeeded, timeout=10, what="the run to succeed")
         await hub.cron.pause("voice")
     finally:
         GATE.setdefault("tts", asyncio.Event()).set()
         await hub.stop()
         for driver in drivers.values():
             await driver.stop(5)
-
-
-async def _value(value):
-    return value
 
 
 async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks_a_second_instance(tmp_path):
@@ -105,9 +102,10 @@ async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks
     drivers = hub.gpu.drivers
     try:
         holder = await hub.start_skill("voice_hold", {}, Context.new("cli"))
-        await wait_for(lambda: _value(holder.status == "running"), timeout=20)
+        await wait_until(lambda: holder.status == "running", timeout=20, what="the holder to run")
         await hub.cron.add("hold", "every 0.5s", "voice_hold", {})
-        [entry] = await wait_for(lambda: _value([q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"]))
+        [entry] = await wait_until(lambda: [q for q in hub.gpu.snapshot().queue if q.job_class == "scheduled"],
+                                   what="the scheduled run in the GPU queue")
         await hub.stop()  # the scheduled job never got the GPU: it stays queued in SQLite
 
         hub = await start_hub(config)  # it resumes, gets the GPU and runs (until the gate opens)
@@ -116,7 +114,7 @@ async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks
             runs = await runs_of(hub, "hold")
             return runs if any(r.status == "skipped" for r in runs) else None
 
-        runs = await wait_for(skipped, timeout=20)
+        runs = await wait_until(skipped, timeout=20, what="the next slot to be skipped")
         assert runs[0].job_id == entry.job_id and runs[0].status == "running"
         assert f"the previous run (job {entry.job_id}) is still running" in runs[1].error
         assert len([j for j in await hub.jobs.list() if j.job_class == "scheduled"]) == 1
@@ -126,7 +124,7 @@ async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks
         async def succeeded():
             return (await runs_of(hub, "hold"))[0].status == "succeeded"
 
-        await wait_for(succeeded, timeout=10)
+        await wait_until(succeeded, timeout=10, what="the run to succeed")
     finally:
         GATE.setdefault("tts", asyncio.Event()).set()
         await hub.stop()

@@ -38,7 +38,7 @@ async def test_fire_and_wait_awaits_every_listener_in_order():
     order = []
 
     async def first(event):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a listener that takes a while: the second must still come after it
         order.append("first")
 
     bus.listen("hub_stopping", first)
@@ -72,6 +72,6 @@ async def test_a_failing_listener_breaks_neither_the_firer_nor_the_other_listene
 
 async def test_settle_is_bounded_by_its_timeout():
     bus = EventBus()
-    bus.listen("x", lambda e: asyncio.sleep(3600))
+    bus.listen("x", lambda e: asyncio.sleep(3600))  # a listener that never ends: what settle must bound
     await bus.fire("x", {}, Context.new("cli"))
     await asyncio.wait_for(bus.settle(0.05), 2.0)

@@ -3,22 +3,18 @@ residents under the process driver: read tokens see, only the owner role changes
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from tests import status_helpers
 from tests.test_mcp_http import OWNER, READER, WRITER, running
+from tests.waiting import wait_until
 
 
 async def _phase(hub, name: str, want: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while hub.gpu.snapshot().residents[name]["phase"] != want:
-        assert time.monotonic() < deadline, f"{name} never became {want}"
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: hub.gpu.snapshot().residents[name]["phase"] == want, timeout=timeout,
+                     what=f"{name} to become {want}")
 
 
 async def test_gpu_tools_show_to_readers_and_change_only_for_owners(tmp_path):

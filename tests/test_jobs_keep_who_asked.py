@@ -61,7 +61,7 @@ async def test_a_job_resumed_after_a_restart_keeps_its_callers_permission_and_pr
     handle = await hub.start_skill("whoami", {}, Context.new("mcp", user="dash").restricted(), grant=Permission.read)
     handle._task.cancel()  # a crash before it ran: the row stays queued
     hub.jobs._stopping = True
-    await asyncio.sleep(0.05)
+    await wait_until(handle._task.done, what="the interrupted run to end")
     await hub.stop()
     hub = await Hub.start(config, skills=_registry(), components=())
     try:

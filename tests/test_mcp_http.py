@@ -27,6 +27,7 @@ from hub.sim import anthropic as anthropic_sim
 from hub.sim import sglang as sglang_sim
 from hub.sim.serve import AppServer
 from tests.helpers_skills import test_registry
+from tests.waiting import wait_until
 
 OWNER = "owner-token-0123456789abcdef"
 WRITER = "write-token-0123456789abcdef"
@@ -94,7 +95,7 @@ class SlowResult(BaseModel):
 async def slow_render(run: SkillRun, params: SlowParams) -> SlowResult:
     for i in range(params.steps):
         await run.progress(i + 1, params.steps, f"step {i + 1}")
-        await asyncio.sleep(params.step_s)
+        await asyncio.sleep(params.step_s)  # the skill's simulated work: the behaviour under test
     return SlowResult(steps=params.steps)
 
 
@@ -394,11 +395,12 @@ async def test_a_client_that_gives_up_on_a_call_cancels_its_job(tmp_path):
     async with running(tmp_path, call_wait_s=20) as (hub, bridge), Client(bridge.url, auth=WRITER) as client:
         with pytest.raises(MCPError, match="timed out"):
             await client.call_tool("slow_render", {"steps": 50, "step_s": 0.1}, timeout=0.5)
-        for _ in range(50):
+
+        async def cancelled():
             jobs = await hub.jobs.list(1)
-            if jobs and jobs[0].status == "cancelled":
-                break
-            await asyncio.sleep(0.05)
+            return jobs if jobs and jobs[0].status == "cancelled" else None
+
+        jobs = await wait_until(cancelled, what="the job to be cancelled")
         assert [(j.skill, j.status) for j in jobs] == [("slow_render", "cancelled")]
 
 
@@ -407,11 +409,12 @@ async def test_a_call_that_restarts_the_bridge_itself_finishes_its_job(tmp_path)
         async with Client(bridge.url, auth=OWNER) as client:
             with contextlib.suppress(Exception):  # the call's own connection ends with the old server
                 await client.call_tool("restart_bridge", {}, timeout=10)
-        for _ in range(100):
+
+        async def ended():
             jobs = await hub.jobs.list(1)
-            if jobs[0].status not in ("queued", "running"):
-                break
-            await asyncio.sleep(0.05)
+            return jobs if jobs[0].status not in ("queued", "running") else None
+
+        jobs = await wait_until(ended, what="the restart job to end")
         assert (jobs[0].skill, jobs[0].status, jobs[0].result) == ("restart_bridge", "succeeded", {"restarts": 1})
         async with Client(bridge.url, auth=OWNER) as client:
             assert (await client.call_tool("echo", {"text": "back"})).structured_content == {"text": "back"}

@@ -14,6 +14,7 @@ import pytest
 
 from hub.sim import sglang
 from hub.sim.serve import free_port, serve_app
+from tests.waiting import wait_until
 
 TOOLS = [{"type": "function", "function": {"name": "get_time", "description": "Current time",
                                            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}]
@@ -132,10 +133,11 @@ async def test_health_is_503_while_loading_then_200_and_ping_always_200():
     async with serve_app(sglang.create_app(load_seconds=0.5)) as url, httpx.AsyncClient() as h:
         assert (await h.get(url + "/health")).status_code == 503
         assert (await h.get(url + "/ping")).status_code == 200
-        for _ in range(50):
-            if (await h.get(url + "/health")).status_code == 200:
-                break
-            await asyncio.sleep(0.05)
+
+        async def healthy() -> bool:
+            return (await h.get(url + "/health")).status_code == 200
+
+        await wait_until(healthy, what="the stand-in to finish loading")
         assert (await h.get(url + "/health_generate")).status_code == 200
         await faults(url, health_status=503)
         assert (await h.get(url + "/health")).status_code == 503

@@ -16,7 +16,8 @@ from hub.config.routing import BudgetConfig
 from hub.context import Context
 from hub.llm.types import Usage
 from hub.store.db import Store
-from tests.chat_helpers import chat_bed
+from tests.chat_helpers import RecordingSink, chat_bed
+from tests.waiting import wait_until
 
 CAP = 0.02
 
@@ -81,10 +82,9 @@ async def test_a_cloud_stream_that_breaks_midway_is_charged_for_what_it_produced
 async def test_a_cancelled_cloud_turn_is_charged_for_the_tokens_already_streamed(tmp_path):
     async with chat_bed(tmp_path) as bed:
         await bed.post(bed.anthropic, "/_sim/config", {"tokens_per_s": 50})
-        task = asyncio.create_task(bed.turn("!claude [[tokens 500]]"))
-        while (await bed.hub.chat.budget()).reserved_usd == 0:  # noqa: ASYNC110 - waiting for the call
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.4)
+        sink = RecordingSink()
+        task = asyncio.create_task(bed.turn("!claude [[tokens 500]]", sink=sink))
+        await wait_until(lambda: len(sink.of("delta")) >= 20, what="the first 20 tokens of the answer")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -122,7 +122,7 @@ def test_no_interleaving_of_calls_from_two_connections_passes_the_cap(tmp_path_f
         async def watch() -> None:
             for _ in range(len(ops) + 2):
                 assert await total() <= cap + 1e-9
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a yield, so the watcher reads between the calls' steps
 
         try:
             await asyncio.gather(watch(), *(call(*op) for op in ops))
@@ -181,8 +181,11 @@ async def test_a_hub_killed_mid_call_leaves_the_worst_case_counted(tmp_path):
             sys.executable, "-c", TURN_SCRIPT, str(tmp_path / "data"), bed.anthropic.url, cwd=root,
             env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
         try:
-            while (await bed.stats(bed.anthropic))["streamed"] == 0:  # noqa: ASYNC110 - the call is under way
-                await asyncio.sleep(0.05)
+            async def streaming() -> bool:
+                return (await bed.stats(bed.anthropic))["streamed"] > 0
+
+            await wait_until(streaming, timeout=60, what="the child's cloud call")
+            # not a wait for a condition: the kill lands some way into a 100 s stream, not at its first byte
             await asyncio.sleep(0.5)
             child.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
