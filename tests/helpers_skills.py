@@ -48,7 +48,7 @@ class SleepParams(BaseModel):
 async def nap(run: SkillRun, params: SleepParams) -> Empty:
     for i in range(int(params.seconds * 10)):
         await run.progress(i, params.seconds * 10, "napping")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the skill's simulated work: a long run that reports progress
     return Empty()
 
 

@@ -22,6 +22,7 @@ from hub.sim import anthropic as anthropic_sim
 from hub.sim.serve import AppServer, free_port
 from tests.api_helpers import TOKENS, WRITER, cost_rows
 from tests.test_gpu_runtime import sim_command
+from tests.waiting import wait_until
 
 GATE: dict[str, asyncio.Event] = {}
 
@@ -85,11 +86,7 @@ async def comfyui_holds_the_gpu(tmp_path, queue_limit: int | None = None, **api)
 
 
 async def until(check, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+    await wait_until(check, timeout=timeout, what="the gateway's requests to reach the expected state")
 
 
 def api_jobs(hub) -> list[str]:

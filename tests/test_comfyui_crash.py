@@ -14,6 +14,7 @@ from hub.context import Context
 from hub.errors import BackendDown
 from hub.sim.serve import free_port
 from tests.helpers_content import content_config, content_hub
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,13 +28,10 @@ async def test_comfyui_killed_mid_job_fails_the_job_saying_it_stopped_answering(
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(url + "/system_stats")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+            async def up() -> bool:
+                return (await http.get(url + "/system_stats")).status_code == 200
+
+            await wait_until(up, timeout=10, what="the ComfyUI stand-in to serve", ignoring=(httpx.HTTPError,))
         async with content_hub(content_config(tmp_path, comfyui=url)) as hub:
             handle = await hub.start_skill("hero_image", {"prompt": "a slow picture", "steps": 20},
                                            Context.new("cli"))

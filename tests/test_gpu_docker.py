@@ -16,6 +16,7 @@ from hub.events import EventBus
 from hub.gpu.runtime import GpuUnavailable, ResidentScheduler
 from hub.sim.serve import free_port
 from tests.testbed.dockerd import REPO_ROOT, TEST_LABEL, host_python_mounts
+from tests.waiting import wait_until
 
 READY = {"sglang": "/health", "comfyui": "/system_stats", "tts": "/v1/models"}
 KIND = {"sglang": "llm", "comfyui": "image", "tts": "tts"}
@@ -80,11 +81,8 @@ def running_containers(dockerd) -> list[str]:
 
 
 async def wait_for(predicate, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    """`wait_until` with room for a container to start on a loaded machine."""
+    await wait_until(predicate, timeout=timeout, interval=0.1, what="the residents to reach the expected state")
 
 
 async def test_only_one_resident_container_runs_at_a_time(docker_cleanup, tmp_path):

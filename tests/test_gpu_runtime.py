@@ -20,6 +20,7 @@ from hub.gpu.runtime import GpuUnavailable, ResidentRuntime, ResidentScheduler
 from hub.jobs import SkillRun
 from hub.registry import SkillRegistry, skill
 from hub.sim.serve import free_port
+from tests.waiting import wait_until
 
 
 def sim_command(name: str, port: int, delay: float = 0.5, options: tuple[str, ...] = ()) -> list[str]:
@@ -86,10 +87,8 @@ async def test_leases_swap_residents_one_at_a_time_and_the_default_comes_back(sc
     assert seen == [("comfyui", ["comfyui"]), ("tts", ["tts"]), ("sglang", ["sglang"]),
                     ("comfyui", ["comfyui"])]
     # idle: rent-or-buy brings the default back after about one (learned) swap cost
-    for _ in range(200):
-        if sched.snapshot().resident == "sglang" and sched.snapshot().state == "ready":
-            break
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: sched.snapshot().resident == "sglang" and sched.snapshot().state == "ready",
+                     timeout=20, what="the default resident back and ready")
     assert await running(sched) == ["sglang"]
     snap = sched.snapshot()
     assert [s["resident"] for s in snap.swaps if s["phase"] == "in"][-1] == "sglang"
@@ -104,13 +103,13 @@ async def test_concurrent_leases_are_batched_per_resident(sched):
         async with sched.lease(name, job_id=f"{name}-{i}", context=CTX, est_seconds=0.2):
             order.append(name)
             assert await running(sched) == [name]
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the lease's simulated work, so the later arrivals queue behind it
 
     names = ["comfyui", "tts", "comfyui", "tts", "comfyui"]
     tasks = []
     for i, n in enumerate(names):
         tasks.append(asyncio.create_task(use(n, i)))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # staggered arrivals: the order they come in is the input under test
     await asyncio.gather(*tasks)
     assert order in (["comfyui"] * 3 + ["tts"] * 2, ["tts"] * 2 + ["comfyui"] * 3)
 
@@ -133,7 +132,7 @@ async def test_snapshot_shows_the_queue_with_positions_and_etas(sched):
     t1 = asyncio.create_task(hold())
     await asyncio.wait_for(holding.wait(), 30)  # the default is loading at start; the holder gets it
     t2 = asyncio.create_task(want_image())
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: sched.snapshot().queue, what="the waiter in the queue")
     snap = sched.snapshot()
     assert [q.job_id for q in snap.queue] == ["waiter"]
     assert snap.queue[0].position == 1 and snap.queue[0].eta_s > 0 and snap.queue[0].label == "hero_image"
@@ -159,7 +158,7 @@ async def test_cancel_while_queued_leaves_no_trace(sched):
     t1 = asyncio.create_task(hold())
     await asyncio.wait_for(holding.wait(), 30)
     t2 = asyncio.create_task(queued())
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: sched.state.queue, what="the lease request in the queue")
     t2.cancel()
     with pytest.raises(asyncio.CancelledError):
         await t2
@@ -179,11 +178,10 @@ async def test_a_server_that_never_gets_ready_fails_its_jobs_and_the_default_ret
         with pytest.raises(GpuUnavailable, match=r"resident tts failed to start: tts stalled: no log output"):
             async with s.lease("tts", job_id="speak", context=CTX):
                 pass
-        for _ in range(200):
-            if await running(s) == ["sglang"] and s.snapshot().state == "ready":
-                break
-            await asyncio.sleep(0.1)
-        assert await running(s) == ["sglang"]
+        async def default_back() -> bool:
+            return await running(s) == ["sglang"] and s.snapshot().state == "ready"
+
+        await wait_until(default_back, timeout=20, what="the default resident back and ready")
         assert ("gpu_start_failed", ) == tuple(e[0] for e in events if e[0] == "gpu_start_failed")[:1]
     finally:
         await s.close()
@@ -200,7 +198,7 @@ async def test_a_server_killed_mid_job_fails_that_lease_with_a_notice_and_recove
             async with s.lease("comfyui", job_id="img", context=CTX, est_seconds=2) as lease:
                 drv = s.drivers["comfyui"]
                 await drv.stop(0.1)  # the server dies under the job
-                await asyncio.sleep(1.0)
+                await wait_until(lambda: [t for t, _ in events if t == "gpu_lease_revoked"], what="the lease revoked")
                 async with httpx.AsyncClient() as c:
                     await c.get(lease.base_url + "/system_stats")
         revoked = [d for t, d in events if t == "gpu_lease_revoked"]
@@ -302,7 +300,7 @@ async def test_memory_guard_waits_for_memory_to_come_back(tmp_path):
     meminfo.write_text("MemTotal: 16777216 kB\nMemAvailable:    1048576 kB\n")  # 16 GB, 1 GB free
     guard = MemoryGuard(meminfo=str(meminfo), timeout_s=10, poll_s=0.05)
     task = asyncio.create_task(guard.wait_for(4))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the observation window of a negative claim: it keeps waiting while memory is short
     assert not task.done()
     meminfo.write_text("MemTotal: 16777216 kB\nMemAvailable:    8388608 kB\n")
     ok, waited = await task
@@ -403,7 +401,7 @@ class NapParams(BaseModel):
 @skill(name="llm_nap", description="Holds the LLM", params=NapParams, result=Empty, resident="sglang",
        est_seconds=60)
 async def llm_nap(run: SkillRun, params: NapParams) -> Empty:
-    await asyncio.sleep(params.seconds)
+    await asyncio.sleep(params.seconds)  # the skill's simulated work: it holds the LLM resident
     return Empty()
 
 
@@ -427,28 +425,24 @@ async def test_jobs_waiting_for_the_gpu_survive_a_hub_restart_and_run_after_it(t
     drivers = hub.gpu.drivers
     try:
         busy = await hub.start_skill("llm_nap", {"seconds": 60}, Context.new("cli"))
-        for _ in range(100):
-            if busy.status == "running":
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: busy.status == "running", what="the LLM holder to run")
         waiting = await hub.start_skill("speak_test", {}, Context.new("cli"))
         cancelled = await hub.start_skill("speak_test", {}, Context.new("cli"))
-        await asyncio.sleep(0.3)
-        assert [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id, cancelled.id]
+        await wait_until(lambda: [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id, cancelled.id],
+                         what="both jobs queued for the GPU in order")
         await hub.jobs.cancel(cancelled.id)  # cancel works for a job queued for the GPU
-        await asyncio.sleep(0.1)
-        assert [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id]
+        await wait_until(lambda: [q.job_id for q in hub.gpu.snapshot().queue] == [waiting.id],
+                         what="the cancelled job gone from the GPU queue")
     finally:
         await hub.stop()
     assert (await _job_status(config, busy.id)) == "failed"  # it was running: failed with a notice
     assert (await _job_status(config, waiting.id)) == "queued"  # it never got the GPU: still queued
     hub = await Hub.start(config, skills=registry, components=("hub.gpu.component",))
     try:
-        for _ in range(200):
-            if (await hub.jobs.get(waiting.id)).status == "succeeded":
-                break
-            await asyncio.sleep(0.1)
-        assert (await hub.jobs.get(waiting.id)).status == "succeeded"
+        async def succeeded() -> bool:
+            return (await hub.jobs.get(waiting.id)).status == "succeeded"
+
+        await wait_until(succeeded, timeout=20, what="the queued job to run after the restart")
         assert (await hub.jobs.get(cancelled.id)).status == "cancelled"
     finally:
         await hub.stop()
@@ -477,7 +471,7 @@ async def test_a_hung_lease_is_revoked_after_the_busy_timeout_so_a_waiting_swap_
         async def hang():
             async with s.lease("comfyui", job_id="stuck", context=CTX, est_seconds=0.1):
                 stuck.set()
-                await asyncio.sleep(3600)  # a request to a hung server that never returns
+                await asyncio.sleep(3600)  # the behaviour under test: a request to a hung server that never returns
 
         t = asyncio.create_task(hang())
         await stuck.wait()
@@ -496,8 +490,8 @@ async def test_a_hung_lease_is_revoked_after_the_busy_timeout_so_a_waiting_swap_
        result=Empty)
 async def podcast_test(run: SkillRun, params: Empty) -> Empty:
     async with run.use_resident("sglang", est_seconds=1, then="tts"):
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(1.0)  # splitting the script into sentences, between the two steps
+        await asyncio.sleep(0.5)  # the skill's simulated work: writing the script
+    await asyncio.sleep(1.0)  # the skill's simulated work: splitting the script into sentences, between the two steps
     async with run.use_resident("tts", est_seconds=1):
         pass
     return Empty()
@@ -531,10 +525,7 @@ async def test_a_pipeline_keeps_its_steps_adjacent_through_the_hub(tmp_path):
     hub.bus.listen("gpu_started", lambda e: started.append(e.data["resident"]))
     try:
         podcast = await hub.start_skill("podcast_test", {}, Context.new("cli"))
-        for _ in range(100):
-            if started:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: started, what="the pipeline's first resident to start")
         image = await hub.start_skill("image_test", {}, Context.new("cli"))  # younger than the pipeline
         await podcast.wait(30)
         await image.wait(30)

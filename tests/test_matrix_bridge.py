@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 
@@ -18,6 +17,7 @@ from hub.jobs import SkillRun
 from hub.registry import Permission, skill
 from tests.helpers_skills import test_registry
 from tests.testbed.matrix_user import MatrixUserClient
+from tests.waiting import wait_until
 
 
 class PaintParams(BaseModel):
@@ -120,12 +120,12 @@ async def rig(synapse, tmp_path):
 
 async def _settled_counts(bridge, timeout: float = 5.0) -> dict[str, int]:
     """Inbox counts once nothing is pending (the reply is seen just before its row is marked done)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def settled() -> list[dict[str, int]] | None:
         counts = await bridge.inbox.counts()
-        if "pending" not in counts or asyncio.get_running_loop().time() > deadline:
-            return counts
-        await asyncio.sleep(0.05)
+        return [counts] if "pending" not in counts else None
+
+    [counts] = await wait_until(settled, timeout=timeout, what="the inbox with nothing pending")
+    return counts
 
 
 def _bodies(items) -> list[str]:

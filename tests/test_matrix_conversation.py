@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import uuid
@@ -17,6 +16,7 @@ from hub.sim.serve import serve_app
 from hub.sim.sglang import create_app
 from tests.helpers_skills import test_registry
 from tests.testbed.matrix_user import MatrixUserClient
+from tests.waiting import wait_until
 
 HAVE_CHAT = importlib.util.find_spec("hub.chat") is not None and \
     importlib.util.find_spec("hub.chat.component") is not None
@@ -193,10 +193,10 @@ async def test_restart_mid_answer_and_messages_while_down_are_answered_exactly_o
             originals = human.from_user(bot.user_id, room)
             replied = sorted(m.relates["m.in_reply_to"]["event_id"] for m in originals)
             assert replied == sorted([first, second, third])
-            for _ in range(100):  # the last reply is seen just before its row is marked done
-                if "pending" not in await bridge.inbox.counts():
-                    break
-                await asyncio.sleep(0.05)
+            async def settled() -> bool:  # the last reply is seen just before its row is marked done
+                return "pending" not in await bridge.inbox.counts()
+
+            await wait_until(settled, what="the inbox with nothing pending")
             assert (await bridge.inbox.counts()) == {"done": 3}
         finally:
             await human.close()

@@ -20,6 +20,7 @@ from hub.registry import skill
 from hub.sim.serve import serve_app
 from hub.sim.sglang import create_app
 from tests.testbed.matrix_user import MatrixUserClient
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ async def tally(run: SkillRun, params: TallyParams) -> TallyResult:
         f.write(params.label + "\n")
     for i in range(30):
         await run.progress(i + 1, 30, "counting")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the skill's simulated work: three seconds, so a kill lands mid-run
     return TallyResult(summary=f"counted {params.label}")
 
 
@@ -159,12 +160,13 @@ async def test_sigkill_mid_answer_then_two_messages_each_answered_exactly_once(s
 
 
 async def _wait_file_lines(path: Path, n: int, timeout: float = 60) -> list[str]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= n or asyncio.get_running_loop().time() > deadline:
-            return lines
-        await asyncio.sleep(0.05)
+    """The file's lines once there are `n` (or what there is after `timeout`: the caller's assert says more)."""
+    def lines() -> list[str]:
+        return path.read_text().splitlines() if path.exists() else []
+
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: len(lines()) >= n, timeout=timeout, what=f"{n} line(s) in {path.name}")
+    return lines()
 
 
 async def test_sigkill_while_a_skill_command_runs_never_runs_the_skill_twice(synapse, tmp_path):
@@ -182,7 +184,7 @@ async def test_sigkill_while_a_skill_command_runs_never_runs_the_skill_twice(syn
                                  and s.event.state_key == bot.user_id and s.event.membership == "join", timeout=60)
             first = await human.send(room, "/tally one")
             assert await _wait_file_lines(tally_file, 1) == ["one"], proc.tail()
-            await asyncio.sleep(0.5)  # the skill is mid-run (it takes 3 s)
+            await asyncio.sleep(0.5)  # not a wait for a condition: the kill lands half a second into a 3 s run
             proc.kill9()
             second = await human.send(room, "/tally two")  # arrives while the bot is down
             proc.start()

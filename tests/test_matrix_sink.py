@@ -13,6 +13,7 @@ from bridges.matrix.format import relation, render_html, split_text
 from bridges.matrix.sink import MatrixReplySink
 from hub.config.matrix import MatrixConfig
 from tests.testbed.matrix_user import MatrixUserClient
+from tests.waiting import wait_until
 
 
 def test_split_text_breaks_at_paragraphs_and_keeps_code_fences_balanced():
@@ -56,7 +57,7 @@ async def test_streamed_answer_is_one_message_plus_throttled_edits(pair):
     started = time.monotonic()
     for chunk in chunks:
         await sink.delta(chunk)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the behaviour under test: a model's pace, 50 tokens a second
     elapsed = time.monotonic() - started
     await sink.finish("".join(chunks))
     final = await human.wait_for(lambda s: s.is_edit and s.sender == bot.user_id
@@ -108,10 +109,7 @@ async def test_replaying_an_answer_after_a_crash_does_not_post_twice_and_ends_co
 
 
 async def _until(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
+    await wait_until(cond, timeout=timeout, interval=0.005, what="the sink's message or edit")
 
 
 def newest_body(human, bot_id: str, room: str) -> str:
@@ -149,7 +147,7 @@ async def test_first_event_of_a_long_answer_carries_the_first_flush_not_one_toke
     words = [f"w{i} " for i in range(30)]
     for w in words:
         await sink.delta(w)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the behaviour under test: a model's pace, 50 tokens a second
     await sink.finish("".join(words))
     first = await human.wait_for(lambda s: s.sender == bot.user_id and not s.is_edit and s.type == "m.room.message")
     assert len(first.content["body"].split()) >= 5, first.content["body"]  # ~0.3 s of text, not "w0"
@@ -188,7 +186,7 @@ async def test_a_flush_on_its_way_when_the_answer_ends_is_awaited_not_duplicated
     await sink.delta(" Bye.")
     await asyncio.wait_for(hold.arrived.wait(), 10)  # the edit is at the homeserver, its reply held
     finishing = asyncio.create_task(sink.finish("Hello there. Bye."))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # the observation window of a negative claim: finish does not return early
     assert not finishing.done()  # waits for the edit on its way instead of cancelling it
     hold.release()
     await finishing

@@ -6,13 +6,13 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hub.context import Context
 from tests.helpers_content import content_config, content_hub
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = "---\ntitle: Crash test\n---\n" + "\n\n".join(
@@ -43,12 +43,12 @@ async def test_a_partial_episode_left_by_a_kill_during_encoding_is_removed_by_th
         sys.executable, "-c", "from tests.test_podcast_partial import child_main; child_main()", cwd=REPO, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and child.returncode is None:
-            if podcasts.is_dir() and list(podcasts.glob(".*.partial")):
-                child.send_signal(signal.SIGKILL)
-                break
-            await asyncio.sleep(0.005)
+        def partial_or_exited() -> bool:
+            return child.returncode is not None or (podcasts.is_dir() and bool(list(podcasts.glob(".*.partial"))))
+
+        await wait_until(partial_or_exited, timeout=120, interval=0.005, what="the partial episode file")
+        if child.returncode is None:
+            child.send_signal(signal.SIGKILL)
         await child.wait()
     finally:
         if child.returncode is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from hub.config import load_config
 from hub.gpu.drivers import ProcessDriver, make_driver
 from hub.gpu.readiness import wait_ready
 from hub.sim.serve import free_port
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CHATTY = [sys.executable, "-c", "import time\nwhile True:\n    print('x' * 99, flush=True)\n    time.sleep(0.002)"]
@@ -46,14 +46,11 @@ async def test_the_log_rotates_while_the_server_runs_and_keeps_only_the_configur
         log = tmp_path / "logs" / "chatty.log"
         assert (tmp_path / "logs" / "chatty.pid").exists() and not (tmp_path / "state" / "chatty.pid").exists()
         for _ in range(3):  # three rotations: .1 and .2 kept, nothing beyond
-            for _ in range(400):
-                if log.stat().st_size > 20_000:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: log.stat().st_size > 20_000, interval=0.01, what="the log past its limit")
             assert await driver.is_running()  # the monitor's regular question rotates it
         assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
             "chatty.log", "chatty.log.1", "chatty.log.2", "chatty.pid"]
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: log.stat().st_size > 0, what="the server's writes after the rotation")
         data = log.read_bytes()
         assert data and b"\0" not in data  # the server's append-mode writes land at the new end, no hole
         assert (tmp_path / "logs" / "chatty.log.1").stat().st_size > 20_000

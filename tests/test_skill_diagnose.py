@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ from hub.sim.serve import free_port, serve_app
 from skills.ops import assess, flags, prom, signatures
 from skills.ops.config import OpsSkillsConfig
 from skills.ops.diagnose import sglang_url
+from tests.waiting import wait_until_sync
 
 # A log as SGLang writes it on a bad day: every known signature, among ordinary lines.
 LOG_SAMPLE = """\
@@ -244,15 +244,8 @@ async def test_nothing_listening_is_down_and_says_so(tmp_path):
 RETRACT = "KV cache pool is full. Retract requests. #retracted_reqs: 1, #new_token_ratio: 0.4000 -> 0.6500"
 
 def _wait_health(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"stand-in at {url} did not come up")
+    wait_until_sync(lambda: httpx.get(url + "/health", timeout=1).status_code == 200, timeout=timeout,
+                    what=f"the stand-in at {url} to come up", ignoring=(httpx.HTTPError,))
 
 
 async def test_standin_in_a_container_is_healthy_then_down_with_its_last_log_lines(docker_cleanup, tmp_path):

@@ -15,6 +15,7 @@ from hub.sim.comfyui_png import png_info
 from hub.sim.serve import serve_app
 from skills.content.comfy_client import ComfyError
 from tests.helpers_content import content_config, content_hub, stand_in
+from tests.waiting import wait_until
 
 FAST = {"step_delay": 0, "load_delay": 0}
 
@@ -161,11 +162,10 @@ async def test_cancelling_the_job_interrupts_the_prompt_on_comfyui(tmp_path):
         with pytest.raises(JobCancelled):
             await handle.wait()
         async with httpx.AsyncClient() as http:
-            for _ in range(50):
-                history = (await http.get(url + "/history")).json()
-                if history:
-                    break
-                await asyncio.sleep(0.1)
+            async def history_entry() -> dict:
+                return (await http.get(url + "/history")).json()
+
+            history = await wait_until(history_entry, what="the interrupted prompt in ComfyUI's history")
     (entry,) = history.values()
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
     assert entry["status"]["messages"][-1][1]["node_type"] == "KSampler"

@@ -24,6 +24,7 @@ from fastmcp import Client
 
 from hub.sim import sglang
 from hub.sim.serve import AppServer, free_port
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "data" / "plugins" / "sovhub-reading-time"
@@ -66,15 +67,15 @@ def test_the_installed_plugin_is_listed_with_its_package_and_version(plugin_venv
 
 
 async def _wait_for_scheduled_job(db: Path, timeout: float = 30) -> tuple:
-    for _ in range(int(timeout / 0.2)):
-        if db.exists():
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-                rows = conn.execute("SELECT status, result, origin FROM jobs WHERE skill = 'reading_time' "
-                                    "AND origin = 'cron'").fetchall() if _has_jobs(conn) else []
-            if rows and rows[0][0] == "succeeded":
-                return rows[0]
-        await asyncio.sleep(0.2)
-    raise AssertionError("the schedule did not run the plugin's skill")
+    def succeeded() -> tuple | None:
+        if not db.exists():
+            return None
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT status, result, origin FROM jobs WHERE skill = 'reading_time' "
+                                "AND origin = 'cron'").fetchall() if _has_jobs(conn) else []
+        return rows[0] if rows and rows[0][0] == "succeeded" else None
+
+    return await wait_until(succeeded, timeout=timeout, interval=0.2, what="the schedule to run the plugin's skill")
 
 
 def _has_jobs(conn: sqlite3.Connection) -> bool:
@@ -122,15 +123,16 @@ schedules:
 
 
 async def _wait_for_port(port: int, proc, log: Path) -> None:
-    for _ in range(300):
+    async def listening() -> bool:
         assert proc.returncode is None, log.read_text()
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"the hub did not listen on {port}: {log.read_text()}")
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        return True
+
+    try:
+        await wait_until(listening, timeout=60, what=f"the hub to listen on {port}", ignoring=(OSError,))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {log.read_text()}") from None
 
 
 def test_the_terminal_chat_runs_the_plugin_as_a_command_and_as_the_models_tool(plugin_venv, tmp_path):

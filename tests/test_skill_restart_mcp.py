@@ -14,6 +14,7 @@ from hub.errors import ApprovalDenied, BackendDown, HubError, PermissionDenied
 from hub.registry import Permission, SkillRegistry
 from hub.sim.serve import free_port
 from skills.ops.restart_mcp import RestartRefused, list_tools, wait_healthy
+from tests.waiting import wait_until
 
 TOKEN = "ops-test-token-0123456789abcdef"
 SERVER = str(Path(__file__).with_name("ops_mcp_server.py"))
@@ -82,7 +83,7 @@ async def test_a_concurrent_restart_is_refused_while_one_runs(mcp_container, tmp
         hub.bus.listen("job_started", lambda event, *a: running.set())
         first = await hub.start_skill("restart_mcp", {"target": "tools"}, ctx, grant=Permission.destructive)
         await running.wait()
-        await asyncio.sleep(0.05)  # the handler is past its lock check, inside the restart
+        await asyncio.sleep(0.05)  # not a wait for a condition: the handler gets past its lock check, into the restart
         second = await hub.start_skill("restart_mcp", {"target": "tools"}, ctx, grant=Permission.destructive)
         results = await asyncio.gather(first.wait(), second.wait(), return_exceptions=True)
     finally:
@@ -171,10 +172,7 @@ async def test_restart_of_the_hub_bridge_over_its_own_mcp_answers_first_then_res
             out = (await client.call_tool("restart_mcp", {"target": "hub"})).structured_content
         assert out["deferred"] is True and out["seconds_to_healthy"] is None
         assert "restart_mcp" in out["tools"] and "restarts right after this answer" in out["summary"]
-        for _ in range(100):
-            if restarted:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: restarted, what="the bridge's restart")
         assert bridge.restarts == 1 and restarted and restarted[0]["healthy"] is True
         async with Client(bridge.url, auth=TOKEN) as client:  # a new session on the restarted server
             assert "restart_mcp" in {t.name for t in await client.list_tools()}

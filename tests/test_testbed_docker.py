@@ -8,17 +8,12 @@ import httpx
 
 from hub.sim.serve import free_port
 from tests.testbed.dockerd import TEST_LABEL
+from tests.waiting import wait_until_sync
 
 
 def _wait_http(url: str, timeout: float = 20.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return httpx.get(url, timeout=1)
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return wait_until_sync(lambda: httpx.get(url, timeout=1), timeout=timeout, what=f"an answer from {url}",
+                           ignoring=(httpx.HTTPError,))
 
 
 def test_base_image_was_imported_without_a_registry(dockerd):

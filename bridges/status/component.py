@@ -36,10 +36,11 @@ class _Server:
     def __init__(self, app, host: str, port: int) -> None:
         import uvicorn
 
+        from hub.net import QuietServer
+
         self.host, self.port = host, port
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                                    timeout_graceful_shutdown=2))
-        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the hub owns signals
+        self.server = QuietServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                                                 timeout_graceful_shutdown=2))
         self.task: asyncio.Task | None = None
 
     async def start(self) -> str:
