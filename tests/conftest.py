@@ -78,6 +78,25 @@ def pytest_collection_modifyitems(config, items) -> None:
         keep = [i for i in items if not ({"synapse", "docker", "slow"} & set(i.keywords))]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+        _fewer_examples(items)
+
+
+# The fast tier runs each property on a quarter of its examples (at least 25, never more than it asks
+# for); CI and `bash tests/run.sh` run every one. Properties set their counts with @settings, which a
+# profile cannot scale, so the scaled settings replace the ones hypothesis keeps on the test function.
+FAST_EXAMPLES = 0.25
+
+
+def _fewer_examples(items) -> None:
+    done: set[int] = set()
+    for item in items:
+        fn = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        current = getattr(fn, "_hypothesis_internal_use_settings", None)
+        if current is None or id(fn) in done:
+            continue
+        done.add(id(fn))
+        fewer = min(current.max_examples, max(25, int(current.max_examples * FAST_EXAMPLES)))
+        fn._hypothesis_internal_use_settings = settings(current, max_examples=fewer)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pydantic import BaseModel
 
 from hub.chat.api import ConversationKey, TurnRequest
@@ -59,6 +60,7 @@ async def turn(hub: Hub, text: str, policy: str) -> tuple:
     return await hub.chat.turn(req, sink), sink
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_with_tts_holding_the_gpu_auto_goes_to_claude_and_local_only_queues_then_answers_locally(tmp_path):
     GATE["tts"] = asyncio.Event()
     cloud = AppServer(anthropic_sim.create_app(api_key="sk-test"))

@@ -50,6 +50,7 @@ def test_misspelt_key_and_negative_memory_are_both_reported_with_lines(tmp_path)
     assert len(issues) == 2
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 def test_config_check_command_prints_ok_or_errors_and_exit_code(tmp_path):
     good = subprocess.run([sys.executable, "-m", "hub.cli", "config", "check"], capture_output=True, text=True)
     assert good.returncode == 0 and good.stdout.strip() == "OK"

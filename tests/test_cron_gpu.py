@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pydantic import BaseModel
 
 from hub.config import load_config
@@ -56,6 +57,7 @@ async def start_hub(config) -> Hub:
     return await Hub.start(config, skills=registry, components=("hub.gpu.component", "hub.cron.component"))
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot_is_skipped(tmp_path):
     GATE.clear()
     hub = await start_hub(tts_config(tmp_path))
@@ -95,6 +97,7 @@ async def test_a_scheduled_run_queues_for_the_gpu_as_scheduled_and_its_next_slot
             await driver.stop(5)
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_a_scheduled_run_waiting_for_the_gpu_across_a_restart_still_blocks_a_second_instance(tmp_path):
     GATE.clear()
     config = tts_config(tmp_path)

@@ -17,6 +17,7 @@ async def _phase(hub, name: str, want: str, timeout: float = 60.0) -> None:
                      what=f"{name} to become {want}")
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_gpu_tools_show_to_readers_and_change_only_for_owners(tmp_path):
     config = {"residents": status_helpers.sim_residents()}
     async with running(tmp_path, components=("hub.gpu.component",), config=config) as (hub, bridge):

@@ -124,6 +124,7 @@ def test_swap_history_becomes_counters_and_a_histogram_counted_once():
     assert _value(fams, "sovhub_gpu_resident", resident="sglang") == 0
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_a_real_swap_shows_in_metrics_and_on_the_page(tmp_path):
     async with status_hub(tmp_path, residents=status_helpers.sim_residents(), scheduler=True) as (hub, url):
         ctx = Context.new("cli")

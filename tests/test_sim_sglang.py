@@ -176,6 +176,7 @@ async def test_api_key_guards_everything_but_health_and_metrics():
         assert (await ok.models.list()).data[0].id == "mistral-small-4"
 
 
+@pytest.mark.slow  # starts processes: outside the fast tier
 async def test_command_line_serves_logs_sglang_lines_and_stops_on_sigterm():
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
