@@ -156,6 +156,21 @@ def test_a_conversations_next_turn_follows_its_resident_not_a_node_that_evicted_
     assert place(ps, "sglang", ["a", "b"], 4.0, owner="chat").node == "a"
 
 
+def test_a_waiting_lease_moves_only_to_a_node_where_its_resident_is_ready_with_room():
+    from hub.gpu.placement import moves
+
+    allowed = {"sglang": ["a", "b"], "comfyui": ["a", "b"], "tts": ["a"]}
+    ps = pools({"a": {"sglang": Phase.ready}, "b": {"comfyui": Phase.ready}})
+    ps["a"] = R.submit(ps["a"], Job("img", "comfyui", enqueued_at=0.0))  # comfyui stopped on a, ready on b
+    ps["a"] = R.submit(ps["a"], Job("img2", "comfyui", enqueued_at=1.0))
+    assert moves(ps, allowed, 2.0) == [("img", "a", "b")]  # concurrency 1: one fits at once
+    assert moves(ps, allowed, 2.0, down={"b": "gone"}) == []
+    starting = dict(ps, a=R.load_started(ps["a"], "comfyui", 2.0))
+    assert moves(starting, allowed, 3.0) == []  # a load for it is under way: it stays
+    ps["b"] = R.submit(ps["b"], Job("img3", "comfyui", enqueued_at=0.5))
+    assert moves(ps, allowed, 2.0) == []  # b's comfyui has work waiting already: no room
+
+
 def test_the_default_has_one_home_where_it_is_loaded_else_an_idle_node():
     ps = pools({"a": {"comfyui": Phase.ready}, "b": {}})
     assert default_home(ps, "sglang", ["a", "b"]) == "b"

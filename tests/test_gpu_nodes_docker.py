@@ -284,3 +284,37 @@ async def test_a_start_that_fails_because_the_engine_is_gone_moves_the_job_inste
         assert [d["ok"] for d in finished] == [True]
     finally:
         await s.close()
+
+
+@pytest.mark.slow
+async def test_a_waiting_lease_handed_back_for_a_move_leaves_nothing_on_its_old_node(tmp_path):
+    """`withdraw` (what a move uses): the caller gets `LeaseMoved` naming the node, the old node's
+    queue is empty, and a lease already granted is never withdrawn. A real server process that
+    never becomes ready keeps the lease waiting."""
+    from hub.gpu.drivers import ProcessDriver
+    from hub.gpu.model import ResidentSpec
+    from hub.gpu.runtime import LeaseMoved, ResidentRuntime, ResidentScheduler
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    s = ResidentScheduler([ResidentSpec("x", memory_gb=1, swap_in_s=1)],
+                          {"x": ResidentRuntime(url, url + "/health", start_timeout_s=60, stall_timeout_s=60)},
+                          {"x": ProcessDriver("x", [sys.executable, "-c", "import time; time.sleep(60)"],
+                                              state_dir=tmp_path)})
+    await s.start()
+    try:
+        async def wait_lease() -> None:
+            async with s.lease("x", job_id="img", context=CTX):
+                raise AssertionError("never granted: the server never answers")
+
+        task = asyncio.create_task(wait_lease())
+        await wait_for(lambda: len(s.state.queue) == 1)
+        (job,) = s.state.queue
+        assert s.withdraw(job.id, LeaseMoved("moved to b", "b"))
+        with pytest.raises(LeaseMoved) as err:
+            await task
+        assert err.value.to == "b" and s.state.queue == ()
+        assert not s.withdraw(job.id, LeaseMoved("again", "b"))  # not waiting any more
+    finally:
+        await s.close()
+        await s.drivers["x"].stop(2)

@@ -27,13 +27,14 @@ from hub.dockerclient import TlsFiles, connect
 from hub.errors import os_reason
 from hub.gpu.api import GpuSnapshot, Lease, QueuedJob
 from hub.gpu.model import Expected, Phase, SchedState
-from hub.gpu.placement import default_home, place, with_default
+from hub.gpu.placement import default_home, moves, place, with_default
 from hub.gpu.runtime import (
     COSTS_KEY,
     SNAPSHOT_KEY,
     ControlResult,
     GpuQueueFull,
     GpuUnavailable,
+    LeaseMoved,
     NodeDown,
     ResidentScheduler,
 )
@@ -41,6 +42,7 @@ from hub.gpu.runtime import (
 log = logging.getLogger(__name__)
 
 PUBLISH_S = 2.0  # how often the merged snapshot is written for `sovhub status`
+MOVES_S = 0.5  # how often waiting leases are checked for a node where their resident is ready
 PHASE_ORDER = {Phase.ready.value: 0, Phase.starting.value: 1, Phase.stopping.value: 2, Phase.stopped.value: 3}
 
 
@@ -266,29 +268,42 @@ class NodesScheduler:
                     label: str = "", checkpoint_s: float | None = None) -> AsyncIterator[Lease]:
         """Place the lease (`placement.place`) and wait on that node; a node that goes down before the
         lease is granted hands it back (`NodeDown`) and it is placed again, on another allowed node
-        or failed with every node's reason. A granted lease is never moved: its job runs once."""
+        or failed with every node's reason. A waiting lease whose resident became ready on another
+        allowed node with room for it moves there (`placement.moves`). A granted lease is never
+        moved: its job runs once."""
         if self._closed:
             raise GpuUnavailable("the hub is stopping")
         if resident not in self.allowed:
             raise GpuUnavailable(f"unknown resident {resident!r} (configured: {', '.join(self.allowed)})")
         lost: dict[str, str] = {}
+        moved: list[str] = []
+        target: str | None = None
         async with contextlib.AsyncExitStack() as stack:
             while True:
-                p = place(self._pools(), resident, self.allowed[resident], self.clock(), owner=job_id,
-                          default=self.default, down={**self._down(), **lost})
-                if p.node is None:
-                    await self._fire("gpu_job_failed", {"job_id": job_id, "resident": resident, "error": p.reason},
+                if target is not None and target not in self._down():
+                    where, why = target, f"{resident} is ready on {target}: moved from {moved[-1]}"
+                else:
+                    p = place(self._pools(), resident, self.allowed[resident], self.clock(), owner=job_id,
+                              default=self.default, down={**self._down(), **lost})
+                    where, why = p.node, p.reason
+                target = None
+                if where is None:
+                    await self._fire("gpu_job_failed", {"job_id": job_id, "resident": resident, "error": why},
                                      context)
-                    raise GpuUnavailable(p.reason)
-                node = self.nodes[p.node]
-                await self._fire("gpu_placed", {"job_id": job_id, "resident": resident, "node": p.node,
-                                                "reason": p.reason, "moved_from": sorted(lost)}, context)
+                    raise GpuUnavailable(why)
+                node = self.nodes[where]
+                await self._fire("gpu_placed", {"job_id": job_id, "resident": resident, "node": where,
+                                                "reason": why, "moved_from": sorted(lost) + moved}, context)
                 try:
                     lease = await stack.enter_async_context(node.scheduler.lease(
                         resident, job_id=job_id, context=context, job_class=job_class, priority=priority,
                         est_seconds=est_seconds, then=then, label=label, checkpoint_s=checkpoint_s))
+                except LeaseMoved as exc:  # never granted there: it waits where its resident is ready
+                    moved.append(where)
+                    target = exc.to
+                    continue
                 except NodeDown as exc:
-                    lost[p.node] = str(exc)
+                    lost[where] = str(exc)
                     continue
                 except GpuQueueFull:
                     raise
@@ -298,12 +313,21 @@ class NodesScheduler:
                     if ok or self._closed:
                         raise
                     await self._node_down(node, why or str(exc))
-                    lost[p.node] = node.scheduler.down or str(exc)
+                    lost[where] = node.scheduler.down or str(exc)
                     continue
                 finally:
                     self._rehome()
                 break
-            yield lease
+            try:
+                yield lease
+            finally:
+                self._kick_moves()
+
+    def _kick_moves(self) -> None:
+        """Move waiting leases to a node where their resident is ready and has room (`placement.moves`):
+        the node hands the lease back (`LeaseMoved`) unless it was granted meanwhile."""
+        for lease_id, src, dst in moves(self._pools(), self.allowed, self.clock(), down=self._down()):
+            self.nodes[src].scheduler.withdraw(lease_id, LeaseMoved(f"moved to {dst}", dst))
 
     # -- operator controls --------------------------------------------------------------------
     def _target(self, resident: str | None) -> tuple[str | None, list[str]]:
@@ -438,10 +462,14 @@ class NodesScheduler:
         return self.nodes[home or next(iter(self.nodes))].scheduler.state
 
     async def _publisher(self) -> None:
+        published = 0.0
         while not self._closed:
             self._rehome()
-            await self._publish()
-            await asyncio.sleep(PUBLISH_S)
+            self._kick_moves()
+            if self.clock() - published >= PUBLISH_S:
+                published = self.clock()
+                await self._publish()
+            await asyncio.sleep(MOVES_S)
 
     async def _publish(self) -> None:
         if self.store is None:

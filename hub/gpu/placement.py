@@ -140,3 +140,29 @@ def rejoin(state: SchedState, now: float) -> SchedState:
     containers that still run (ready ones without a restart)."""
     residents = {n: ResidentState(n, Phase.stopped, now, r.last_active) for n, r in state.residents.items()}
     return replace(state, residents=MappingProxyType(residents))
+
+
+def moves(pools: Mapping[str, SchedState], allowed: Mapping[str, Sequence[str]], now: float, *,
+          down: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """Waiting leases that should wait elsewhere, as (job id, from node, to node): a lease whose
+    resident is stopped on its node, with no swap under way there (nothing starting or stopping),
+    moves to an allowed node that is up where its resident is ready and could start it at once
+    (free concurrency beyond what already waits there). Only towards a ready resident and only
+    when it runs at once, so a lease moves at most a few times and never undoes a load; a granted
+    lease is never moved (its job runs once)."""
+    down = down or {}
+    spare = {(n, r): st.specs[r].concurrency - len(st.running_on(r)) - sum(1 for j in st.queue if j.resident == r)
+             for n, st in pools.items() if n not in down
+             for r, x in st.residents.items() if x.phase == Phase.ready}
+    out: list[tuple[str, str, str]] = []
+    for n, st in pools.items():
+        if n in down or any(r.phase in (Phase.starting, Phase.stopping) for r in st.residents.values()):
+            continue
+        for j in sorted(st.queue, key=lambda j: (j.enqueued_at, j.id)):
+            if st.phase(j.resident) != Phase.stopped:
+                continue
+            to = next((m for m in allowed.get(j.resident, ()) if m != n and spare.get((m, j.resident), 0) > 0), None)
+            if to is not None:
+                spare[(to, j.resident)] -= 1
+                out.append((j.id, n, to))
+    return out

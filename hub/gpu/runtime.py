@@ -64,6 +64,15 @@ class NodeDown(GpuUnavailable):
     ran there, so it may wait on another node (`hub.gpu.nodes`)."""
 
 
+class LeaseMoved(GpuUnavailable):
+    """A waiting lease handed back so it can wait on another node (`to`), where its resident is ready:
+    it was never granted here."""
+
+    def __init__(self, message: str, to: str) -> None:
+        super().__init__(message)
+        self.to = to
+
+
 class GpuQueueFull(GpuUnavailable):
     """429-style: the resident's queue is at its `queue_limit`; `retry_after_s` is the ETA."""
 
@@ -230,6 +239,16 @@ class ResidentScheduler:
         self._facts.clear()
         self._note_timeline(before, now)
         await self._publish(force=True)
+
+    def withdraw(self, lease_id: str, error: GpuUnavailable) -> bool:
+        """Hand a waiting lease back to its caller with `error` (it has not been granted: its job has
+        not run); False when it is not waiting any more. The lease's own cleanup removes the job."""
+        fut = self._waiters.get(lease_id)
+        if fut is None or fut.done() or not any(j.id == lease_id for j in self.state.queue):
+            return False
+        del self._waiters[lease_id]
+        fut.set_exception(error)
+        return True
 
     async def node_up(self) -> None:
         """The node answers again: adopt what still runs there (a ready container is not restarted)."""

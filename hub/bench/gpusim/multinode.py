@@ -30,7 +30,7 @@ from hub.gpu.model import (
     WakeAt,
     Yield,
 )
-from hub.gpu.placement import default_home, place, with_default
+from hub.gpu.placement import default_home, moves, place, with_default
 from hub.stats import percentile
 
 Check = Callable[[float, Mapping[str, SchedState], Mapping[str, str]], None]
@@ -74,6 +74,7 @@ class MultiSimulation:
         self.max_time_s = 2 * trace.horizon_s + work + 2 * (steps + 5) * swap + HOUR
         self.max_loads_without_dispatch = 2 * len(trace.residents) + 4
         self.stalled: dict | None = None
+        self.moved = 0  # waiting leases moved to a node where their resident was ready
 
     def push(self, at: float, kind: str, arg) -> None:
         heapq.heappush(self.events, (at, next(self.seq), kind, arg))
@@ -209,10 +210,21 @@ class MultiSimulation:
         home = default_home(self.states, self.default, self.allowed[self.default])
         self.states = {n: with_default(st, self.default, n == home) for n, st in self.states.items()}
 
+    def _move(self) -> bool:
+        """Waiting leases that can start at once on another node where their resident is ready."""
+        out = moves(self.states, self.allowed, self.now)
+        for job_id, src, dst in out:
+            job = next(j for j in self.states[src].queue if j.id == job_id)
+            self.states[src] = R.remove(self.states[src], job_id)
+            self.states[dst] = R.submit(self.states[dst], job)
+            self.placed[job_id] = dst
+            self.moved += 1
+        return bool(out)
+
     def _decide(self) -> None:
         for _ in range(50):
             self._rehome()
-            changed = False
+            changed = self._move()
             for n in self.node_names:
                 for a in self.policy(self.states[n], self.now):
                     changed |= self._apply(n, a)
@@ -304,6 +316,7 @@ class MultiSimulation:
             "loads_for_work": m.loads_for_work,
             "unloads_unserved": m.unloads_unserved,
             "yields": m.yields,
+            "moved": self.moved,
             "stalled": self.stalled,
         }
         out["wait_p50_s"] = {c: round(percentile(w, 0.5), 1) for c, w in waits.items()}
