@@ -557,10 +557,7 @@ async def test_a_lease_with_checkpoints_yields_to_a_chat_and_resumes_without_red
                         await lease.checkpoint((i + 1) / 40)
 
         pod = asyncio.create_task(podcast())
-        for _ in range(200):
-            if rendered:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: rendered, what="the first speech chunk")
         async with s.lease("comfyui", job_id="chat", context=CTX, job_class="interactive", est_seconds=0.5):
             chat_at.append(len(rendered))
             assert await running(s) == ["comfyui"]

@@ -151,7 +151,7 @@ async def test_a_response_left_open_after_done_still_gives_the_answer():
         await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
                     "more_body": True})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # the behaviour under test: a body left open after [DONE]
 
     async with serve_app(app) as url:
         provider = LocalProvider(base_url=url + "/v1", model="m", max_retries=0, stall_timeout_s=2)

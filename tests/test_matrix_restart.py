@@ -269,15 +269,11 @@ async def _no_pending_questions(db_path: Path, timeout: float = 90) -> None:
     """Until the bot's inbox (its SQLite file, read beside it) has no question left unanswered."""
     import sqlite3
 
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    def answered() -> bool:
         with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-            pending = db.execute("SELECT count(*) FROM matrix_inbox WHERE state='pending'").fetchone()[0]
-        if not pending:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{pending} question(s) still pending")
-        await asyncio.sleep(0.1)
+            return not db.execute("SELECT count(*) FROM matrix_inbox WHERE state='pending'").fetchone()[0]
+
+    await wait_until(answered, timeout=timeout, interval=0.1, what="no question left pending in the inbox")
 
 
 async def _server_side_body(human, synapse_url: str, room: str, event_id: str) -> str:

@@ -11,6 +11,7 @@ from skills.content.audio import probe
 from skills.content.script import chunk_script, clean_script
 from tests.helpers_content import content_config, content_hub, stand_in
 from tests.test_skill_podcast_audio import ebur128
+from tests.waiting import wait_until
 
 ARTICLE = """---
 title: Forty tokens a second under the desk
@@ -219,11 +220,9 @@ async def test_a_chat_gets_the_gpu_in_the_middle_of_a_podcast_and_no_chunk_is_sp
         try:
             pod = asyncio.create_task(hub.run_skill("render_podcast", {"article": article, "rewrite": False},
                                                     Context.new("cron")))
-            for _ in range(600):  # until the episode is being spoken
-                if any(k == "gpu_started" and d.get("resident") == "vllm-omni" for k, d in events):
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: any(k == "gpu_started" and d.get("resident") == "vllm-omni" for k, d in events),
+                             timeout=30, what="the episode being spoken")
+            await asyncio.sleep(0.3)  # not a wait for a condition: the chat arrives a few chunks into the episode
             async with hub.gpu.lease("sglang", job_id="chat", context=Context.new("matrix"),
                                      job_class="interactive", est_seconds=1):
                 during = not pod.done()
