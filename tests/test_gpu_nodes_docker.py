@@ -318,3 +318,66 @@ async def test_a_waiting_lease_handed_back_for_a_move_leaves_nothing_on_its_old_
     finally:
         await s.close()
         await s.drivers["x"].stop(2)
+
+
+@pytest.mark.slow
+async def test_a_lease_waiting_behind_a_busy_node_moves_to_the_node_where_its_resident_came_up(tmp_path):
+    """Two pools (stand-in servers as processes, one scheduler each): `c` may run on both. A lease
+    for c waits on node a behind a long job; the operator loads c on node b; the lease moves there
+    and is granted on b (its URL), and node a never loads c."""
+    from hub.gpu.drivers import ProcessDriver
+    from hub.gpu.model import PolicyParams, ResidentSpec
+    from hub.gpu.nodes import Node
+    from hub.gpu.runtime import ResidentRuntime, ResidentScheduler
+
+    events: list = []
+    bus = EventBus()
+    bus.listen("*", lambda e: events.append((e.type, e.data)))
+    nodes, urls = [], {}
+    for n, own in (("a", "x"), ("b", "y")):
+        specs, runtimes, drivers = [], {}, {}
+        for name in (own, "c"):
+            port = free_port()
+            urls[(n, name)] = url = f"http://127.0.0.1:{port}"
+            specs.append(ResidentSpec(name, memory_gb=1, exclusive=True, swap_in_s=1, swap_out_s=1,
+                                      concurrency=2 if name == "c" else 1))
+            runtimes[name] = ResidentRuntime(url, url + "/system_stats", warmup=False, start_timeout_s=30,
+                                             stop_timeout_s=3)
+            drivers[name] = ProcessDriver(f"{name}-{n}", [sys.executable, "-m", "hub.sim", "comfyui", "--port",
+                                                         str(port)], state_dir=tmp_path / n)
+        sched = ResidentScheduler(specs, runtimes, drivers, params=PolicyParams(min_residency_s=0), bus=bus,
+                                  probe_poll_s=0.1, monitor_interval_s=0.3)
+        nodes.append(Node(n, sched, watched=False))
+    s = NodesScheduler(nodes, {"x": ["a"], "y": ["b"], "c": ["a", "b"]}, bus=bus)
+    await s.start()
+    hold_a, hold_b = asyncio.Event(), asyncio.Event()
+    try:
+        async def hold(resident: str, job_id: str, est: float, release: asyncio.Event) -> None:
+            async with s.lease(resident, job_id=job_id, context=CTX, est_seconds=est):
+                await release.wait()
+
+        busy = [asyncio.create_task(hold("y", "long-b", 200, hold_b)),
+                asyncio.create_task(hold("x", "long-a", 100, hold_a))]
+        await wait_for(lambda: phase(s, "a", "x") == Phase.ready and phase(s, "b", "y") == Phase.ready
+                       and s.nodes["a"].scheduler.state.running and s.nodes["b"].scheduler.state.running)
+
+        async def image() -> str:
+            async with s.lease("c", job_id="image", context=CTX, est_seconds=5) as lease:
+                return lease.base_url
+
+        task = asyncio.create_task(image())
+        await wait_for(lambda: any(j.owner == "image" for j in s.nodes["a"].scheduler.state.queue))  # a drains sooner
+        hold_b.set()  # b's long job ends; then the operator asks for c on b
+        await busy[0]
+        assert (await s.control("load", "c@b")).ok
+        assert await asyncio.wait_for(task, 30) == urls[("b", "c")]
+        placed = [(d["node"], d["moved_from"]) for t, d in events if t == "gpu_placed" and d["job_id"] == "image"]
+        assert placed == [("a", []), ("b", ["a"])]
+        assert phase(s, "a", "c") == Phase.stopped and phase(s, "a", "x") == Phase.ready  # a never swapped for it
+    finally:
+        hold_a.set()
+        hold_b.set()
+        await s.close()
+        for node in s.nodes.values():
+            for d in node.scheduler.drivers.values():
+                await d.stop(2)
