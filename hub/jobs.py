@@ -207,6 +207,8 @@ class JobManager:
                     approval: Approval | None = None, job_class: str | None = None, priority: int = 0,
                     job_id: str | None = None, resume: bool = False) -> JobHandle:
         """Approval (see hub/approval.py) is enforced here and in `_run`, nowhere else."""
+        if self._stopping and not resume:  # the bridges serve until they stop, after the jobs (Hub.stop)
+            raise HubError(f"the hub is stopping: {name} was not started")
         skill = self.hub.skills.get(name)
         approval = Approval.of(approval, approver)
         raw = params.model_dump(mode="json") if isinstance(params, BaseModel) else dict(params or {})

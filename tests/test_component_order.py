@@ -84,3 +84,29 @@ async def test_an_enabled_component_whose_package_is_missing_stops_the_start_nam
     hub = await Hub.start(config, skills=SkillRegistry(), components=(switched_off,))  # off: not checked
     await hub.stop()
     assert started == []
+
+
+async def test_a_bridge_stops_after_the_jobs_and_a_request_it_serves_meanwhile_starts_no_job(tmp_path):
+    from hub.config import load_config
+    from hub.context import Context
+    from hub.core import Hub
+    from hub.errors import HubError
+    from tests.helpers_skills import test_registry
+
+    seen: list[str] = []
+
+    async def setup(hub):
+        pass
+
+    async def teardown(hub):  # still serving while the jobs were shut down: a late request
+        try:
+            await hub.run_skill("echo", {"text": "late"}, Context.new("mcp"))
+        except HubError as exc:
+            seen.append(str(exc))
+
+    bridge = SimpleNamespace(__name__="bridge", setup=setup, teardown=teardown)
+    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={})
+    hub = await Hub.start(config, skills=test_registry(), components=(bridge,))
+    assert (await hub.run_skill("echo", {"text": "early"}, Context.new("mcp"))).text == "early"
+    await hub.stop()
+    assert seen == ["the hub is stopping: echo was not started"]
