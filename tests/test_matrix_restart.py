@@ -389,8 +389,8 @@ async def test_sigkill_at_each_step_of_a_streamed_answer_leaves_the_complete_ans
                 # The restarted bot has replayed everything it had not finished (a complete answer
                 # that reached the homeserver before the kill can be seen long before that).
                 await _no_pending_questions(tmp_path / "data" / "sovhub.db")
-            except TimeoutError:
-                raise AssertionError(f"{state()}\n{proc.tail()}") from None
+            except (TimeoutError, AssertionError) as exc:
+                raise AssertionError(f"{exc}: {state()}\n{proc.tail()}") from None
             await human.settle(1.0)  # nothing later replaces a complete answer with a partial one
             assert all_complete(), state()
             undecrypted = [s for s in human.seen if s.room_id == room and isinstance(s.event, MegolmEvent)]
