@@ -171,6 +171,20 @@ def test_a_waiting_lease_moves_only_to_a_node_where_its_resident_is_ready_with_r
     assert moves(ps, allowed, 2.0) == []  # b's comfyui has work waiting already: no room
 
 
+def test_the_rest_of_a_lease_that_yielded_stays_on_its_node():
+    from hub.gpu.placement import moves
+
+    allowed = {"sglang": ["a", "b"], "comfyui": ["a", "b"], "tts": ["a", "b"]}
+    ps = pools({"a": {"tts": Phase.ready}, "b": {"tts": Phase.ready}})
+    ps["a"] = R.submit(ps["a"], Job("pod", "tts", est_seconds=300, checkpoint_s=15, enqueued_at=0.0))
+    ps["a"] = R.dispatch(ps["a"], "pod", 0.0)
+    ps["a"] = R.yielded(R.ask_yield(ps["a"], "pod"), "pod", 40.0, "pod+2", 0.1)
+    ps["a"] = R.stop_started(ps["a"], "tts", 40.0)
+    ps["a"] = R.stopped(ps["a"], "tts", 50.0)
+    assert [j.id for j in ps["a"].queue] == ["pod+2"] and ps["b"].phase("tts") == Phase.ready
+    assert moves(ps, allowed, 60.0) == []  # its holder talks to a's server: it waits there
+
+
 def test_the_default_has_one_home_where_it_is_loaded_else_an_idle_node():
     ps = pools({"a": {"comfyui": Phase.ready}, "b": {}})
     assert default_home(ps, "sglang", ["a", "b"]) == "b"

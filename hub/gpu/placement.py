@@ -149,7 +149,8 @@ def moves(pools: Mapping[str, SchedState], allowed: Mapping[str, Sequence[str]],
     moves to an allowed node that is up where its resident is ready and could start it at once
     (free concurrency beyond what already waits there). Only towards a ready resident and only
     when it runs at once, so a lease moves at most a few times and never undoes a load; a granted
-    lease is never moved (its job runs once)."""
+    lease is never moved (its job runs once), nor the rest of one that yielded at a checkpoint (its
+    holder is inside the lease, talking to this node's server)."""
     down = down or {}
     spare = {(n, r): st.specs[r].concurrency - len(st.running_on(r)) - sum(1 for j in st.queue if j.resident == r)
              for n, st in pools.items() if n not in down
@@ -159,7 +160,7 @@ def moves(pools: Mapping[str, SchedState], allowed: Mapping[str, Sequence[str]],
         if n in down or any(r.phase in (Phase.starting, Phase.stopping) for r in st.residents.values()):
             continue
         for j in sorted(st.queue, key=lambda j: (j.enqueued_at, j.id)):
-            if st.phase(j.resident) != Phase.stopped:
+            if st.phase(j.resident) != Phase.stopped or j.slices > 1:
                 continue
             to = next((m for m in allowed.get(j.resident, ()) if m != n and spare.get((m, j.resident), 0) > 0), None)
             if to is not None:
