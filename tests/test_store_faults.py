@@ -99,3 +99,25 @@ async def test_a_caller_chosen_job_id_on_a_full_disk_is_refused_and_ends_failed_
         assert (await hub.jobs.get("chosen1")).status == "failed" and not hub.jobs.active
     finally:
         await hub.stop()
+
+
+async def test_a_flush_cancelled_mid_write_leaves_every_row_written_exactly_once(tmp_path):
+    """A reader that gives up while its flush is on the write thread: the batch is written once, and
+    the next flush (the next reader's) returns only once those rows are on disk."""
+    import asyncio
+
+    store = await Store.open(tmp_path / "hub.db")
+    try:
+        for round_ in range(20):
+            for i in range(5):
+                store.writer.add(*_job_row(f"r{round_:02d}-{i}"))
+            reader = asyncio.ensure_future(store.flush())
+            await asyncio.sleep(0)  # the batch is handed to the write thread
+            reader.cancel()
+            store.writer.add(*_job_row(f"r{round_:02d}-late"))  # a row that arrives meanwhile
+            await store.flush()
+            assert len(await _ids(store)) == 6 * (round_ + 1)
+        assert await _ids(store) == sorted(f"r{r:02d}-{s}" for r in range(20) for s in [*map(str, range(5)), "late"])
+        assert store.health.errors_total == 0 and store.writer.pending == 0
+    finally:
+        await store.close()

@@ -134,10 +134,14 @@ class Connection:
         self._thread.start()
         self._closed = False
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue `fn(*args)` for the thread; the future settles on this loop when it has run."""
         future = asyncio.get_running_loop().create_future()
         self._jobs.put((future, fn, args))
-        return await future
+        return future
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.submit(fn, *args)
 
     async def close(self) -> None:
         self._closed = True
@@ -227,7 +231,8 @@ class Writes(Connection):
         if self._closed:
             raise StoreError("the store is closed")
         async with self._lock:
-            return await asyncio.shield(self.call(Transaction(self)._whole, fn, *args))
+            # shield a future, not a coroutine: no task per write
+            return await asyncio.shield(self.submit(Transaction(self)._whole, fn, *args))
 
     async def close(self) -> None:
         async with self._lock:

@@ -15,6 +15,7 @@ refused row is dropped, with a log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from typing import Any
@@ -74,33 +75,47 @@ class BatchWriter:
                 log.exception("writing job bookkeeping to %s failed", self.name)
 
     async def flush(self) -> None:
-        """Write every queued row; raises `StoreError` (rows kept) when SQLite cannot take them now."""
+        """Write every queued row; raises `StoreError` (rows kept) when SQLite cannot take them now.
+
+        A flush whose caller is cancelled (a reader gone) still waits, holding the lock, for the
+        batch it handed to the write thread: the queue then says what was written, so the next
+        flush neither writes those rows twice nor reads before they are on disk."""
         async with self._lock:
             if not self._pending:
                 return
             batch = list(self._pending)
+            write = asyncio.ensure_future(self._write(batch))
             try:
-                dropped = await self._write(batch)
+                try:
+                    dropped = await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(BaseException):
+                        await write
+                    if not write.cancelled() and write.exception() is None:
+                        self._written(batch, write.result())
+                    raise
             except sqlite3.Error as exc:
                 self.health.failed(exc, "writing job records")
                 raise StoreError(f"writing job records to {self.name} failed: {describe(exc)}") from exc
-            del self._pending[:len(batch)]  # rows added meanwhile stay behind, in order
-            self.health.ok()
-            for (sql, _), exc in dropped:
-                self.health.failed(exc, "writing job records")
-                log.error("a bookkeeping row was refused by SQLite and dropped (%s): %s", exc, sql.split("(")[0])
+            self._written(batch, dropped)
+
+    def _written(self, batch: list[Row], dropped: list[tuple[Row, sqlite3.Error]]) -> None:
+        del self._pending[:len(batch)]  # rows added meanwhile stay behind, in order
+        self.health.ok()
+        for (sql, _), exc in dropped:
+            self.health.failed(exc, "writing job records")
+            log.error("a bookkeeping row was refused by SQLite and dropped (%s): %s", exc, sql.split("(")[0])
 
     async def _write(self, batch: list[Row]) -> list[tuple[Row, sqlite3.Error]]:
-        """One transaction; a transient failure raises (nothing written), a refused row is isolated."""
+        """One transaction in one hop to the write thread (BEGIN, rows, COMMIT: `Writes.run`); a
+        transient failure raises (nothing written), a row SQLite refuses is isolated."""
         try:
-            async with self.writes.transaction() as tx:
-                await tx.run(_rows, batch, False)
+            await self.writes.run(_rows, batch, False)
             return []
         except sqlite3.Error as exc:
             if is_transient(exc):
                 raise
-        async with self.writes.transaction() as tx:
-            return await tx.run(_rows, batch, True)
+        return await self.writes.run(_rows, batch, True)
 
     async def close(self) -> None:
         try:
