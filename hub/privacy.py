@@ -34,7 +34,7 @@ class Verdict:
     """The effective policy of one request and, when it is local-only, where that came from."""
 
     policy: str
-    source: str | None = None  # default | config-room | room | caller | context
+    source: str | None = None  # default | config-room | room | caller | context (None: auto everywhere)
 
     @property
     def local_only(self) -> bool:
@@ -64,9 +64,9 @@ def resolve(*, default: str, pinned: str | None = None, room: str | None = None,
     for policy, source in marks:
         if policy == LOCAL_ONLY:
             return Verdict(LOCAL_ONLY, source)
-    for policy in (room, pinned, caller, default):
+    for policy, source in ((room, "room"), (pinned, "config-room"), (caller, "caller"), (default, "default")):
         if policy and policy != "auto":
-            return Verdict(policy)
+            return Verdict(policy, source)
     return Verdict("auto")
 
 

@@ -29,6 +29,24 @@ def test_precedence_local_only_then_explicit_then_pin_then_rules_then_default():
     assert route("hello").reason == "default route"
 
 
+def test_the_reason_names_where_the_policy_was_set_not_always_the_room():
+    assert route("hi", room_policy="local", policy_source="default").reason == "hub default policy is local"
+    assert route("hi", room_policy="local-only", policy_source="default").reason == "hub default is local-only"
+    assert route("hi", room_policy="local-only", policy_source="caller").reason == "caller is local-only"
+    assert route("hi", room_policy="cloud", policy_source="config-room").reason == \
+        "room pinned to cloud in the config's routing.rooms"
+    assert route("hi", room_policy="local", policy_source="room").reason == "room pinned to local"
+
+
+def test_the_verdict_says_where_a_non_auto_policy_came_from():
+    from hub.privacy import resolve
+    assert resolve(default="local").source == "default"
+    assert resolve(default="auto", pinned="cloud").source == "config-room"
+    assert resolve(default="local", room="cloud").source == "room"
+    assert resolve(default="auto", caller="local").source == "caller"
+    assert resolve(default="auto").source is None
+
+
 def test_local_down_or_gpu_held_goes_to_claude_when_the_room_allows():
     r = route(local_health="down")
     assert r.target == "cloud" and "local model is down → Claude" in r.reason

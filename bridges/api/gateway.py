@@ -356,7 +356,8 @@ class Gateway:
         if chat is None:
             return "local"
         text = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        route = decide(await chat._router_input(text, verdict.policy, None, messages, tools, self.refusal(verdict)))
+        route = decide(await chat._router_input(text, verdict.policy, None, messages, tools, self.refusal(verdict),
+                                                verdict.source))
         if route.target == "none":
             raise Refused(503, f"no model can answer right now: {route.reason}", "server_error")
         return route.target

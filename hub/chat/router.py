@@ -33,6 +33,7 @@ class RouterInput:
     budget_note: str = ""
     rules: Sequence[TaskRule] = ()
     privacy_refusal: str = ""  # the one line an explicit cloud choice gets where local-only applies
+    policy_source: str | None = "room"  # where room_policy came from (hub/privacy.py Verdict.source)
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,32 @@ def match_rule(text: str, rules: Sequence[TaskRule]) -> tuple[TaskRule, str] | N
     return None
 
 
+# Why a policy applies, named by where it was set, so `/why` never calls the hub's default a room pin.
+POLICY_REASONS = {
+    "room": ("room is local-only", "room pinned to {}"),
+    "config-room": ("room is local-only in the config's routing.rooms",
+                    "room pinned to {} in the config's routing.rooms"),
+    "caller": ("caller is local-only", "caller's policy is {}"),
+    "context": ("request is local-only", "request's policy is {}"),
+    "default": ("hub default is local-only", "hub default policy is {}"),
+}
+
+
+def policy_reason(policy: str, source: str | None) -> str:
+    """'room is local-only', 'hub default policy is local', ... (an unknown source reads as the room)."""
+    local_only, pinned = POLICY_REASONS.get(source or "room", POLICY_REASONS["room"])
+    return local_only if policy == "local-only" else pinned.format(policy)
+
+
 def preference(inp: RouterInput) -> tuple[str, str, bool]:
     """(target, why, explicit) before availability is considered. Local-only beats everything."""
     if inp.room_policy == "local-only":
-        return "local", "explicit /local" if inp.override == "local" else "room is local-only", False
+        return ("local", "explicit /local" if inp.override == "local"
+                else policy_reason("local-only", inp.policy_source), False)
     if inp.override in ("local", "cloud"):
         return inp.override, "explicit " + ("/claude" if inp.override == "cloud" else "/local"), True
     if inp.room_policy in ("local", "cloud"):
-        return inp.room_policy, f"room pinned to {inp.room_policy}", False
+        return inp.room_policy, policy_reason(inp.room_policy, inp.policy_source), False
     if found := match_rule(inp.text, inp.rules):
         rule, keyword = found
         return rule.route, f"task class '{rule.name}' (matched '{keyword}')", False

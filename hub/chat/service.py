@@ -180,7 +180,8 @@ class ChatService:
         summary, history = await self.memory.load(key, window)  # only what can fit: flat as the history grows
         messages = fit(self.config.llm.system_prompt, summary, history, text, window)
         policy = verdict.policy
-        route = decide(await self._router_input(text, policy, override, messages, tools, verdict.refusal()))
+        route = decide(await self._router_input(text, policy, override, messages, tools, verdict.refusal(),
+                                                verdict.source))
         await self.hub.bus.fire("turn_routed", {"route": route.target, "reason": route.reason, "bridge": key.bridge,
                                                 "room": key.room, "thread": key.thread}, ctx)
         if route.refused:
@@ -266,7 +267,8 @@ class ChatService:
         return estimate_usd(tokens, self.config.llm.cloud.max_tokens, self._price())
 
     async def _router_input(self, text: str, policy: str, override: str | None, messages: list[Message],
-                            tools: list[ToolSpec], privacy_refusal: str = "") -> RouterInput:
+                            tools: list[ToolSpec], privacy_refusal: str = "",
+                            policy_source: str | None = "room") -> RouterInput:
         cloud_cfg = self.config.llm.cloud
         if self.cloud is None:
             cloud_state = "disabled"
@@ -284,7 +286,8 @@ class ChatService:
         return RouterInput(text=text, room_policy=policy, override=override,
                            local_health=self.health.state("local"), gpu_blocker=blocker, gpu_eta_s=eta,
                            cloud_state=cloud_state, cloud_note=note, budget_ok=budget_ok, budget_note=budget_note,
-                           rules=tuple(self.config.routing.task_rules), privacy_refusal=privacy_refusal)
+                           rules=tuple(self.config.routing.task_rules), privacy_refusal=privacy_refusal,
+                           policy_source=policy_source)
 
     def _window(self, req: TurnRequest, tools: list[ToolSpec]) -> int:
         llm = self.config.llm
