@@ -216,7 +216,7 @@ class JobManager:
         start = _Start(skill, raw, context, grant, approval, klass, priority, job_id or new_id())
         if resume:
             await self._set_status(start.job_id, "queued")
-            await self.add_event(start.job_id, "requeued", {"reason": "hub restart"})
+            self._event(start.job_id, "requeued", {"reason": "hub restart"})
         else:
             await self._insert(start)
         try:
@@ -250,9 +250,9 @@ class JobManager:
         try:
             if skill.permission is Permission.destructive and start.approval.mode is Mode.interactive:
                 await self._set_status(handle.id, "waiting_approval")
-                await self.add_event(handle.id, "approval_requested", {})
+                self._event(handle.id, "approval_requested", {})
                 approved = await start.approval.approver(skill, params, ctx)
-                await self.add_event(handle.id, "approval", {"approved": bool(approved)})
+                self._event(handle.id, "approval", {"approved": bool(approved)})
                 if not approved:
                     raise ApprovalDenied(f"{skill.name} was not approved")
             run = SkillRun(self.hub, skill, handle.id, ctx, handle)
@@ -294,7 +294,7 @@ class JobManager:
         handle.status = "running"
         now = time.time()
         self._write("UPDATE jobs SET status='running', started_at=? WHERE id=?", (now, handle.id))
-        await self.add_event(handle.id, "started", {})
+        self._event(handle.id, "started", {})
         if skill.permission >= Permission.write:
             # A skill with side effects is on disk as running before it acts, so a crash right after
             # can never make the restart run it a second time; read-only skills stay on the fast path.
@@ -321,12 +321,12 @@ class JobManager:
             (s.job_id, s.skill.name, json.dumps(s.raw_params, default=str),
              json.dumps({**ctx.as_dict(), "grant": int(s.grant)}),
              ctx.origin, ctx.user, ctx.id, s.skill.resident, s.job_class, s.priority, time.time()))
-        await self.add_event(s.job_id, "queued", {"origin": ctx.origin, "user": ctx.user})
+        self._event(s.job_id, "queued", {"origin": ctx.origin, "user": ctx.user})
 
     async def _finish_early(self, s: _Start, status: str, error: str) -> None:
         self._write("UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?",
                     (status, error, time.time(), s.job_id))
-        await self.add_event(s.job_id, status, {"error": error})
+        self._event(s.job_id, status, {"error": error})
         await self.hub.bus.fire("job_finished", {"job_id": s.job_id, "skill": s.skill.name, "status": status,
                                                  "error": error}, s.context)
 
@@ -342,7 +342,7 @@ class JobManager:
         payload = result.model_dump_json() if result is not None else None
         self._write("UPDATE jobs SET status=?, result=?, error=?, finished_at=? WHERE id=?",
                     (status, payload, error, time.time(), handle.id))
-        await self.add_event(handle.id, status, {"error": error} if error else {})
+        self._event(handle.id, status, {"error": error} if error else {})
         if status == "succeeded" and handle.skill.permission >= Permission.write:
             # A side effect happened: its success row is on disk before anyone is told, so a crash
             # after the caller heard "done" can never make the restart report it as interrupted.
@@ -351,8 +351,12 @@ class JobManager:
                                                  "status": status, "error": error}, handle.context)
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
+        self._event(job_id, type_, data)
+
+    def _event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
+        """`add_event` without the await: the row only joins the write-behind queue."""
         self._write("INSERT INTO job_events(job_id, at, type, data) VALUES (?, ?, ?, ?)",
-                    (job_id, time.time(), type_, json.dumps(data, default=str)))
+                    (job_id, time.time(), type_, json.dumps(data, default=str) if data else "{}"))
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         """Bookkeeping rows go through the store's write-behind (one transaction per batch)."""
@@ -408,7 +412,7 @@ class JobManager:
             return record.status
         self._write("UPDATE jobs SET status='cancelled', error='cancelled', finished_at=? WHERE id=?",
                     (time.time(), job_id))
-        await self.add_event(job_id, "cancelled", {})
+        self._event(job_id, "cancelled", {})
         return "cancelled"
 
     async def resume_after_restart(self) -> None:
@@ -427,7 +431,7 @@ class JobManager:
                         else "interrupted by a hub restart")
                 self._write("UPDATE jobs SET status='failed', error=?, finished_at=? WHERE id=?",
                             (note, time.time(), record.id))
-                await self.add_event(record.id, "failed", {"error": note})
+                self._event(record.id, "failed", {"error": note})
                 await self.hub.bus.fire("job_finished", {"job_id": record.id, "skill": record.skill,
                                                          "status": "failed", "error": note}, record.context)
                 continue
