@@ -6,8 +6,8 @@ MCP call or schedule that started it.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -16,7 +16,8 @@ ORIGINS: tuple[str, ...] = ("matrix", "mcp", "cron", "cli", "http")
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """16 random hex digits (64 bits; `uuid4().hex[:16]` had 60 and cost twice the CPU)."""
+    return os.urandom(8).hex()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the same declaration, the same checks and `register`, which remembers where each
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import json
@@ -50,6 +51,12 @@ class Permission(IntEnum):
 
 
 Handler = Callable[["SkillRun", BaseModel], Awaitable[BaseModel]]
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepted(params: type[BaseModel]) -> frozenset[str]:
+    """The argument names (aliases and field names) a params model takes; per class, once."""
+    return frozenset({*(f.alias or n for n, f in params.model_fields.items()), *params.model_fields})
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,13 @@ class Skill:
         """An argument the skill does not take is an error that names it, never silently dropped."""
         if not isinstance(raw, dict):
             return []
+        accepted = _accepted(self.params)
+        strays = [k for k in raw if k not in accepted]
+        if not strays:  # the common case: no sorted name list, no set built per call
+            return []
         known = self.argument_names()
-        accepted = {*known, *self.params.model_fields}
         out = []
-        for key in sorted(k for k in raw if k not in accepted):
+        for key in sorted(strays):
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             out.append((str(key), f"unknown argument; {hint}{self.name} takes: {', '.join(known) or 'no arguments'}"))

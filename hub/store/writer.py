@@ -64,7 +64,7 @@ class BatchWriter:
             self._wake.clear()
             await asyncio.sleep(0)  # let the current burst of rows join this batch
             try:
-                await self.flush()
+                await self.flush(guarded=False)
                 delay = self.retry_s
             except StoreError as exc:
                 log.error("%s; %d bookkeeping rows stay queued, retried in %.1f s", exc, len(self._pending), delay)
@@ -74,30 +74,36 @@ class BatchWriter:
             except Exception:
                 log.exception("writing job bookkeeping to %s failed", self.name)
 
-    async def flush(self) -> None:
+    async def flush(self, *, guarded: bool = True) -> None:
         """Write every queued row; raises `StoreError` (rows kept) when SQLite cannot take them now.
 
         A flush whose caller is cancelled (a reader gone) still waits, holding the lock, for the
         batch it handed to the write thread: the queue then says what was written, so the next
-        flush neither writes those rows twice nor reads before they are on disk."""
+        flush neither writes those rows twice nor reads before they are on disk. The writer's own
+        task (`guarded=False`) skips that guard's task: it is cancelled only by `close()`, after
+        close's own flush has emptied the queue."""
         async with self._lock:
             if not self._pending:
                 return
             batch = list(self._pending)
-            write = asyncio.ensure_future(self._write(batch))
             try:
-                try:
-                    dropped = await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    with contextlib.suppress(BaseException):
-                        await write
-                    if not write.cancelled() and write.exception() is None:
-                        self._written(batch, write.result())
-                    raise
+                dropped = await (self._guarded(batch) if guarded else self._write(batch))
             except sqlite3.Error as exc:
                 self.health.failed(exc, "writing job records")
                 raise StoreError(f"writing job records to {self.name} failed: {describe(exc)}") from exc
             self._written(batch, dropped)
+
+    async def _guarded(self, batch: list[Row]) -> list[tuple[Row, sqlite3.Error]]:
+        """`_write`, and if the caller is cancelled meanwhile, wait for the batch and dequeue it."""
+        write = asyncio.ensure_future(self._write(batch))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await write
+            if not write.cancelled() and write.exception() is None:
+                self._written(batch, write.result())
+            raise
 
     def _written(self, batch: list[Row], dropped: list[tuple[Row, sqlite3.Error]]) -> None:
         del self._pending[:len(batch)]  # rows added meanwhile stay behind, in order
