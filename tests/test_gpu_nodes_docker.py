@@ -26,6 +26,7 @@ from hub.gpu.runtime import GpuUnavailable
 from hub.registry import SkillRegistry
 from hub.sim.serve import free_port
 from tests.testbed.dockerd import REPO_ROOT, TEST_LABEL, DockerEngine, host_python_mounts
+from tests.waiting import wait_until
 
 READY = {"sglang": "/health", "comfyui": "/system_stats", "tts": "/v1/models"}
 KIND = {"sglang": "llm", "comfyui": "image", "tts": "tts"}
@@ -129,11 +130,8 @@ def running(engine: DockerEngine) -> list[str]:
 
 
 async def wait_for(predicate, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    """`wait_until` with room for a container to start on a loaded machine."""
+    await wait_until(predicate, timeout=timeout, interval=0.1, what="the nodes to reach the expected state")
 
 
 def phase(s: NodesScheduler, node: str, name: str) -> Phase:
@@ -174,7 +172,7 @@ async def test_leases_go_to_their_node_and_one_node_swaps_while_the_other_keeps_
                     assert await answers(lease.base_url + READY["sglang"]) == 200
                     seen_during_swap.append(phase(s, "b", "tts"))
                 i += 1
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the behaviour under test: a chat turn every 0.1 s during the swap
 
         async def podcast() -> None:
             try:
