@@ -25,6 +25,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -423,9 +424,14 @@ class ScheduleService:
         if schedule_of(event.context) is not None:
             self._opening[event.context.id] = asyncio.ensure_future(self.book.run_started(event.context.id))
 
-    async def _on_job_finished(self, event: Event) -> None:
+    def _on_job_finished(self, event: Event) -> Awaitable[None] | None:
+        """Only a scheduled job's end becomes a (bus-tracked) task: every other job, e.g. each MCP
+        call, used to pay a task and its loop steps here to learn it was not one of ours."""
         if schedule_of(event.context) is None:
-            return
+            return None
+        return self._close_run(event)
+
+    async def _close_run(self, event: Event) -> None:
         opening = self._opening.pop(event.context.id, None)
         if opening is not None:
             await asyncio.gather(opening, return_exceptions=True)
