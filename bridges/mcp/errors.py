@@ -38,9 +38,15 @@ def argument_errors(tool: str, exc: PydanticValidationError, known: list[str]) -
 
 
 class ClearArgumentErrors(Middleware):
-    """Turns FastMCP's argument validation failures into short, specific tool errors."""
+    """Turns FastMCP's argument validation failures into short, specific tool errors.
 
-    async def on_call_tool(self, context, call_next):
+    It overrides `__call__` (FastMCP's documented whole-message hook, run once per message) rather
+    than `on_call_tool`: the hook dispatch built three wrappers and ran four more coroutines on
+    every message, tool calls included, to reach the one hook it needs."""
+
+    async def __call__(self, context, call_next):
+        if context.method != "tools/call":
+            return await call_next(context)
         try:
             return await call_next(context)
         except ValidationError as exc:
