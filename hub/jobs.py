@@ -153,14 +153,19 @@ class JobHandle:
         self.result: BaseModel | None = None
         self.error: str | None = None
         self._done: asyncio.Future[BaseModel] = asyncio.get_running_loop().create_future()
-        # A job nobody waits for (a deferred MCP call, a schedule) must not log "never retrieved".
-        self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._task: asyncio.Task | None = None
         self._progress_callbacks: list[Callable[[Progress], Any]] = []
 
     def on_progress(self, callback: Callable[[Progress], Any]) -> Callable[[], None]:
         self._progress_callbacks.append(callback)
         return lambda: self._progress_callbacks.remove(callback) if callback in self._progress_callbacks else None
+
+    def _fail(self, exc: BaseException) -> None:
+        """End with an error. A job nobody waits for (a deferred MCP call, a schedule) must not log
+        "exception was never retrieved": reading it back marks it retrieved, here rather than in a
+        done-callback that every job, failed or not, paid a loop callback for."""
+        self._done.set_exception(exc)
+        self._done.exception()
 
     @property
     def done(self) -> bool:
@@ -266,21 +271,21 @@ class JobManager:
                 return  # stays queued in SQLite: it runs again after the restart
             if self._stopping:
                 await self._complete(handle, "failed", error="interrupted by hub shutdown")
-                handle._done.set_exception(SkillFailed(f"job {handle.id} was interrupted by hub shutdown"))
+                handle._fail(SkillFailed(f"job {handle.id} was interrupted by hub shutdown"))
                 return
             await self._complete(handle, "cancelled", error="cancelled")
-            handle._done.set_exception(JobCancelled(f"job {handle.id} ({skill.name}) was cancelled"))
+            handle._fail(JobCancelled(f"job {handle.id} ({skill.name}) was cancelled"))
             return
         except ApprovalDenied as exc:
             await self._complete(handle, "denied", error=str(exc))
-            handle._done.set_exception(exc)
+            handle._fail(exc)
             return
         except Exception as exc:
             message = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, HubError):
                 log.exception("skill %s failed (job %s)", skill.name, handle.id)
             await self._complete(handle, "failed", error=message)
-            handle._done.set_exception(exc if isinstance(exc, HubError) else SkillFailed(
+            handle._fail(exc if isinstance(exc, HubError) else SkillFailed(
                 f"{skill.name} failed: {message}"))
             return
         finally:
