@@ -402,6 +402,11 @@ class _ApiKeyGate:
 
 
 # ---------------------------------------------------------------- one completion
+def _finished(finish: str | None) -> dict[str, Any]:
+    """The end of a choice, alike in both endpoints: SGLang names the EOS token a `stop` matched."""
+    return {"logprobs": None, "finish_reason": finish, "matched_stop": EOS_TOKEN_ID if finish == "stop" else None}
+
+
 class _Turn:
     """Produces one completion (streamed or whole), pacing tokens and applying faults."""
 
@@ -444,35 +449,20 @@ class _Turn:
             "reasoning_tokens": 0,
         }
 
+    def _envelope(self, kind: str, choices: list[dict], usage: dict | None) -> dict[str, Any]:
+        """The object every answer of both endpoints wraps its choices in (`kind`: its `object`)."""
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
+                "choices": choices, "usage": usage}
+
     def _chunk(self, delta: dict | None, finish: str | None = None, usage: dict | None = None) -> str:
-        choices = (
-            []
-            if delta is None
-            else [
-                {
-                    "index": 0,
-                    "delta": {
-                        "role": None,
-                        "content": None,
-                        "reasoning_content": None,
-                        "tool_calls": None,
-                        **delta,
-                    },
-                    "logprobs": None,
-                    "finish_reason": finish,
-                    "matched_stop": (EOS_TOKEN_ID if finish == "stop" else None),
-                }
-            ]
-        )
-        obj = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            "usage": usage,
-        }
-        return f"data: {json.dumps(obj)}\n\n"
+        delta = None if delta is None else {"role": None, "content": None, "reasoning_content": None,
+                                            "tool_calls": None, **delta}
+        choices = [] if delta is None else [{"index": 0, "delta": delta, **_finished(finish)}]
+        return f"data: {json.dumps(self._envelope('chat.completion.chunk', choices, usage))}\n\n"
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.body.get("stream_options") or {}).get("include_usage"))
 
     async def _begin(self) -> float:
         self.sim.running += 1
@@ -522,7 +512,6 @@ class _Turn:
 
     async def stream(self) -> AsyncIterator[str]:
         pieces, calls, finish = self._plan()
-        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         start = await self._begin()
         first: float | None = None
         emitted = 0
@@ -560,65 +549,53 @@ class _Turn:
                     emitted += 1
             await self._pace(emitted, first)
             yield self._chunk({}, finish=finish)
-            if include_usage:
+            if self.include_usage:
                 yield self._chunk(None, usage=self._usage(emitted))
             yield "data: [DONE]\n\n"
             self._decode_log(emitted, first)
         finally:
             self._end(emitted, start, first)
 
-    async def respond(self) -> Response:
-        pieces, calls, finish = self._plan()
+    async def _generate(self, count: int) -> int | None:
+        """Paces `count` tokens of a whole (non-streamed) answer and accounts the request; how many were
+        generated, or None when the client went away mid-answer (the drop fault)."""
         start = await self._begin()
         first = time.monotonic()
         emitted = 0
         try:
-            for _ in range(len(pieces) + len(calls)):
+            for _ in range(count):
                 await self._pace(emitted, first)
                 emitted += 1
         except SimDisconnect:
             self._end(emitted, start, first)
-            return BrokenResponse()
+            return None
         self._end(emitted, start, first)
+        return emitted
+
+    async def respond(self) -> Response:
+        pieces, calls, finish = self._plan()
+        emitted = await self._generate(len(pieces) + len(calls))
+        if emitted is None:
+            return BrokenResponse()
         message = {
             "role": "assistant",
             "content": "".join(pieces) if pieces or not calls else None,
             "reasoning_content": None,
             "tool_calls": calls or None,
         }
-        return JSONResponse(
-            {
-                "id": self.id,
-                "object": "chat.completion",
-                "created": self.created,
-                "model": self.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "logprobs": None,
-                        "finish_reason": finish,
-                        "matched_stop": EOS_TOKEN_ID if finish == "stop" else None,
-                    }
-                ],
-                "usage": self._usage(emitted),
-            }
-        )
+        choices = [{"index": 0, "message": message, **_finished(finish)}]
+        return JSONResponse(self._envelope("chat.completion", choices, self._usage(emitted)))
 
 
 class _TextTurn(_Turn):
     """A legacy completion: `text_completion` objects whose choices carry `text` (no roles, no tools)."""
 
     def _text_chunk(self, text: str | None, finish: str | None = None, usage: dict | None = None) -> str:
-        choices = [] if text is None else [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
-                                            "matched_stop": EOS_TOKEN_ID if finish == "stop" else None}]
-        obj = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-               "choices": choices, "usage": usage}
-        return f"data: {json.dumps(obj)}\n\n"
+        choices = [] if text is None else [{"index": 0, "text": text, **_finished(finish)}]
+        return f"data: {json.dumps(self._envelope('text_completion', choices, usage))}\n\n"
 
     async def stream(self) -> AsyncIterator[str]:
         pieces, _, finish = self._plan()
-        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         start = await self._begin()
         first = time.monotonic()
         emitted = 0
@@ -628,7 +605,7 @@ class _TextTurn(_Turn):
                 yield self._text_chunk(piece)
                 emitted += 1
             yield self._text_chunk("", finish=finish)
-            if include_usage:
+            if self.include_usage:
                 yield self._text_chunk(None, usage=self._usage(emitted))
             yield "data: [DONE]\n\n"
         finally:
@@ -636,22 +613,11 @@ class _TextTurn(_Turn):
 
     async def respond(self) -> Response:
         pieces, _, finish = self._plan()
-        start = await self._begin()
-        first = time.monotonic()
-        emitted = 0
-        try:
-            for _ in pieces:
-                await self._pace(emitted, first)
-                emitted += 1
-        except SimDisconnect:
-            self._end(emitted, start, first)
+        emitted = await self._generate(len(pieces))
+        if emitted is None:
             return BrokenResponse()
-        self._end(emitted, start, first)
-        return JSONResponse({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                             "choices": [{"index": 0, "text": "".join(pieces), "logprobs": None,
-                                          "finish_reason": finish,
-                                          "matched_stop": EOS_TOKEN_ID if finish == "stop" else None}],
-                             "usage": self._usage(emitted)})
+        choices = [{"index": 0, "text": "".join(pieces), **_finished(finish)}]
+        return JSONResponse(self._envelope("text_completion", choices, self._usage(emitted)))
 
 
 def render_metrics(sim: SGLangSim) -> str:
