@@ -36,8 +36,9 @@ from hub.bench.gpusim.traces import Trace
 from hub.gpu.model import PolicyParams
 
 
-def windows(trace: Trace, params: PolicyParams) -> list[tuple[float, float, str]]:
-    """(earliest start, latest start within the bounds, resident) of every step that must use the GPU."""
+def step_windows(trace: Trace, params: PolicyParams) -> list[tuple[str, int, float, float, str, float, int]]:
+    """(session, step, earliest start, latest start within the bounds, resident, true length, chunks)
+    of every step that must use the GPU (an `auto` turn may go to the cloud, a cancelled one may never run)."""
     out = []
     for s in trace.sessions:
         if s.auto or s.cancel_after_s is not None:
@@ -52,8 +53,13 @@ def windows(trace: Trace, params: PolicyParams) -> list[tuple[float, float, str]
                 lo += step.think_s
                 hi += step.think_s
             hi += params.max_wait(s.job_class)
-            out.append((lo, hi, step.resident))
+            out.append((s.id, k, lo, hi, step.resident, step.actual_s, step.chunks))
     return out
+
+
+def windows(trace: Trace, params: PolicyParams) -> list[tuple[float, float, str]]:
+    """(earliest start, latest start within the bounds, resident) of every step that must use the GPU."""
+    return [(lo, hi, r) for _, _, lo, hi, r, _, _ in step_windows(trace, params)]
 
 
 def all_exclusive(trace: Trace, params: PolicyParams) -> bool:
@@ -83,24 +89,6 @@ def lower_bound_loads(trace: Trace, params: PolicyParams | None = None) -> int |
         heapq.heappush(pending, (hi, v, r))
         top = max(top, v)
     return top
-
-
-def step_windows(trace: Trace, params: PolicyParams) -> list[tuple[str, int, float, float, str, float, int]]:
-    """(session, step, earliest start, latest start within the bounds, resident, true length, chunks)."""
-    out = []
-    for s in trace.sessions:
-        if s.auto or s.cancel_after_s is not None:
-            continue
-        lo = hi = s.arrival
-        for k, step in enumerate(s.steps):
-            if k:
-                prev = s.steps[k - 1]
-                lo += prev.actual_s
-                hi += prev.actual_s
-            lo += step.think_s
-            hi += step.think_s + params.max_wait(s.job_class)
-            out.append((s.id, k, lo, hi, step.resident, step.actual_s, step.chunks))
-    return out
 
 
 def unavoidable_steps(trace: Trace, params: PolicyParams | None = None) -> set[tuple[str, int]]:
