@@ -179,6 +179,22 @@ def create_app(**options: Any) -> Starlette:
         )
         return error(fault.status, fault.message, err_type, headers)
 
+    def accept(body: dict) -> Response | None:
+        """Both endpoints, once the body is valid: 503 while loading, else the request counts and a
+        queued status fault answers it."""
+        if sim.loading:
+            return error(503, "The server is still loading the model.", "ServiceUnavailableError")
+        sim.requests += 1
+        sim.last_request = body
+        if fault := sim.faults.take("status"):
+            return fault_response(fault)
+        return None
+
+    async def answer(turn: _Turn) -> Response:
+        if turn.body.get("stream"):
+            return StreamingResponse(turn.stream(), media_type="text/event-stream")
+        return await turn.respond()
+
     async def chat_completions(request: Request) -> Response:
         try:
             body = await request.json()
@@ -186,12 +202,8 @@ def create_app(**options: Any) -> Starlette:
             return error(400, f"Invalid JSON body: {exc}", "BadRequestError")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             return error(400, "messages: field required (a non-empty list)", "BadRequestError")
-        if sim.loading:
-            return error(503, "The server is still loading the model.", "ServiceUnavailableError")
-        sim.requests += 1
-        sim.last_request = body
-        if fault := sim.faults.take("status"):
-            return fault_response(fault)
+        if (refused := accept(body)) is not None:
+            return refused
         prompt = prompt_from_openai(body)
         if prompt.prompt_tokens >= sim.context_length:
             return error(400, f"The input ({prompt.prompt_tokens} tokens) is longer than the model's context "
@@ -204,9 +216,7 @@ def create_app(**options: Any) -> Starlette:
         drop = sim.faults.take("disconnect")
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         ctx = _Turn(sim, body, prompt, reply, leak, stall, drop, max_tokens)
-        if body.get("stream"):
-            return StreamingResponse(ctx.stream(), media_type="text/event-stream")
-        return await ctx.respond()
+        return await answer(ctx)
 
     async def completions(request: Request) -> Response:
         """Legacy `/v1/completions`: one prompt (a string, or a list holding one string) -> text."""
@@ -220,20 +230,14 @@ def create_app(**options: Any) -> Starlette:
         if not isinstance(raw, str):
             return error(400, "prompt: a string is required (the stand-in answers one prompt at a time)",
                          "BadRequestError")
-        if sim.loading:
-            return error(503, "The server is still loading the model.", "ServiceUnavailableError")
-        sim.requests += 1
-        sim.last_request = body
-        if fault := sim.faults.take("status"):
-            return fault_response(fault)
+        if (refused := accept(body)) is not None:
+            return refused
         prompt = Prompt(last_user_text=raw, prompt_tokens=estimate_tokens(raw))
         reply = sim.responder.reply(prompt)
         reply.tool_calls = []
         ctx = _TextTurn(sim, body, prompt, reply, None, sim.faults.take("stall"), sim.faults.take("disconnect"),
                         body.get("max_tokens"))
-        if body.get("stream"):
-            return StreamingResponse(ctx.stream(), media_type="text/event-stream")
-        return await ctx.respond()
+        return await answer(ctx)
 
     async def models(request: Request) -> Response:
         card = {
