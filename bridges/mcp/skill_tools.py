@@ -140,45 +140,47 @@ class SkillTool(Tool):
         return tool
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        skill, hub = self._skill, self._hub
-        caller = current_caller(self._default_caller)
+        # pydantic answers each private attribute through `__getattr__`; one dict read instead
+        private = self.__pydantic_private__
+        skill, hub, stats = private["_skill"], private["_hub"], private["_stats"]
+        caller = current_caller(private["_default_caller"])
         ctx = Context.new("mcp", user=caller.name)
-        self._stats.calls += 1
+        stats.calls += 1
         mcp_ctx = get_context()
         plan = plan_for(hub, skill, caller, mcp_ctx)
         try:
             handle = await hub.start_skill(skill.name, arguments, ctx, grant=plan.grant, approval=plan.approval)
         except PermissionDenied:
-            self._stats.errors += 1
+            stats.errors += 1
             need = "owner" if skill.permission.name == "destructive" else "write"
             raise ToolError(plan.refusal or caller.lacks(need, f"{skill.name} ({skill.permission.name})"),
                             log_level=logging.INFO) from None
         except HubError as exc:  # InvalidParams (names the field), UnknownSkill, ...: the caller's mistake
-            self._stats.errors += 1
+            stats.errors += 1
             raise ToolError(str(exc), log_level=logging.INFO) from None
-        limit = self._wait_s if may_defer(skill) else None
+        limit = private["_wait_s"] if may_defer(skill) else None
         try:
             if plan.asked is not None:
                 await _approval_answered(handle, plan.asked)  # the wait limit starts once a person said yes
-            result = await self._wait(handle, limit)
+            result = await self._wait(handle, limit, mcp_ctx)
         except asyncio.CancelledError:
             # The client gave up on this call (MCP cancellation, timeout): nobody will collect the job.
-            if not handle.done and not self._stats.stopping:
+            if not handle.done and not stats.stopping:
                 await handle.cancel()
             raise
         except HubError as exc:
-            self._stats.errors += 1
+            stats.errors += 1
             raise ToolError(f"{exc} (job {handle.id})", log_level=logging.WARNING) from None
         if result is None:
-            self._stats.deferred += 1
+            stats.deferred += 1
             return pending_result(handle, limit or 0)
         structured = result.model_dump(mode="json")
         return ToolResult(content=await result_content(hub, structured, handle.id), structured_content=structured,
                           meta={"sovhub": {"job_id": handle.id}})
 
-    async def _wait(self, handle: JobHandle, limit: float | None) -> BaseModel | None:
+    async def _wait(self, handle: JobHandle, limit: float | None, mcp_ctx: Any) -> BaseModel | None:
         """The result, or None when `limit` passed first; progress goes to the client meanwhile."""
-        sender = _ProgressSender(get_context())
+        sender = _ProgressSender(mcp_ctx)
         unsubscribe = handle.on_progress(sender.push)
         try:
             return await handle.wait(limit)
