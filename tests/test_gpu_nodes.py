@@ -20,14 +20,14 @@ from hub.bench.gpusim.traces import Session, Step, Trace, gb10_residents, make
 from hub.config import check_config, load_config
 from hub.errors import ConfigError
 from hub.gpu import reducers as R
-from hub.gpu.model import Job, Phase, PolicyParams, ResidentSpec
+from hub.gpu.model import Job, Phase, PolicyParams
 from hub.gpu.nodes import node_config, with_host
 from hub.gpu.placement import default_home, place
 from hub.gpu.policy import LOADED, excludes
+from tests.gpu_strategies import NAMES, residents
 
 EXAMPLES = int(os.environ.get("SOVHUB_SCHED_EXAMPLES", "60"))
 CHECK = settings(max_examples=max(10, EXAMPLES // 2), deadline=None, suppress_health_check=list(HealthCheck))
-NAMES = ("sglang", "comfyui", "tts")
 NODES = ("a", "b", "c")
 
 
@@ -197,18 +197,10 @@ def test_the_default_has_one_home_where_it_is_loaded_else_an_idle_node():
 
 @st.composite
 def setups(draw):
-    exclusive = draw(st.booleans())
-    specs = gb10_residents() if exclusive else (
-        ResidentSpec("sglang", "llm", memory_gb=90, default=True, concurrency=draw(st.integers(1, 8)),
-                     swap_in_s=180, swap_out_s=40),
-        ResidentSpec("comfyui", "image", memory_gb=draw(st.sampled_from([20, 40, 64])), swap_in_s=30, swap_out_s=10),
-        ResidentSpec("tts", "tts", memory_gb=draw(st.sampled_from([20, 40, 64])), concurrency=2,
-                     swap_in_s=45, swap_out_s=10))
+    specs, load, unload = draw(residents())
     nodes = NODES[:draw(st.integers(1, 3))]
     allowed = {n: draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=len(nodes), unique=True))
                for n in NAMES}
-    load = {n: draw(st.floats(1, 400)) for n in NAMES}
-    unload = {n: draw(st.floats(0.5, 60)) for n in NAMES}
     sessions = []
     for i in range(draw(st.integers(1, 20))):
         steps = []

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from hub.bench.gpusim.simulator import Simulation
 from hub.bench.gpusim.traces import Session, Step, Trace, gb10_residents
-from hub.gpu.model import PolicyParams, ResidentSpec
+from hub.gpu.model import PolicyParams
 from hub.gpu.policy import decide
+from tests.gpu_strategies import NAMES, residents
 
 EXAMPLES = int(os.environ.get("SOVHUB_SCHED_EXAMPLES", "60"))
 CHECK = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 CLASSES = ("interactive", "skill", "scheduled")
-NAMES = ("sglang", "comfyui", "tts")
 
 
 _calls = itertools.count()
@@ -41,22 +41,6 @@ def checked_decide(state, now):
     assert decide(state, now) == first
     assert state == before
     return first
-
-
-@st.composite
-def residents(draw):
-    """The GB10 (each server exclusive) or a pool where memory alone decides, with true swap times
-    that may differ wildly from the configured guesses."""
-    exclusive = draw(st.booleans())
-    specs = gb10_residents() if exclusive else (
-        ResidentSpec("sglang", "llm", memory_gb=90, default=True, concurrency=draw(st.integers(1, 8)),
-                     swap_in_s=180, swap_out_s=40),
-        ResidentSpec("comfyui", "image", memory_gb=draw(st.sampled_from([20, 40, 64])), swap_in_s=30, swap_out_s=10),
-        ResidentSpec("tts", "tts", memory_gb=draw(st.sampled_from([20, 40, 64])), concurrency=2,
-                     swap_in_s=45, swap_out_s=10))
-    load = {n: draw(st.floats(1, 400)) for n in NAMES}
-    unload = {n: draw(st.floats(0.5, 60)) for n in NAMES}
-    return specs, load, unload
 
 
 def step(draw, resident=None, *, est=None, think=None, chunks=1):
