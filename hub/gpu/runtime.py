@@ -199,6 +199,11 @@ class ResidentScheduler:
             if not fut.done():
                 fut.set_exception(GpuUnavailable("the hub is stopping"))
         self._waiters.clear()
+        for drv in self.drivers.values():
+            closing = getattr(drv, "close", None)  # drivers holding connections (http_release) release them
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing()
         await self._publish(force=True)
 
     async def _reconcile(self) -> None:

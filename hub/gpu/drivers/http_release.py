@@ -7,6 +7,7 @@ memory), so after every wake a known-answer request must succeed before the resi
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 import time
@@ -38,6 +39,7 @@ class HttpReleaseDriver:
         self.flavor = flavor
         self.timeout = timeout
         self._log: list[tuple[float, str]] = []
+        self._probe: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     async def _post(self, path: str, body) -> httpx.Response:
         async with httpx.AsyncClient(timeout=self.timeout, verify=_tls()) as client:
@@ -94,13 +96,27 @@ class HttpReleaseDriver:
                 "model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Say OK."}]})
         return r
 
+    def _probe_client(self) -> httpx.AsyncClient:
+        """One kept-alive client for liveness checks: `is_running` is asked at every lease dispatch,
+        and a new client per call costs a TCP connect and a pool's set-up each time."""
+        loop = asyncio.get_running_loop()
+        if self._probe is None or self._probe[0] is not loop:
+            self._probe = (loop, httpx.AsyncClient(timeout=10, verify=_tls()))
+        return self._probe[1]
+
     async def is_running(self) -> bool:
-        async with httpx.AsyncClient(timeout=10, verify=_tls()) as client:
-            try:
-                r = await client.get(self.base_url + ("/system_stats" if self.flavor == "comfyui" else "/v1/models"))
-            except httpx.HTTPError:
-                return False
+        try:
+            r = await self._probe_client().get(
+                self.base_url + ("/system_stats" if self.flavor == "comfyui" else "/v1/models"))
+        except httpx.HTTPError:
+            return False
         return r.status_code < 500
+
+    async def close(self) -> None:
+        """Close the liveness client (the server itself is left as it is)."""
+        probe, self._probe = self._probe, None
+        if probe is not None and probe[0] is asyncio.get_running_loop():
+            await probe[1].aclose()
 
     async def output_since(self, since: float) -> str:
         return "\n".join(m for t, m in self._log if t >= since)
