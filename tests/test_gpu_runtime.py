@@ -35,6 +35,30 @@ READY = {"sglang": "/health", "comfyui": "/system_stats", "tts": "/v1/models"}
 KIND = {"sglang": "llm", "comfyui": "image", "tts": "tts"}
 
 
+def process_residents_config(tmp_path, names: tuple[str, ...], **residents_opts):
+    """Residents that are stand-in processes, 80 GB each in a 100 GB pool (so one at a time)."""
+    ports = {n: free_port() for n in names}
+    residents: dict = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
+                       "monitor_interval_s": 0.5, **residents_opts}
+    for name in names:
+        url = f"http://127.0.0.1:{ports[name]}"
+        residents[name] = {
+            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
+            "driver": {"type": "process", "command": sim_command(name, ports[name])},
+            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
+        }
+    return load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
+                       environ={})
+
+
+async def start_gpu_hub(config, skills) -> Hub:
+    """A hub with only the GPU component and the given skills."""
+    registry = SkillRegistry()
+    for one in skills:
+        registry.register(one)
+    return await Hub.start(config, skills=registry, components=("hub.gpu.component",))
+
+
 def make_scheduler(tmp_path, commands=None, events=None, **params) -> ResidentScheduler:
     specs, runtimes, drivers = [], {}, {}
     for name in ("sglang", "comfyui", "tts"):
@@ -329,24 +353,7 @@ async def speak_test(run: SkillRun, params: Empty) -> Said:
 
 
 async def test_hub_run_skill_leases_its_resident_through_the_scheduler(tmp_path):
-    ports = {n: free_port() for n in ("sglang", "tts")}
-    residents = {
-        "pool": {"memory_gb": 100, "reserve_gb": 0},
-        "memory_guard": {"enabled": False},
-        "monitor_interval_s": 0.5,
-    }
-    for name in ("sglang", "tts"):
-        url = f"http://127.0.0.1:{ports[name]}"
-        residents[name] = {
-            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
-            "driver": {"type": "process", "command": sim_command(name, ports[name])},
-            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
-        }
-    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
-                         environ={})
-    registry = SkillRegistry()
-    registry.register(speak_test)
-    hub = await Hub.start(config, skills=registry, components=("hub.gpu.component",))
+    hub = await start_gpu_hub(process_residents_config(tmp_path, ("sglang", "tts")), [speak_test])
     try:
         assert isinstance(hub.gpu, ResidentScheduler)
         result = await hub.run_skill("speak_test", {}, Context.new("cli"))
@@ -406,22 +413,8 @@ async def llm_nap(run: SkillRun, params: NapParams) -> Empty:
 
 
 async def test_jobs_waiting_for_the_gpu_survive_a_hub_restart_and_run_after_it(tmp_path):
-    ports = {n: free_port() for n in ("sglang", "tts")}
-    residents: dict = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
-                       "monitor_interval_s": 0.5, "min_residency_s": 600}
-    for name in ("sglang", "tts"):
-        url = f"http://127.0.0.1:{ports[name]}"
-        residents[name] = {
-            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
-            "driver": {"type": "process", "command": sim_command(name, ports[name])},
-            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
-        }
-    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
-                         environ={})
-    registry = SkillRegistry()
-    registry.register(speak_test)
-    registry.register(llm_nap)
-    hub = await Hub.start(config, skills=registry, components=("hub.gpu.component",))
+    config = process_residents_config(tmp_path, ("sglang", "tts"), min_residency_s=600)
+    hub = await start_gpu_hub(config, [speak_test, llm_nap])
     drivers = hub.gpu.drivers
     try:
         busy = await hub.start_skill("llm_nap", {"seconds": 60}, Context.new("cli"))
@@ -437,7 +430,7 @@ async def test_jobs_waiting_for_the_gpu_survive_a_hub_restart_and_run_after_it(t
         await hub.stop()
     assert (await _job_status(config, busy.id)) == "failed"  # it was running: failed with a notice
     assert (await _job_status(config, waiting.id)) == "queued"  # it never got the GPU: still queued
-    hub = await Hub.start(config, skills=registry, components=("hub.gpu.component",))
+    hub = await start_gpu_hub(config, [speak_test, llm_nap])
     try:
         async def succeeded() -> bool:
             return (await hub.jobs.get(waiting.id)).status == "succeeded"
@@ -504,22 +497,8 @@ async def image_test(run: SkillRun, params: Empty) -> Empty:
 
 
 async def test_a_pipeline_keeps_its_steps_adjacent_through_the_hub(tmp_path):
-    ports = {n: free_port() for n in ("sglang", "comfyui", "tts")}
-    residents: dict = {"pool": {"memory_gb": 100, "reserve_gb": 0}, "memory_guard": {"enabled": False},
-                       "monitor_interval_s": 0.5, "min_residency_s": 0}
-    for name in ("sglang", "comfyui", "tts"):
-        url = f"http://127.0.0.1:{ports[name]}"
-        residents[name] = {
-            "kind": KIND[name], "memory_gb": 80, "base_url": url, "default": name == "sglang",
-            "driver": {"type": "process", "command": sim_command(name, ports[name])},
-            "ready": {"url": url + READY[name]}, "start_timeout_s": 20, "swap_seconds": 2,
-        }
-    config = load_config(None, overrides={"storage": {"data_dir": str(tmp_path)}, "residents": residents},
-                         environ={})
-    registry = SkillRegistry()
-    registry.register(podcast_test)
-    registry.register(image_test)
-    hub = await Hub.start(config, skills=registry, components=("hub.gpu.component",))
+    config = process_residents_config(tmp_path, ("sglang", "comfyui", "tts"), min_residency_s=0)
+    hub = await start_gpu_hub(config, [podcast_test, image_test])
     drivers = hub.gpu.drivers
     started: list[str] = []
     hub.bus.listen("gpu_started", lambda e: started.append(e.data["resident"]))
