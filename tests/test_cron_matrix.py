@@ -36,7 +36,8 @@ async def chime(run: SkillRun, params: ChimeParams) -> ChimeResult:
     return ChimeResult(path=str(out), seconds=0.1)
 
 
-async def test_a_schedule_added_in_a_room_announces_each_result_there_as_a_notice(synapse, tmp_path):
+def bot_owner_and_config(synapse, tmp_path):
+    """A fresh bot account, its owner, and a hub config that logs the bot in to the test Synapse."""
     uid = uuid.uuid4().hex[:8]
     bot, owner = synapse.register(f"bot{uid}"), synapse.register(f"owner{uid}")
     config = HubConfig.model_validate({
@@ -44,6 +45,11 @@ async def test_a_schedule_added_in_a_room_announces_each_result_there_as_a_notic
         "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id, "password": bot.password,
                    "owners": [owner.user_id], "edit_interval_s": 0.3, "sync_timeout_ms": 1000},
     })
+    return bot, owner, config
+
+
+async def test_a_schedule_added_in_a_room_announces_each_result_there_as_a_notice(synapse, tmp_path):
+    bot, owner, config = bot_owner_and_config(synapse, tmp_path)
     hub = await Hub.start(config, skills=registry(), components=("hub.cron.component",))
     user: MatrixUserClient | None = None
     try:
@@ -83,13 +89,7 @@ async def test_a_scheduled_image_or_episode_is_announced_as_the_media_itself_enc
     from nio import DownloadResponse
     from nio.crypto import decrypt_attachment
 
-    uid = uuid.uuid4().hex[:8]
-    bot, owner = synapse.register(f"bot{uid}"), synapse.register(f"owner{uid}")
-    config = HubConfig.model_validate({
-        "storage": {"data_dir": str(tmp_path / "data")},
-        "matrix": {"enabled": True, "homeserver": synapse.url, "user_id": bot.user_id, "password": bot.password,
-                   "owners": [owner.user_id], "edit_interval_s": 0.3, "sync_timeout_ms": 1000},
-    })
+    bot, owner, config = bot_owner_and_config(synapse, tmp_path)
     skills = registry()
     skills.register(paint)
     skills.register(chime)
